@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The test command of llmops.codestack.
+#
+#   bash tests/run.sh all        # fresh machine: install everything, then every tier (CI runs this)
+#   bash tests/run.sh fast       # inner loop: unit tests only, seconds
+#   bash tests/run.sh TIER...    # any of: setup lint sanity units integration molecule slow
+#
+# Tiers fail loudly: the first failing tier stops the run with a non-zero exit.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+export CODESTACK_CACHE="${CODESTACK_CACHE:-$HOME/.cache/codestack}"
+export LITELLM_LOCAL_MODEL_COST_MAP=True
+export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+PYTEST=(python3 -m pytest -c tests/pytest.ini --rootdir "$REPO")
+
+say() { printf '\n=== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+# The collection must sit at .../ansible_collections/llmops/codestack for ansible-test and
+# for 'ansible-playbook' to resolve llmops.codestack.* names. A copy (sanity) or a symlink
+# tree outside the checkout (everything else) provides that without moving the checkout.
+colls_root() {
+  local digest; digest=$(printf '%s' "$REPO" | sha1sum | cut -c1-10)
+  echo "${TMPDIR:-/tmp}/codestack-colls-$digest"
+}
+link_collection() {
+  local root; root=$(colls_root)
+  mkdir -p "$root/ansible_collections/llmops"
+  ln -sfn "$REPO" "$root/ansible_collections/llmops/codestack"
+  export ANSIBLE_COLLECTIONS_PATH="$root"
+}
+
+tier_setup() {
+  say "setup: installing what the tests need"
+  local script
+  for script in tests/setup/[0-9]*.sh; do
+    say "setup: $script"
+    bash "$script"
+  done
+}
+
+tier_lint() {
+  say "lint: ansible-lint (production profile)"
+  link_collection
+  ansible-lint --profile production --offline
+}
+
+tier_sanity() {
+  say "sanity: ansible-test sanity (no ignore files)"
+  if ls tests/sanity/ignore-*.txt >/dev/null 2>&1; then
+    echo "tests/sanity/ignore-*.txt must not exist: fix the findings instead" >&2; return 1
+  fi
+  local dest; dest="$(colls_root)-sanity/ansible_collections/llmops/codestack"
+  mkdir -p "$dest"
+  # Only what git would ship: tracked files plus untracked, non-ignored ones.
+  git ls-files -z --cached --others --exclude-standard | \
+    rsync -a --delete --from0 --files-from=- ./ "$dest/"
+  (cd "$dest" && rm -rf tests/output && \
+    ansible-test sanity --local --python "$(python3 -c 'import sys;print("%d.%d"%sys.version_info[:2])')" \
+      --requirements --color no --exclude tests/fakes/)
+}
+
+run_pytest() {
+  local rc=0
+  "${PYTEST[@]}" "$@" || rc=$?
+  # 5 = nothing collected for this selection: not a failure of the tier.
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then return "$rc"; fi
+}
+
+tier_units() {
+  say "units: pytest tests/unit"
+  link_collection
+  run_pytest tests/unit -q
+}
+
+tier_integration() {
+  say "integration: pytest tests/integration (real Ansible, LiteLLM, fakes)"
+  link_collection
+  run_pytest tests/integration -q -m "not slow"
+}
+
+tier_slow() {
+  say "slow: pytest -m slow (real model servers, code-server, vLLM)"
+  link_collection
+  run_pytest tests/integration -q -m slow
+}
+
+tier_molecule() {
+  say "molecule: every role's scenarios"
+  link_collection
+  local scenario role
+  for scenario in roles/*/molecule/*/molecule.yml; do
+    [ -e "$scenario" ] || continue
+    role=$(echo "$scenario" | cut -d/ -f2)
+    say "molecule: $role $(basename "$(dirname "$scenario")")"
+    (cd "roles/$role" && molecule test -s "$(basename "$(dirname "$scenario")")")
+  done
+}
+
+main() {
+  local tiers=("$@")
+  [ ${#tiers[@]} -gt 0 ] || tiers=(fast)
+  if [ "${tiers[0]}" = all ]; then tiers=(setup lint sanity units integration molecule slow); fi
+  if [ "${tiers[0]}" = fast ]; then tiers=(units); fi
+  local t start=$SECONDS
+  for t in "${tiers[@]}"; do
+    declare -F "tier_$t" >/dev/null || { echo "unknown tier: $t" >&2; exit 2; }
+    "tier_$t"
+  done
+  say "all requested tiers passed (${tiers[*]}) in $((SECONDS - start))s"
+}
+
+main "$@"
