@@ -81,7 +81,7 @@ def test_wait_for_returns_when_done():
     result = _wait.wait_for(lambda: next(values), lambda v: v == "running", timeout=60, sleep=5,
                             clock=clock, sleeper=clock.sleep,
                             progress=lambda v, t: seen.append((v, t)))
-    assert result == "running" and [v for v, _ in seen] == ["created", "loading", "running"]
+    assert result == "running" and [value for value, dummy in seen] == ["created", "loading", "running"]
     assert clock.now == 10
 
 
