@@ -205,8 +205,8 @@ class StackState:
 
     @staticmethod
     def _same(current, desired):
-        ignore = ("updated_at", "created_at")
-        strip = lambda e: dict((k, v) for k, v in e.items() if k not in ignore)  # noqa: E731
+        def strip(entry):
+            return dict((k, v) for k, v in entry.items() if k not in ("updated_at", "created_at"))
         return current is not None and strip(current) == strip(desired)
 
     def run(self):
