@@ -102,10 +102,15 @@ tier_molecule() {
 }
 
 main() {
-  local tiers=("$@")
-  [ ${#tiers[@]} -gt 0 ] || tiers=(fast)
-  if [ "${tiers[0]}" = all ]; then tiers=(setup lint sanity units integration molecule slow); fi
-  if [ "${tiers[0]}" = fast ]; then tiers=(units); fi
+  local arg tiers=()
+  [ $# -gt 0 ] || set -- fast
+  for arg in "$@"; do
+    case "$arg" in
+      all) tiers+=(setup lint sanity units integration molecule slow) ;;
+      fast) tiers+=(units) ;;
+      *) tiers+=("$arg") ;;
+    esac
+  done
   local t start=$SECONDS
   for t in "${tiers[@]}"; do
     declare -F "tier_$t" >/dev/null || { echo "unknown tier: $t" >&2; exit 2; }

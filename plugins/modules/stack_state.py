@@ -19,7 +19,7 @@ description:
     truth when the file is gone.
   - The file is created with mode C(0600); it never holds secrets.
 author:
-  - llmops.codestack contributors
+  - llmops.codestack maintainers (@llmops)
 options:
   path:
     description:

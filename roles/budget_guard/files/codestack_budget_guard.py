@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: llmops.codestack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -138,7 +137,7 @@ class Guard:
             reason = ("spend %.2f USD reached the %.2f USD budget: running %s"
                       % (spent, self.args.budget, self.args.action))
             command = self.args.stop_command if self.args.action == "stop" else self.args.destroy_command
-            result = self.runner(command, shell=False, capture_output=True, text=True,
+            result = self.runner(command, shell=False, capture_output=True, text=True, check=False,
                                  timeout=self.args.command_timeout)
             status["enforced"] = result.returncode == 0
             self._event(status, self.args.action, reason, rc=result.returncode,
@@ -154,31 +153,46 @@ class Guard:
         sys.stdout.flush()
 
 
+DEFAULTS = {"warn_ratio": 0.8, "action": "stop", "stop_command": ["true"],
+            "destroy_command": ["true"], "command_timeout": 1800, "metrics_url": "",
+            "clock_scale": 1.0}
+REQUIRED = ("state_file", "status_file", "budget")
+
+
+def load_config(path, overrides=None):
+    """Settings come from a JSON file (mode 0600), so commands never pass through a shell."""
+    with open(path) as handle:
+        data = json.load(handle)
+    config = dict(DEFAULTS)
+    config.update(data)
+    config.update(overrides or {})
+    missing = [key for key in REQUIRED if key not in config]
+    if missing:
+        raise ValueError("config %s lacks %s" % (path, ", ".join(missing)))
+    if config["action"] not in ("stop", "destroy"):
+        raise ValueError("action must be stop or destroy, not %r" % config["action"])
+    config["budget"] = float(config["budget"])
+    return argparse.Namespace(**config)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--state-file", required=True, help="the stack's stack_state JSON")
-    parser.add_argument("--status-file", required=True, help="where the guard records its view")
-    parser.add_argument("--budget", type=float, required=True, help="budget in USD")
-    parser.add_argument("--warn-ratio", type=float, default=0.8)
-    parser.add_argument("--action", choices=["stop", "destroy"], default="stop")
-    parser.add_argument("--stop-command", nargs="+", default=["true"])
-    parser.add_argument("--destroy-command", nargs="+", default=["true"])
-    parser.add_argument("--command-timeout", type=int, default=1800)
-    parser.add_argument("--metrics-url", default="", help="LiteLLM /metrics URL")
-    parser.add_argument("--clock-scale", type=float, default=1.0, help="tests only")
+    parser.add_argument("--config", required=True, help="JSON settings written by the role")
+    parser.add_argument("--clock-scale", type=float, default=None, help="tests only")
     parser.add_argument("--loop", type=float, default=0.0,
                         help="check every N seconds until enforced (no systemd timer)")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
-    args = parse_args(argv if argv is not None else sys.argv[1:])
-    guard = Guard(args)
+    cli = parse_args(argv if argv is not None else sys.argv[1:])
+    overrides = {"clock_scale": cli.clock_scale} if cli.clock_scale is not None else {}
+    guard = Guard(load_config(cli.config, overrides))
     while True:
         status = guard.check()
-        if not args.loop or status.get("enforced"):
+        if not cli.loop or status.get("enforced"):
             return 0
-        time.sleep(args.loop)
+        time.sleep(cli.loop)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,19 @@ def test_evaluate_levels(spent, warned, enforced, level):
     assert guard_mod.evaluate(100.0, spent, 0.8, warned, enforced)[0] == level
 
 
+def config(tmp_path, **settings):
+    path = tmp_path / "guard.json"
+    path.write_text(json.dumps(settings))
+    return guard_mod.load_config(str(path))
+
+
+def test_config_rejects_missing_and_bad_values(tmp_path):
+    with pytest.raises(ValueError, match="lacks budget"):
+        config(tmp_path, state_file="s", status_file="t")
+    with pytest.raises(ValueError, match="stop or destroy"):
+        config(tmp_path, state_file="s", status_file="t", budget=1, action="explode")
+
+
 class Clock:
     def __init__(self, now):
         self.now = now
@@ -68,10 +81,9 @@ def test_guard_warns_once_then_enforces_at_budget(tmp_path):
         calls.append(cmd)
         return types.SimpleNamespace(returncode=0, stdout="stopped", stderr="")
 
-    args = guard_mod.parse_args(["--state-file", str(state), "--status-file", str(tmp_path / "g.json"),
-                                 "--budget", "10", "--warn-ratio", "0.8", "--action", "stop",
-                                 "--stop-command", "ansible-playbook", "stop.yml",
-                                 "--metrics-url", "http://127.0.0.1:1/metrics"])
+    args = config(tmp_path, state_file=str(state), status_file=str(tmp_path / "g.json"), budget=10,
+                  warn_ratio=0.8, action="stop", stop_command=["ansible-playbook", "-e", "x=1"],
+                  metrics_url="http://127.0.0.1:1/metrics")
     clock = Clock(t0 + 3600 * 5)
     guard = guard_mod.Guard(args, clock=clock, runner=runner, fetch=lambda url: METRICS)
     assert guard.check()["level"] == "ok"                 # 5 h + 0.75 = 5.75
@@ -83,7 +95,7 @@ def test_guard_warns_once_then_enforces_at_budget(tmp_path):
     clock.now = t0 + 3600 * 9.3                            # 10.05 USD
     status = guard.check()
     assert status["level"] == "enforce" and status["enforced"]
-    assert calls == [["ansible-playbook", "stop.yml"]]
+    assert calls == [["ansible-playbook", "-e", "x=1"]]
     assert [e["kind"] for e in status["events"]] == ["warn", "stop"]
     assert "reached the 10.00 USD budget" in status["events"][-1]["message"]
     clock.now += 3600
@@ -94,8 +106,8 @@ def test_guard_warns_once_then_enforces_at_budget(tmp_path):
 def test_guard_keeps_last_token_figure_when_gateway_unreachable(tmp_path):
     state = tmp_path / "stack.json"
     state.write_text(json.dumps({"stack_id": "s", "resources": []}))
-    args = guard_mod.parse_args(["--state-file", str(state), "--status-file", str(tmp_path / "g.json"),
-                                 "--budget", "10", "--metrics-url", "http://x/metrics"])
+    args = config(tmp_path, state_file=str(state), status_file=str(tmp_path / "g.json"), budget=10,
+                  metrics_url="http://x/metrics")
     guard_mod.Guard(args, clock=Clock(0), fetch=lambda url: METRICS).check()
 
     def broken(url):
