@@ -135,7 +135,7 @@ class RunPodClient:
                                      body={"query": query, "variables": variables or {}})
         except ApiError as exc:
             if exc.status == 401:
-                raise ApiError(401, _AUTH_MESSAGE + " (HTTP 401)", body=exc.body, code="UNAUTHENTICATED")
+                raise ApiError(401, _AUTH_MESSAGE, body=exc.body, code="UNAUTHENTICATED")
             raise
         if not isinstance(body, dict):
             raise ApiError(200, "unexpected response from RunPod: %r" % (body,), body=body)
