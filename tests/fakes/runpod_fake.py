@@ -12,7 +12,8 @@ Behaviour switchable per test (constructor keywords, :meth:`RunPodFake.configure
 
 - ``created_delay`` / ``running_delay``: seconds a new or resumed pod stays ``CREATED``, then
   ``RUNNING`` with ``runtime: null`` (loading), before ``runtime.ports`` appear;
-  ``delay_by_image``: ``{image: running_delay}`` overrides per image.
+  ``delay_by_image``: ``{image: running_delay}`` and ``delay_by_name``:
+  ``{substring of the pod name: running_delay}`` override it per pod.
 - ``never_running``: pods stay loading forever (``never_running_images`` per image).
 - ``capacity``: ``{gpuTypeId: free GPUs}``; a deploy/resume that does not fit gets the
   documented ``SUPPLY_CONSTRAINT`` error. Unlisted types have unlimited capacity.
@@ -166,6 +167,7 @@ DEFAULTS = {
     "created_delay": 0.2,
     "running_delay": 0.5,
     "delay_by_image": {},
+    "delay_by_name": {},
     "never_running": False,
     "never_running_images": [],
     "capacity": {},
@@ -286,6 +288,9 @@ class RunPodFake:
 
     # -------------------------------------------------------------- pod model
     def _delay(self, pod):
+        for fragment, delay in self.config["delay_by_name"].items():
+            if fragment in (pod["name"] or ""):
+                return delay
         return self.config["delay_by_image"].get(pod["imageName"], self.config["running_delay"])
 
     def _never(self, pod):
