@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Parallel vs sequential provisioning of a plan's RunPod pods, against the local fake.
 
 Runs tests/integration/runpod/parallel.yml (async + async_status) and the same playbook
@@ -22,7 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-import conftest  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position  (collection path)
+# conftest makes ansible_collections.llmops.codestack importable for the playbook runs.
+import conftest  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
 import test_runpod_parallel as scenario  # noqa: E402  pylint: disable=wrong-import-position
 from _runpod_helpers import FAST, API_KEY, RunPodFake  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -53,7 +53,7 @@ def main():
     args = parser.parse_args()
     print("cpus=%s load=%s" % (os.cpu_count(), os.getloadavg()))
     for parallel in (True, False):
-        rows = [one(parallel, args.scale) for _ in range(args.runs)]
+        rows = [one(parallel, args.scale) for _run in range(args.runs)]
         walls = [r[0] for r in rows]
         print("%-10s runs=%d wall median %.2fs (min %.2f max %.2f); slowest wait %.2fs; sum of waits %.2fs"
               % ("parallel" if parallel else "sequential", len(rows), statistics.median(walls),

@@ -25,14 +25,16 @@ description:
   - A spot pod found stopped while it should run is reported with C(runpod_pod.preempted=true)
     and a warning; O(state=started) bids again to resume it.
 author:
-  - llmops.codestack maintainers
+  - llmops.codestack maintainers (@llmops)
 extends_documentation_fragment:
   - llmops.codestack.runpod
   - llmops.codestack.wait
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   name:
