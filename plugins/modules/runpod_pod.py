@@ -457,7 +457,20 @@ class RunPodPod:
         created = self.client.deploy_pod(spec, interruptible=p["interruptible"])
         self.created = True
         self.created_id = created["id"]
+        self._remove_duplicates(created["id"])
         return self.client.get_pod(created["id"]) or created
+
+    def _remove_duplicates(self, keep_id):
+        """Terminate twins of a new pod.
+
+        A deploy whose answer was lost (502/504) is retried and may have rented twice; no pod
+        had this name before the deploy, so any other one is such a twin (or a concurrent run's).
+        """
+        for pod in self.client.list_pods():
+            if pod.get("name") == self.remote_name and pod["id"] != keep_id:
+                self.client.terminate_pod(pod["id"])
+                self.module.warn("terminated pod %s, a duplicate of %s left by a retried request"
+                                 % (pod["id"], keep_id))
 
     def _update(self, pod):
         """Bring an existing pod to the wanted run state. Returns the pod."""

@@ -18,7 +18,9 @@ Behaviour switchable per test (constructor keywords, :meth:`RunPodFake.configure
 - ``capacity``: ``{gpuTypeId: free GPUs}``; a deploy/resume that does not fit gets the
   documented ``SUPPLY_CONSTRAINT`` error. Unlisted types have unlimited capacity.
 - ``fail_next``: a list of ``{"status": 429|500|502|503, "retry_after": seconds}`` consumed by
-  the next ``/graphql`` requests (rate limiting and 5xx injection).
+  the next ``/graphql`` requests (rate limiting and 5xx injection); with
+  ``"after_processing": true`` the request takes effect and only its answer is lost; with
+  ``"operation": "<top-level field>"`` only requests of that operation are hit.
 - ``preempt``: a pod id (or ``"all"``): interruptible pods are stopped by the "provider".
 - ``api_key``: the accepted bearer key.
 
@@ -246,6 +248,18 @@ class RunPodFake:
                 self.config[key] = value
             if preempt:
                 self.preempt(preempt)
+
+    def take_fault(self, body):
+        """The next injected failure that applies to this request, removed from the queue."""
+        fields = None
+        for index, fault in enumerate(self.config["fail_next"]):
+            if fault.get("operation"):
+                if fields is None:
+                    fields = _top_fields((body or {}).get("query") or "")
+                if fault["operation"] not in fields:
+                    continue
+            return self.config["fail_next"].pop(index)
+        return None
 
     def preempt(self, pod_id="all"):
         with self.lock:
@@ -691,12 +705,15 @@ class _Handler(BaseHTTPRequestHandler):
             if auth != "Bearer %s" % fake.config["api_key"]:
                 fake.counters["unauthorized"] += 1
                 return self._send(401, {"error": "Unauthorized"})
-            injected = fake.config["fail_next"].pop(0) if fake.config["fail_next"] else None
+            injected = fake.take_fault(body)
             if injected:
                 status = int(injected.get("status", 503))
                 key = str(status)
                 fake.counters["injected"][key] = fake.counters["injected"].get(key, 0) + 1
         if injected:
+            if injected.get("after_processing") and body is not None:
+                # The request takes effect but its answer is lost (a gateway 502/504).
+                fake.execute(body)
             headers = {}
             if injected.get("retry_after") is not None:
                 headers["Retry-After"] = str(injected["retry_after"])

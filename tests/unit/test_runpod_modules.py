@@ -88,6 +88,18 @@ def test_drift_warns_or_recreates(fake, capsys):
     assert fake.snapshot()["live_pods"] == 1
 
 
+def test_lost_answer_to_a_retried_deploy_leaves_no_twin(fake, capsys):
+    # The deploy takes effect but its answer is lost; the retry rents a second pod.
+    fake.configure(fail_next=[{"status": 502, "after_processing": True,
+                               "operation": "podFindAndDeployOnDemand"}])
+    out = run(runpod_pod, pod_args(fake, wait=False), capsys)
+    assert out["changed"]
+    snap = fake.snapshot()
+    assert snap["counters"]["operations"]["podFindAndDeployOnDemand"] == 2
+    assert snap["live_pods"] == 1 and snap["pods"][0]["id"] == out["runpod_pod"]["id"]
+    assert "duplicate" in json.dumps(out["warnings"])
+
+
 def test_wait_without_http_port_waits_for_the_container_only(fake, capsys):
     out = run(runpod_pod, pod_args(fake, ports=["22/tcp"]), capsys)
     assert out["runpod_pod"]["ready"] and out["runpod_pod"]["urls"] == {}
