@@ -353,7 +353,7 @@ class RunPodFake:
         phase = self._phase(pod, now)
         view = {k: v for k, v in pod.items()
                 if k not in ("started_at", "ready_at", "cost_accum", "gpuTypeId", "preempted",
-                             "bidPerGpu")}
+                             "bidPerGpu", "served_at")}
         view["machine"] = {"podHostId": pod["id"] + "-host", "gpuDisplayName":
                            self._gpu(pod["gpuTypeId"]).get("displayName"),
                            "gpuTypeId": pod["gpuTypeId"], "dataCenterId": pod["dataCenterId"]}
@@ -732,6 +732,9 @@ class _Handler(BaseHTTPRequestHandler):
             pod = fake.pods.get(pod_id)
             running = pod is not None and fake._phase(pod, time.time()) == "running"
             exposed = pod is not None and ("%s/http" % port) in (pod["ports"] or "").split(",")
+            if running and exposed and not pod.get("served_at"):
+                pod["served_at"] = time.time()
+                fake.history.append({"event": "served", "pod": pod_id, "at": pod["served_at"]})
         if not running or not exposed:
             return self._send(502, {"error": "pod not ready"})
         return self._send(200, {"object": "list", "data": [

@@ -36,11 +36,20 @@ def run_parallel(fake, tmp_path):
     plan_file.write_text(json.dumps(parallel_plan()))
     proc = run_playbook(fake, "parallel.yml", tmp_path, {"plan_file": str(plan_file)})
     assert_ok(proc)
-    wall = float(re.search(r"PARALLEL_WALL_S=([0-9.]+)", proc.stdout).group(1))
+    found = re.search(r"PARALLEL_WALL_S=([0-9.]+) T0=([0-9.]+) T1=([0-9.]+)", proc.stdout)
+    wall, t0, t1 = (float(x) for x in found.groups())
     history = fake.snapshot()["history"]
     created = dict((h["pod"], h["at"]) for h in history if h["event"] == "created")
     ready = dict((h["pod"], h["at"]) for h in history if h["event"] == "ready")
+    served = dict((h["pod"], h["at"]) for h in history if h["event"] == "served")
     waits = [ready[pod] - created[pod] for pod in created]
+    # Where the wall time goes: start -> first rental, rentals spread, last ready -> its port
+    # answering a probe, last probe -> the play seeing every job done.
+    timeline = {"to_first_rental": min(created.values()) - t0,
+                "rental_spread": max(created.values()) - min(created.values()),
+                "probe_lag": max(served[p] - ready[p] for p in ready),
+                "collect": t1 - max(served.values())}
+    print("timeline: " + ", ".join("%s %.2fs" % kv for kv in timeline.items()))
     return wall, max(waits), sum(waits), created, ready
 
 
