@@ -41,8 +41,16 @@ tier_setup() {
   done
 }
 
+# Molecule installs a copy of the collection into ~/.ansible/collections; a stale copy there
+# shadows this checkout for ansible-lint. Drop it (Molecule makes a fresh one per scenario).
+drop_stale_copy() {
+  local copy="$HOME/.ansible/collections/ansible_collections/llmops/codestack"
+  if [ -e "$copy" ] && [ ! -L "$copy" ]; then rm -rf "$copy"; fi
+}
+
 tier_lint() {
   say "lint: ansible-lint (production profile)"
+  drop_stale_copy
   link_collection
   ansible-lint --profile production --offline
 }
@@ -99,6 +107,7 @@ tier_molecule() {
     say "molecule: $role $(basename "$(dirname "$scenario")")"
     (cd "roles/$role" && molecule test -s "$(basename "$(dirname "$scenario")")")
   done
+  drop_stale_copy
 }
 
 main() {
