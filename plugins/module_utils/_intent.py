@@ -692,6 +692,9 @@ def request_intent(blueprint, model, api_base=None, api_key=None, timeout=60, pr
                 {"role": "user", "content": render_request(bp)}]
     call = dict(litellm_kwargs)
     call.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+    # Transient failures are retried below, with the response_format step-down in mind; the
+    # OpenAI client's own retries would repeat a rejected response_format three times.
+    call.setdefault("max_retries", 0)
     call["model"] = model
     call["timeout"] = timeout
     if api_base:
@@ -720,7 +723,8 @@ def request_intent(blueprint, model, api_base=None, api_key=None, timeout=60, pr
             except Exception as exc:  # pylint: disable=broad-except - every SDK error is ours
                 if _rejects_response_format(exc) and state["mode"] + 1 < len(ladder):
                     notes.append("the server rejected response_format %s (%s); used %s"
-                                 % (mode, _describe(exc)[:120], ladder[state["mode"] + 1]))
+                                 % (mode, "HTTP %s" % _status(exc) if _status(exc)
+                                    else type(exc).__name__, ladder[state["mode"] + 1]))
                     state["mode"] += 1
                     continue
                 if _is_transient(exc) and transient < transient_retries:
