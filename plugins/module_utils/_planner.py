@@ -206,7 +206,9 @@ class _Solver(object):
             best_for[subset] = self.ranked(objective, subset, candidates, 1)[0]
         best = None
         for partition in _partitions(list(ROLES)):
-            total = sum(best_for[tuple(block)][0] for block in partition)
+            values = [best_for[tuple(block)][0] for block in partition]
+            # deployments run in parallel: wall time is the slowest one's
+            total = max(values) + 1e-6 * sum(values) if objective == "fastest" else sum(values)
             if best is None or total < best[0] - 1e-12:
                 best = (total, partition)
         blocks = []
@@ -427,7 +429,8 @@ def _tradeoffs(ctx, chosen, plans, features):
             "meets_deadline": fast_hours <= ctx.deadline,
             "summary": "Fastest option: %.1f h for %s using %s." % (
                 fast_hours, ctx.money(sum(b["cost"] for b in fast)),
-                "; ".join(_describe_option(b["option"]) for b in fast)),
+                "; ".join("%s on %s" % ("+".join(b["roles"]), _describe_option(b["option"]))
+                          for b in fast)),
         })
     for block in chosen:
         opt = block["option"]
