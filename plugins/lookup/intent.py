@@ -8,7 +8,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: intent
-author: llmops.codestack contributors
+author: llmops.codestack contributors (@llmops)
 version_added: 0.1.0
 short_description: Ask the intent LLM about a blueprint and return the GPU tier and model per role
 description:

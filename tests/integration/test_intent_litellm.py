@@ -234,7 +234,7 @@ def test_lookup_end_to_end_with_ansible_playbook(tmp_path, proxy, openai_like):
              "ansible_python_interpreter": sys.executable}
     done = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local",
                            str(tmp_path / "play.yml"), "-e", json.dumps(extra)],
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert key not in output
