@@ -199,12 +199,9 @@ class Catalog(object):
     def __init__(self):
         self.sections = dict((name, {}) for name in _SECTION_NAMES)
         self.paths = []
-
-    def __getattr__(self, name):
-        sections = self.__dict__.get("sections", {})
-        if name in sections:
-            return sections[name]
-        raise AttributeError(name)
+        # each section is also an attribute: catalog.offers, catalog.gpus, ...
+        for name, entries in self.sections.items():
+            setattr(self, name, entries)
 
     def add(self, data, origin):
         """Layer one parsed file (a mapping of section -> list of entries) over this catalog."""
