@@ -146,3 +146,16 @@ def test_remote_failure_is_an_ansible_error_naming_the_model(fake_llm):
         run(blueprint=BLUEPRINT, model="broken/model")
     assert not isinstance(err.value, AnsibleOptionsError)
     assert "intent model 'broken/model' failed: HTTP 503" in str(err.value)
+
+
+def test_validation_notes_reach_the_plan_and_the_report(tmp_path, fake_llm):
+    from ansible_collections.llmops.codestack.plugins.module_utils._report import render_markdown
+
+    absurd = dict(INTENT, tasks=[dict(INTENT["tasks"][1], output_tokens=-1)])
+    saved = tmp_path / "intent.json"
+    saved.write_text(json.dumps(absurd))
+    [result] = run(blueprint=BLUEPRINT, intent_file=str(saved), include_plan=True)
+    note = "tasks[0].output_tokens -1 raised to the minimum 10"
+    assert note in result["intent"]["notes"]
+    assert note in result["plan"]["intent"]["notes"]
+    assert "- " + note in render_markdown(result["plan"])
