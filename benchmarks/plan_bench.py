@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: llmops.codestack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -129,8 +128,9 @@ def main():
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print("%8s %7s %7s %9s %10s %10s %10s %12s" % ("offers", "models", "quants", "options",
-                                                  "median s", "min s", "max s", "validate s"))
+    header = ("offers", "models", "quants", "options", "median s", "min s", "max s",
+              "validate s")
+    print("%8s %7s %7s %9s %10s %10s %10s %12s" % header)
     for r in results:
         print("%8d %7d %7d %9d %10.4f %10.4f %10.4f %12.3f" % (
             r["offers"], r["models"], r["quantizations"], r["options_considered"], r["median_s"],

@@ -40,8 +40,6 @@ except ImportError as _exc:  # pragma: no cover - exercised by ansible-test's im
 
     Dict = List = Literal = Optional = None
 
-from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import PROVIDERS
-
 ROLES = ("architect", "coder", "debugger", "reviewer")
 PRICINGS = ("owned", "on_demand", "spot", "bid", "serverless")
 BUNDLED_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),

@@ -579,8 +579,8 @@ def _alternatives(ctx, block, candidates, limit):
         out.append(doc)
         used.add(offer.id)
     solver = ctx.solver
-    for _value, _index, cand, hours, cost in solver.ranked("balanced", block["roles"],
-                                                          candidates, len(candidates)):
+    ranked = solver.ranked("balanced", block["roles"], candidates, len(candidates))
+    for _value, _index, cand, hours, cost in ranked:
         if len(out) >= limit:
             break
         if cand.offer.id in used:

@@ -85,11 +85,11 @@ def test_user_folder_is_read_in_order(tmp_path):
     ({"gadgets": []}, "unknown section 'gadgets'"),
     ({"offers": {"id": "x"}}, "section 'offers' must be a list"),
     ([1, 2], "must be a mapping of sections"),
-    ({"models": [{"id": "m", "name": "m", "hf_repo": "x/m", "params_b": 1, "licence": "mit",
-                  "context": 4096, "kv_kb_per_token": 10, "quantizations": {"int3": {
-                      "weight_gb": 1}}, "score": {"value": 50, "benchmark": "HumanEval",
-                                                   "source": "s", "as_of": "2026-01-01"},
-                  "source": "s", "as_of": "2026-01-01"}]},
+    ({"models": [{
+        "id": "m", "name": "m", "hf_repo": "x/m", "params_b": 1, "licence": "mit",
+        "context": 4096, "kv_kb_per_token": 10, "quantizations": {"int3": {"weight_gb": 1}},
+        "score": {"value": 50, "benchmark": "HumanEval", "source": "s", "as_of": "2026-01-01"},
+        "source": "s", "as_of": "2026-01-01"}]},
      "models[id=m] refers to unknown quantizations 'int3'"),
     ({"gpus": [{"id": "g", "name": "g", "vram_gb": "lots", "bandwidth_gbs": 1,
                 "fp16_tflops": 1, "source": "s", "as_of": "2026-01-01"}]},
