@@ -716,6 +716,7 @@ def build_plan(blueprint, intent, catalog, **options):
             "reasoning": intent.get("reasoning", ""),
             "tasks": intent["tasks"],
             "cost_drivers": intent.get("cost_drivers", []),
+            "notes": intent.get("notes", []),
             "tokens": {"input": ctx.total_in, "output": ctx.total_out},
         },
         "catalog": dict(catalog.summary(), options_considered=len(ctx.options),

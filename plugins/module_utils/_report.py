@@ -234,4 +234,7 @@ def render_markdown(plan, chart_file=CHART_FILE):
     for driver in intent.get("cost_drivers", []):
         lines.append("| %s | %.0f %% | %s |" % (
             _cell(driver["feature"]), 100 * driver["share"], _cell(driver.get("why", ""))))
+    if intent.get("notes"):
+        lines += ["", "What validation of the estimate changed (docs/intent.md):", ""]
+        lines += ["- %s" % note for note in intent["notes"]]
     return "\n".join(lines) + "\n"
