@@ -163,6 +163,8 @@ if HAS_PYDANTIC:
         complexity_by_words: Dict[Literal["low", "medium"], int]
         roles: Dict[Literal["architect", "coder", "debugger", "reviewer"], RoleRatio]
         project: ProjectWork
+        max_task_input_tokens: int = Field(default=2000000, gt=0)
+        max_task_output_tokens: int = Field(default=200000, gt=0)
         quality_factor: Dict[Literal["draft", "standard", "high"], Dict[str, float]]
 
     SECTIONS = {

@@ -78,6 +78,7 @@ def test_intent_file_round_trip(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     data = json.loads((out / "plan.json").read_text())
     assert data["intent"]["source"] == "file"
+    assert data["intent"]["tasks"] == json.loads(saved.read_text())["tasks"]   # nothing clamped
     assert "source: **file**" in (out / "report.md").read_text()
 
 

@@ -54,7 +54,8 @@ def test_project_task_and_shape(catalog):
     project = result["tasks"][0]
     assert project["feature"] == "(project)" and project["role"] == "architect"
     assert project["output_tokens"] == 3000 + 600 * 3
-    assert len(result["tasks"]) == 1 + 4 * 3
+    assert len(set((t["role"], t["feature"]) for t in result["tasks"])) == 1 + 4 * 3
+    assert len(result["tasks"]) == 1 + 4 * 3 + 1      # the high-complexity coder task in 2 parts
     for task in result["tasks"]:
         assert set(task) == {"role", "feature", "title", "complexity", "input_tokens",
                              "output_tokens"}
@@ -72,3 +73,17 @@ def test_deterministic(catalog):
 
 def test_loads_the_bundled_catalog_by_default():
     assert estimate(blueprint())["source"] == "deterministic"
+
+
+def test_big_tasks_are_split_within_the_intent_bounds(catalog):
+    params = catalog.estimator["default"]
+    result = estimate(_one(complexity="high", quality="high"), catalog)
+    coder = [t for t in result["tasks"] if t["role"] == "coder"]
+    whole_out = round(2500 * 12 * 3.0 * 1.1)
+    whole_in = round(whole_out * 30)
+    assert len(coder) == 2 and coder[0]["title"].endswith("(part 1/2)")
+    assert sum(t["output_tokens"] for t in coder) == whole_out
+    assert sum(t["input_tokens"] for t in coder) == whole_in
+    for task in result["tasks"]:
+        assert task["input_tokens"] <= params.max_task_input_tokens
+        assert task["output_tokens"] <= params.max_task_output_tokens
