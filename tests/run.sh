@@ -44,10 +44,7 @@ tier_setup() {
 tier_lint() {
   say "lint: ansible-lint (production profile)"
   link_collection
-  # ansible-lint puts $ANSIBLE_HOME/collections first; Molecule leaves copies of this collection
-  # in ~/.ansible/collections that would shadow the checkout: lint with a private ANSIBLE_HOME.
-  mkdir -p "$(colls_root)-ansible-home"
-  ANSIBLE_HOME="$(colls_root)-ansible-home" ansible-lint --profile production --offline
+  ansible-lint --profile production --offline
 }
 
 tier_sanity() {

@@ -602,7 +602,11 @@ def build_plan(blueprint, intent, catalog, **options):
         blueprint = validate_blueprint(blueprint)
     constraints = blueprint.constraints
     params = catalog.cost_model["default"]
-    usd_per_eur = float(options.get("usd_per_eur") or catalog.currencies["EUR"].usd_per_unit)
+    eur = catalog.currencies.get("EUR")
+    usd_per_eur = float(options.get("usd_per_eur") or (eur.usd_per_unit if eur else 0) or 0)
+    if usd_per_eur <= 0:
+        raise PlanError("no EUR exchange rate: add currency 'EUR' to the catalog or pass "
+                        "usd_per_eur")
     if constraints.budget_usd is not None:
         budget, currency, budget_usd = constraints.budget_usd, "USD", constraints.budget_usd
     else:

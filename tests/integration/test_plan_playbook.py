@@ -153,3 +153,16 @@ def test_galaxy_build_install_and_run_from_the_installed_collection(tmp_path):
     data = json.loads((tmp_path / "out" / "plan.json").read_text())
     assert data["deployments"][0]["provider"] == "local"
     assert all(p.startswith("bundled:catalog/") for p in data["catalog"]["paths"])
+
+
+def test_quickstart_plans_the_embedded_default(tmp_path):
+    """The README's first fresh-machine command (requirements are already installed here)."""
+    out = tmp_path / "plan"
+    proc = subprocess.run(["bash", os.path.join(REPO, "scripts", "quickstart.sh")],
+                          env=dict(os.environ, OUT=str(out), ANSIBLE_NOCOLOR="1"),
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Report: %s/report.md" % out in proc.stdout
+    data = json.loads((out / "plan.json").read_text())
+    assert data["deployments"][0]["provider"] == "local" and data["fits"]
