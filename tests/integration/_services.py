@@ -1,17 +1,26 @@
 """Small helpers the integration tests share: free ports, waiting for HTTP, a real LiteLLM proxy.
 
 Every process started here runs in its own session so that ``stop`` ends it and its children;
-callers stop it in a fixture finalizer.
+callers stop it in a fixture finalizer. Everything binds 127.0.0.1 on kernel-chosen ports.
+
+Two ways to start the LiteLLM proxy: ``start_litellm(config_path) -> Service`` for a config file
+a test (or a role) wrote, and ``start_litellm_proxy(config_dict) -> (url, master_key, proc)``
+which writes the file itself with a random master key.
 """
 
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+
+import yaml
 
 
 def free_port():
@@ -21,7 +30,8 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def wait_http(url, timeout=60.0, headers=None, expect=(200,), proc=None, log_path=None):
+def wait_http(url, timeout=60.0, headers=None, expect=(200,), proc=None, log_path=None,
+              interval=0.3):
     """Poll ``url`` until it answers with a status in ``expect``; raise with the log tail if not."""
     deadline = time.monotonic() + timeout
     last = None
@@ -39,7 +49,7 @@ def wait_http(url, timeout=60.0, headers=None, expect=(200,), proc=None, log_pat
             last = exc
         if last in expect:
             return last
-        time.sleep(0.3)
+        time.sleep(interval)
     raise TimeoutError("%s did not answer %s within %ss (last: %r)\n%s"
                        % (url, expect, timeout, last, _tail(log_path)))
 
@@ -49,6 +59,9 @@ def _tail(path, lines=30):
         return ""
     with open(path, errors="replace") as handle:
         return "".join(handle.readlines()[-lines:])
+
+
+log_tail = _tail
 
 
 class Service:
@@ -73,12 +86,23 @@ class Service:
 
 
 def start_process(argv, log_path, env=None, cwd=None):
+    """Start ``argv`` in its own session, output to ``log_path``; ``env`` adds to os.environ."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
     log = open(log_path, "ab")
     try:
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                start_new_session=True)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=cwd,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
     finally:
         log.close()
+    proc.log_path = log_path
+    return proc
+
+
+def stop_process(proc, timeout=10.0):
+    """Stop a process from ``start_process`` and its children: SIGTERM, then SIGKILL."""
+    if proc is not None:
+        Service(proc, None, getattr(proc, "log_path", None)).stop(timeout)
 
 
 def start_litellm(config_path, port=None, env=None, log_path=None, timeout=120.0):
@@ -97,3 +121,38 @@ def start_litellm(config_path, port=None, env=None, log_path=None, timeout=120.0
         service.stop()
         raise
     return service
+
+
+def start_litellm_proxy(config, workdir=None, timeout=90.0, env=None):
+    """Start a real LiteLLM proxy; return ``(url, master_key, proc)``.
+
+    ``config`` is the proxy's config.yaml as a dict (or a path to one). A random master key is
+    set unless the config has one. The proxy runs with ``LITELLM_LOCAL_MODEL_COST_MAP=True``
+    (no price-map download) and is ready when ``/health/liveliness`` answers 200.
+    """
+    workdir = workdir or tempfile.mkdtemp(prefix="litellm-")
+    if isinstance(config, str):
+        with open(config, "r") as handle:
+            config = yaml.safe_load(handle)
+    config = json.loads(json.dumps(config))  # deep copy, plain types
+    settings = config.setdefault("general_settings", {})
+    master_key = settings.get("master_key") or "sk-test-" + secrets.token_hex(12)
+    settings["master_key"] = master_key
+    path = os.path.join(str(workdir), "litellm-config.yaml")
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        yaml.safe_dump(config, handle, sort_keys=False)
+    port = free_port()
+    argv = [sys.executable, "-m", "litellm.proxy.proxy_cli", "--config", path,
+            "--host", "127.0.0.1", "--port", str(port)]
+    proc_env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
+                "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    proc_env.update(env or {})
+    proc = start_process(argv, os.path.join(str(workdir), "litellm.log"), env=proc_env)
+    url = "http://127.0.0.1:%d" % port
+    try:
+        wait_http(url + "/health/liveliness", timeout=timeout, proc=proc)
+    except (TimeoutError, RuntimeError) as exc:
+        stop_process(proc)
+        raise RuntimeError("LiteLLM proxy did not start: %s\n--- litellm.log ---\n%s"
+                           % (exc, log_tail(proc.log_path)))
+    return url, master_key, proc
