@@ -54,9 +54,9 @@ def smollm2_gguf():
     return path if os.path.exists(path) else None
 
 
-def backend_argv(name, port):
+def backend_argv(name, port, tiny=False):
     """Command line of a real OpenAI-compatible server answering as model ``name``."""
-    gguf = smollm2_gguf()
+    gguf = None if tiny else smollm2_gguf()
     if gguf:
         return [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1",
                 "--port", str(port), "--model_alias", name, "--n_ctx", "512"], "llama.cpp"
@@ -67,12 +67,12 @@ def backend_argv(name, port):
 class Workload:
     """A Deployment scaled to zero: woken by the first request, then ready until stopped."""
 
-    def __init__(self, name, wake_delay_s, log_dir, argv=None):
+    def __init__(self, name, wake_delay_s, log_dir, model=None, tiny=False):
         self.name = name
         self.wake_delay_s = wake_delay_s
         self.log_dir = log_dir
         self.port = free_port()
-        self.argv, self.kind = argv or backend_argv(name, self.port)
+        self.argv, self.kind = backend_argv(model or name, self.port, tiny=tiny)
         self.ready = threading.Event()
         self.lock = threading.Lock()
         self.woken_at = None
@@ -228,13 +228,32 @@ class _TinyOpenAI(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path.rstrip("/") != "/v1/chat/completions":
             return self._send(404, {"error": {"message": "not found"}})
-        model = json.loads(raw or b"{}").get("model", "")
+        body = json.loads(raw or b"{}")
+        model = body.get("model", "")
+        if body.get("stream"):
+            return self._stream(model)
         self._send(200, {
             "id": "chatcmpl-%d" % time.time_ns(), "object": "chat.completion",
             "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "finish_reason": "stop", "message": {
                 "role": "assistant", "content": "hello from %s" % self.server.name}}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}})
+
+
+    def _stream(self, model):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        base = {"id": "chatcmpl-%d" % time.time_ns(), "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": model}
+        for delta, finish in (({"role": "assistant", "content": "hello from "}, None),
+                              ({"content": self.server.name}, None), ({}, "stop")):
+            chunk = dict(base, choices=[{"index": 0, "delta": delta, "finish_reason": finish}])
+            self.wfile.write(("data: %s\n\n" % json.dumps(chunk)).encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
 
 
 class TinyOpenAI:
