@@ -55,6 +55,19 @@ _TARGET_KEYS = {
     "queue_threshold", "fallback", "prometheus_query",
 }
 _FALLBACK_KEYS = {"group", "after_s", "litellm_params", "model_info"}
+# The ``vllm_server_k8s`` fact of the vllm_server role (kubernetes target) is accepted as a target.
+_VLLM_FACT_KEYS = {"deployment", "port_name", "model", "labels", "selector", "api_key_secret",
+                   "api_base", "manifests", "objects"}
+
+
+def _from_vllm_fact(entry):
+    if not isinstance(entry, dict) or "deployment" not in entry or "model" not in entry:
+        return entry
+    target = {k: v for k, v in entry.items() if k not in _VLLM_FACT_KEYS}
+    target["name"] = entry["deployment"]
+    target.setdefault("served_model_name", entry["model"])
+    target.setdefault("aliases", [entry["model"]])
+    return target
 
 
 def dns_label(text):
@@ -154,6 +167,7 @@ def keda_targets(plan, targets=None, settings=None):
         order.append(target["name"])
     problems = []
     for override in targets or []:
+        override = _from_vllm_fact(override)
         if not isinstance(override, dict) or not override.get("name"):
             problems.append("keda_autoscaler_targets: every entry needs a 'name', got %r" % (override,))
             continue
@@ -395,7 +409,8 @@ def keda_gateway_config(targets, settings=None):
     for target in targets:
         for alias in target["aliases"]:
             params = {
-                "model": "hosted_vllm/%s" % (target["served_model_name"] or alias),
+                # vLLM serves one name per deployment: every alias asks for that name.
+                "model": "hosted_vllm/%s" % target["metric_model_name"],
                 "api_base": base,
                 # The interceptor routes on Host: without it the request gets a 404.
                 "extra_headers": {"Host": target["host"]},

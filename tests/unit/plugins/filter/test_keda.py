@@ -162,6 +162,8 @@ def test_gateway_fragment_routes_every_alias_through_the_interceptor():
     assert coder["api_base"] == "http://keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local:8080/v1"
     assert coder["extra_headers"] == {"Host": "coder-7b-awq-rtx4090.codestack.svc.cluster.local"}
     assert coder["model"] == "hosted_vllm/coder"
+    # one vLLM deployment serves one name: the debugger alias asks for it too
+    assert routes["debugger"]["litellm_params"]["model"] == "hosted_vllm/coder"
     assert coder["timeout"] == coder["stream_timeout"] == 875
     assert coder["num_retries"] == 2
     assert coder["api_key"] == "os.environ/VLLM_API_KEY"
@@ -186,3 +188,14 @@ def test_gateway_fragment_without_fallback_has_no_router_settings():
 ])
 def test_dns_label(text, label):
     assert keda.dns_label(text) == label
+
+
+def test_the_vllm_server_fact_is_a_target():
+    fact = {"name": "vllm-coder", "namespace": "llm", "deployment": "vllm-coder",
+            "service": "vllm-coder", "port": 8000, "port_name": "http", "model": "coder",
+            "labels": {}, "selector": {}, "api_key_secret": "", "objects": [], "manifests": [],
+            "api_base": "http://vllm-coder.llm.svc.cluster.local:8000/v1"}
+    (target,) = keda.keda_targets({}, [dict(fact, max_replicas=2, aliases=["coder", "debugger"])])
+    assert (target["name"], target["namespace"], target["service"]) == ("vllm-coder", "llm", "vllm-coder")
+    assert target["aliases"] == ["coder", "debugger"] and target["metric_model_name"] == "coder"
+    assert target["max_replicas"] == 2
