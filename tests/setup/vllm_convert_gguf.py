@@ -24,13 +24,22 @@ def main(argv):
     if not os.path.isfile(os.path.join(gguf_dir, GGUF_NAME)):
         sys.exit("%s not found in %s" % (GGUF_NAME, gguf_dir))
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=GGUF_NAME)
-    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=GGUF_NAME,
-                                                 torch_dtype=torch.bfloat16)
     if not getattr(tokenizer, "chat_template", None):
         sys.exit("the GGUF carries no chat template: /v1/chat/completions would fail")
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=GGUF_NAME,
+                                                  dtype=torch.float32)
+    # transformers 5 keeps a GGUF-loaded model "quantized" and refuses to save it: copy the
+    # dequantized weights into a plain model of the same architecture.
+    model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.bfloat16)
+    model.load_state_dict(loaded.state_dict(), strict=True)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     os.makedirs(out, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
+    model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    # Read by an unprivileged service user inside the test container.
+    for name in os.listdir(out):
+        os.chmod(os.path.join(out, name), 0o644)
     print("wrote %s" % out)
 
 
