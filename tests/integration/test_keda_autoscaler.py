@@ -196,3 +196,42 @@ def test_live_cluster(tmp_path):
                     "for KEDA to run the live keda_autoscaler test")
     out = playbook("keda_autoscaler_live", {"kubeconfig": kubeconfig}, tmp_path)
     assert recap(out)["failed"] == 0
+
+
+def test_contract_with_vllm_server(tmp_path):
+    """vllm_server's Deployment/Service and keda_autoscaler's objects fit together."""
+    if not os.path.isdir(os.path.join(os.path.dirname(os.path.dirname(HERE)), "roles", "vllm_server")):
+        pytest.skip("roles/vllm_server is not in this tree")
+    playbook("keda_autoscaler_vllm", {"render_dir": str(tmp_path / "out")}, tmp_path)
+    (vllm_file,) = glob.glob(str(tmp_path / "out" / "vllm" / "*.yaml"))
+    with open(vllm_file) as handle:
+        vllm = {d["kind"]: d for d in yaml.safe_load_all(handle) if d}
+    proc = subprocess.run(["kubernetes-validate", "-k", "1.33", "--strict", vllm_file],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    deployment, service = vllm["Deployment"], vllm["Service"]
+    objects = list(manifests(tmp_path / "out" / "keda").values())
+    (hso,) = [o for o in objects if o["kind"] == "HTTPScaledObject"]
+    (so,) = [o for o in objects if o["kind"] == "ScaledObject"]
+    schemas = crd_schema.load_schemas()
+    for obj in (hso, so):
+        crd_schema.validate(obj, schemas)
+    ref = hso["spec"]["scaleTargetRef"]
+    assert (ref["kind"], ref["name"]) == (deployment["kind"], deployment["metadata"]["name"])
+    assert ref["service"] == service["metadata"]["name"]
+    assert ref["port"] in [p["port"] for p in service["spec"]["ports"]]
+    assert hso["metadata"]["namespace"] == so["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert so["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert hso["spec"]["timeouts"]["conditionWait"] == "360s"
+    # KEDA owns the replica count, and the interceptor forwards only to ready (= loaded) pods
+    assert "replicas" not in deployment["spec"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    # the Prometheus query asks for the name vLLM serves (its model_name label)
+    args = container["args"]
+    served = args[args.index("--served-model-name") + 1]
+    (prom,) = [t for t in so["spec"]["triggers"] if t["type"] == "prometheus"]
+    assert 'model_name="%s"' % served in prom["metadata"]["query"]
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    gateway = load(tmp_path / "out" / "keda" / "gateway.yml")
+    assert {m["litellm_params"]["model"] for m in gateway["model_list"]} == {"hosted_vllm/" + served}
