@@ -395,8 +395,8 @@ def keda_manifests(targets, settings=None, namespaces=True):
 def interceptor_url(cfg):
     if cfg["interceptor_url"]:
         return cfg["interceptor_url"].rstrip("/")
-    return "http://%s.%s.svc.cluster.local:%d" % (cfg["interceptor_service"], cfg["keda_namespace"],
-                                                 int(cfg["interceptor_port"]))
+    return "http://%s.%s.svc.cluster.local:%d" % (
+        cfg["interceptor_service"], cfg["keda_namespace"], int(cfg["interceptor_port"]))
 
 
 def keda_gateway_config(targets, settings=None):

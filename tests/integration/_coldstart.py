@@ -239,7 +239,6 @@ class _TinyOpenAI(BaseHTTPRequestHandler):
                 "role": "assistant", "content": "hello from %s" % self.server.name}}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}})
 
-
     def _stream(self, model):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
