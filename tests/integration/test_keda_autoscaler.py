@@ -60,7 +60,7 @@ def playbook(name, extra, tmp_path, check=False, expect_rc=0):
             os.path.join(HERE, "targets", name, "playbook.yml")]
     if check:
         argv[1:1] = ["--check", "--diff"]
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == expect_rc, out[-5000:]
     return out
@@ -119,7 +119,7 @@ def test_every_object_is_valid(rendered):
     assert core
     proc = subprocess.run(["kubernetes-validate", "-k", "1.33", "--strict"]
                           + [str(rendered["dir"] / name) for name in core],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("passed") == len(core), proc.stdout + proc.stderr
     schemas = crd_schema.load_schemas()
@@ -188,7 +188,7 @@ def test_live_cluster(tmp_path):
     # The playbook must at least parse (kubernetes.core resolves) on every machine.
     proc = subprocess.run(["ansible-playbook", "--syntax-check", "-i", "localhost,",
                            os.path.join(HERE, "targets", "keda_autoscaler_live", "playbook.yml")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     kubeconfig = os.environ.get("KUBECONFIG")
     if not kubeconfig or not os.path.exists(kubeconfig.split(os.pathsep)[0]):
@@ -207,7 +207,7 @@ def test_contract_with_vllm_server(tmp_path):
     with open(vllm_file) as handle:
         vllm = {d["kind"]: d for d in yaml.safe_load_all(handle) if d}
     proc = subprocess.run(["kubernetes-validate", "-k", "1.33", "--strict", vllm_file],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     deployment, service = vllm["Deployment"], vllm["Service"]
     objects = list(manifests(tmp_path / "out" / "keda").values())

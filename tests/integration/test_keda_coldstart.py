@@ -118,7 +118,7 @@ def test_cold_start_within_the_estimate_is_answered(stack):
     assert WAKE_DELAY_S["fits"] <= elapsed < target["gateway_timeout_s"]
     assert target["host"] in stack["interceptor"].hosts_seen   # the Host header got through
     # warm now: the next request goes straight through
-    status, _, _, warm = chat(stack["proxy"].url, "coder")
+    status, _text, _headers, warm = chat(stack["proxy"].url, "coder")
     assert status == 200 and workload.starts == 1 and warm < elapsed
 
 
@@ -144,14 +144,14 @@ def test_fallback_answers_while_the_model_loads(stack):
     # held for after_s by the interceptor, then the fallback: well inside the gateway timeout
     assert target["condition_wait_s"] <= elapsed < target["gateway_timeout_s"]
     # streaming clients (IDEs) get the fallback too: the 502 comes before any chunk
-    status, text, headers, _ = chat(stack["proxy"].url, "architect", stream=True)
+    status, text, headers, _elapsed = chat(stack["proxy"].url, "architect", stream=True)
     assert status == 200 and text == "hello from fallback"
     assert headers["x-litellm-attempted-fallbacks"] == "1"
     # the first request woke the deployment: once loaded, the alias is the GPU model's again
     assert workload.ready.wait(120), workload.error
     deadline = time.monotonic() + 60
     while True:
-        status, text, headers, _ = chat(stack["proxy"].url, "architect")
+        status, text, headers, _elapsed = chat(stack["proxy"].url, "architect")
         if headers.get("x-litellm-attempted-fallbacks") == "0" or time.monotonic() > deadline:
             break
         time.sleep(2)  # the gateway may keep the deployment in cooldown for a few seconds
