@@ -120,6 +120,8 @@ def test_cold_start_within_the_estimate_is_answered(stack):
     # warm now: the next request goes straight through
     status, _text, _headers, warm = chat(stack["proxy"].url, "coder")
     assert status == 200 and workload.starts == 1 and warm < elapsed
+    print("\ncold (%s backend, wake %.1f s): %.1f s; warm: %.2f s"
+          % (workload.kind, WAKE_DELAY_S["fits"], elapsed, warm))
 
 
 def test_cold_start_longer_than_held_is_retried(stack):
@@ -131,6 +133,7 @@ def test_cold_start_longer_than_held_is_retried(stack):
     assert workload.forwarded == 1 and workload.starts == 1
     assert int(headers["x-litellm-attempted-retries"]) == workload.rejected
     assert elapsed < (target["gateway_retries"] + 1) * target["gateway_timeout_s"]
+    print("\nunderestimated cold start: %.1f s, %d gateway retries" % (elapsed, workload.rejected))
 
 
 def test_fallback_answers_while_the_model_loads(stack):
@@ -143,6 +146,7 @@ def test_fallback_answers_while_the_model_loads(stack):
     assert workload.forwarded == 0 and workload.rejected == 1
     # held for after_s by the interceptor, then the fallback: well inside the gateway timeout
     assert target["condition_wait_s"] <= elapsed < target["gateway_timeout_s"]
+    print("\nfallback answer after %.1f s (after_s %d)" % (elapsed, target["condition_wait_s"]))
     # streaming clients (IDEs) get the fallback too: the 502 comes before any chunk
     status, text, headers, _elapsed = chat(stack["proxy"].url, "architect", stream=True)
     assert status == 200 and text == "hello from fallback"
