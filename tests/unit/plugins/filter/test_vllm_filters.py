@@ -1,0 +1,141 @@
+"""The vLLM argument builder: one table of settings → command line, and its refusals."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.llmops.codestack.plugins.filter.vllm import (
+    FilterModule, vllm_args, vllm_worker_env)
+
+BASE = {"model": "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"}
+
+ARGS_TABLE = [
+    ("model only", {}, ["--model", BASE["model"]]),
+    ("served name string", {"served_model_name": "coder"},
+     ["--model", BASE["model"], "--served-model-name", "coder"]),
+    ("served names list", {"served_model_name": ["coder", "debugger"]},
+     ["--model", BASE["model"], "--served-model-name", "coder", "debugger"]),
+    ("host and port as string", {"host": "0.0.0.0", "port": "8000"},
+     ["--model", BASE["model"], "--host", "0.0.0.0", "--port", "8000"]),
+    ("dtype", {"dtype": "bfloat16"}, ["--model", BASE["model"], "--dtype", "bfloat16"]),
+    ("awq", {"quantization": "awq"}, ["--model", BASE["model"], "--quantization", "awq"]),
+    ("awq_marlin", {"quantization": "awq_marlin"},
+     ["--model", BASE["model"], "--quantization", "awq_marlin"]),
+    ("gptq", {"quantization": "gptq"}, ["--model", BASE["model"], "--quantization", "gptq"]),
+    ("fp8", {"quantization": "fp8"}, ["--model", BASE["model"], "--quantization", "fp8"]),
+    ("no quantization spelled none", {"quantization": "none"}, ["--model", BASE["model"]]),
+    ("tensor parallel", {"tensor_parallel_size": 2},
+     ["--model", BASE["model"], "--tensor-parallel-size", "2"]),
+    ("max model len", {"max_model_len": 16384},
+     ["--model", BASE["model"], "--max-model-len", "16384"]),
+    ("gpu memory utilisation", {"gpu_memory_utilization": 0.9},
+     ["--model", BASE["model"], "--gpu-memory-utilization", "0.9"]),
+    ("gpu memory utilisation 1", {"gpu_memory_utilization": 1},
+     ["--model", BASE["model"], "--gpu-memory-utilization", "1"]),
+    ("prefix caching on", {"enable_prefix_caching": True},
+     ["--model", BASE["model"], "--enable-prefix-caching"]),
+    ("prefix caching off", {"enable_prefix_caching": "false"},
+     ["--model", BASE["model"], "--no-enable-prefix-caching"]),
+    ("prefix caching unset", {"enable_prefix_caching": None}, ["--model", BASE["model"]]),
+    ("enforce eager", {"enforce_eager": True}, ["--model", BASE["model"], "--enforce-eager"]),
+    ("enforce eager off", {"enforce_eager": False}, ["--model", BASE["model"]]),
+    ("empty values keep defaults",
+     {"served_model_name": "", "dtype": "", "quantization": "", "max_model_len": "",
+      "gpu_memory_utilization": None, "extra_args": []}, ["--model", BASE["model"]]),
+    ("extra args appended last", {"port": 8000, "extra_args": ["--max-num-seqs", "8", "--trust-remote-code"]},
+     ["--model", BASE["model"], "--port", "8000", "--max-num-seqs", "8", "--trust-remote-code"]),
+    ("everything, stable order",
+     {"extra_args": ["--seed=1"], "enforce_eager": True, "enable_prefix_caching": True,
+      "gpu_memory_utilization": 0.85, "max_model_len": 8192, "tensor_parallel_size": 4,
+      "quantization": "fp8", "dtype": "auto", "port": 9000, "host": "127.0.0.1",
+      "served_model_name": "architect"},
+     ["--model", BASE["model"], "--served-model-name", "architect", "--host", "127.0.0.1",
+      "--port", "9000", "--dtype", "auto", "--quantization", "fp8", "--tensor-parallel-size", "4",
+      "--max-model-len", "8192", "--gpu-memory-utilization", "0.85", "--enable-prefix-caching",
+      "--enforce-eager", "--seed=1"]),
+]
+
+
+@pytest.mark.parametrize("extra,expected", [row[1:] for row in ARGS_TABLE],
+                         ids=[row[0] for row in ARGS_TABLE])
+def test_vllm_args_table(extra, expected):
+    settings = dict(BASE, **extra)
+    assert vllm_args(settings) == expected
+
+
+def test_local_model_path_is_kept_verbatim():
+    assert vllm_args({"model": " /srv/models/smollm2 "})[:2] == ["--model", "/srv/models/smollm2"]
+
+
+REFUSED = [
+    ("not a dict", ["--model", "x"], "expected a dict"),
+    ("no model", {"port": 8000}, "model"),
+    ("blank model", {"model": "  "}, "model"),
+    ("api key", dict(BASE, api_key="sk-secret"), "VLLM_API_KEY"),
+    ("typo", dict(BASE, max_model_length=10), "unknown keys max_model_length"),
+    ("bad dtype", dict(BASE, dtype="int4"), "dtype must be one of"),
+    ("bad quantization", dict(BASE, quantization="bitsandbytes"), "quantization must be one of"),
+    ("tp zero", dict(BASE, tensor_parallel_size=0), "tensor_parallel_size"),
+    ("tp fraction", dict(BASE, tensor_parallel_size=1.5), "tensor_parallel_size"),
+    ("tp bool", dict(BASE, tensor_parallel_size=True), "tensor_parallel_size"),
+    ("port range", dict(BASE, port=70000), "port must be an integer between 1 and 65535"),
+    ("port text", dict(BASE, port="http"), "port must be an integer"),
+    ("util zero", dict(BASE, gpu_memory_utilization=0), "gpu_memory_utilization"),
+    ("util above one", dict(BASE, gpu_memory_utilization=1.5), "gpu_memory_utilization"),
+    ("util text", dict(BASE, gpu_memory_utilization="most"), "gpu_memory_utilization"),
+    ("bool text", dict(BASE, enable_prefix_caching="maybe"), "enable_prefix_caching"),
+    ("served name bad", dict(BASE, served_model_name=[1]), "served_model_name"),
+    ("extra args string", dict(BASE, extra_args="--foo bar"), "extra_args must be a list"),
+    ("extra args api key", dict(BASE, extra_args=["--api-key", "k"]), "--api-key"),
+    ("extra args api key inline", dict(BASE, extra_args=["--api-key=k"]), "--api-key"),
+    ("extra args duplicate setting", dict(BASE, extra_args=["--max-model-len", "4"]),
+     "--max-model-len is set through its own setting"),
+]
+
+
+@pytest.mark.parametrize("settings,message", [row[1:] for row in REFUSED],
+                         ids=[row[0] for row in REFUSED])
+def test_vllm_args_refuses_bad_settings_with_one_clear_error(settings, message):
+    with pytest.raises(AnsibleFilterError, match="vllm settings: .*"):
+        vllm_args(settings)
+    with pytest.raises(AnsibleFilterError) as err:
+        vllm_args(settings)
+    assert message in str(err.value)
+    assert "sk-secret" not in str(err.value)
+
+
+def test_worker_env_maps_the_same_settings():
+    env = vllm_worker_env({
+        "model": BASE["model"], "served_model_name": "coder", "host": "0.0.0.0", "port": 8000,
+        "dtype": "half", "quantization": "awq", "tensor_parallel_size": 2, "max_model_len": 16384,
+        "gpu_memory_utilization": 0.9, "enable_prefix_caching": True, "enforce_eager": False,
+        "extra_args": ["--max-num-seqs", "16", "--trust-remote-code", "--no-enable-chunked-prefill",
+                       "--kv-cache-dtype=fp8"],
+    })
+    assert env == {
+        "MODEL_NAME": BASE["model"], "OPENAI_SERVED_MODEL_NAME_OVERRIDE": "coder",
+        "DTYPE": "half", "QUANTIZATION": "awq", "TENSOR_PARALLEL_SIZE": "2",
+        "MAX_MODEL_LEN": "16384", "GPU_MEMORY_UTILIZATION": "0.9",
+        "ENABLE_PREFIX_CACHING": "true", "ENFORCE_EAGER": "false", "MAX_NUM_SEQS": "16",
+        "TRUST_REMOTE_CODE": "true", "ENABLE_CHUNKED_PREFILL": "false", "KV_CACHE_DTYPE": "fp8",
+    }
+    assert all(isinstance(v, str) for v in env.values())
+
+
+def test_worker_env_minimal():
+    assert vllm_worker_env(BASE) == {"MODEL_NAME": BASE["model"]}
+
+
+@pytest.mark.parametrize("settings,message", [
+    (dict(BASE, served_model_name=["a", "b"]), "one model name"),
+    (dict(BASE, extra_args=["positional"]), "cannot map 'positional'"),
+    (dict(BASE, extra_args=["--seed", "1", "--seed=2"]), "SEED twice"),
+    (dict(BASE, api_key="sk-secret"), "VLLM_API_KEY"),
+])
+def test_worker_env_refusals(settings, message):
+    with pytest.raises(AnsibleFilterError) as err:
+        vllm_worker_env(settings)
+    assert message in str(err.value)
+
+
+def test_filter_module_exports_both():
+    assert set(FilterModule().filters()) == {"vllm_args", "vllm_worker_env"}
