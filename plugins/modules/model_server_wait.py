@@ -20,15 +20,16 @@ description:
   - A wrong API key (HTTP 401 or 403) fails at once.
   - Runs on the host that serves the model; nothing is waited for in check mode.
 author:
-  - llmops.codestack contributors
+  - llmops.codestack maintainers (@llmops)
 extends_documentation_fragment:
   - llmops.codestack.wait
 attributes:
   check_mode:
     support: full
-    details: Nothing is probed in check mode.
+    description: Nothing is probed in check mode.
   diff_mode:
     support: none
+    description: Nothing is changed, so there is nothing to show.
 options:
   url:
     description:

@@ -29,7 +29,7 @@ def run_playbook(tmp_path, book, flags=()):
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
     proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local",
                            "-e", "ansible_python_interpreter=" + sys.executable, str(path)] + list(flags),
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
     try:
         result = json.loads(proc.stdout)
     except ValueError:
@@ -90,7 +90,7 @@ def test_kubernetes_manifests_check_real_repeat_and_valid(tmp_path):
     out = tmp_path / "manifests"
     role_vars = dict(K8S, vllm_server_k8s_manifest_dir=str(out))
 
-    rc, output, result, _ = play(tmp_path, role_vars, "--check")
+    rc, output, result, dummy = play(tmp_path, role_vars, "--check")
     assert rc == 0, output
     assert changed(result) > 0
     assert not out.exists()
@@ -100,7 +100,7 @@ def test_kubernetes_manifests_check_real_repeat_and_valid(tmp_path):
     assert changed(result) > 0
     assert KEY not in output and HF not in output
 
-    rc, output, result, _ = play(tmp_path, role_vars)
+    rc, output, result, dummy = play(tmp_path, role_vars)
     assert rc == 0, output
     assert changed(result) == 0, output
 
@@ -167,7 +167,7 @@ def test_kubernetes_manifests_check_real_repeat_and_valid(tmp_path):
 
 def test_kubernetes_keda_friendly_variant_without_key(tmp_path):
     out = tmp_path / "m"
-    rc, output, _, facts = play(tmp_path, {
+    rc, output, dummy, facts = play(tmp_path, {
         "vllm_server_target": "kubernetes", "vllm_server_model": "/models/small",
         "vllm_server_served_model_name": "reviewer", "vllm_server_name": "vllm-rev",
         "vllm_server_k8s_manage_replicas": False, "vllm_server_k8s_gpus": 1,

@@ -25,7 +25,7 @@ def _http(host, path, body=None, key=KEY):
     )
     out = host.check_output("python3 -c %s %s %s %s", script, BASE + path, key or "",
                             json.dumps(body) if body is not None else "")
-    status, _, text = out.partition("\n")
+    status, dummy, text = out.partition("\n")
     return int(status), text
 
 
@@ -60,7 +60,7 @@ def test_models_lists_the_alias_and_requires_the_key(host):
     status, text = _http(host, "/v1/models")
     assert status == 200
     assert [m["id"] for m in json.loads(text)["data"]] == ["coder"]
-    status, _ = _http(host, "/v1/models", key="sk-wrong")
+    status, dummy = _http(host, "/v1/models", key="sk-wrong")
     assert status == 401
 
 
