@@ -178,6 +178,28 @@ def offer_query(gpu_name=None, num_gpus=None, min_gpu_ram_gb=None, max_dph=None,
     return query
 
 
+def parse_order(order):
+    """``["dph_total", "-reliability"]`` → ``[["dph_total", "asc"], ["reliability", "desc"]]``."""
+    out = []
+    for item in order or []:
+        item = item.strip()
+        if item.startswith("-"):
+            out.append([item[1:], "desc"])
+        else:
+            out.append([item.lstrip("+"), "asc"])
+    return out
+
+
+def query_from_params(params, offer_type="on-demand", limit=64):
+    """The offer search of the ``vast.offer_filters`` doc fragment options."""
+    return offer_query(gpu_name=params.get("gpu_name"), num_gpus=params.get("num_gpus"),
+                       min_gpu_ram_gb=params.get("min_gpu_ram_gb"), max_dph=params.get("max_dph"),
+                       min_reliability=params.get("min_reliability"),
+                       verified=params.get("verified"), geolocation=params.get("geolocation"),
+                       min_cuda=params.get("min_cuda"), offer_type=offer_type,
+                       order=parse_order(params.get("order")), limit=limit)
+
+
 def offer_view(offer):
     """The offer fields the collection returns, with VRAM in GB."""
     ram = offer.get("gpu_ram")
@@ -199,6 +221,18 @@ def offer_view(offer):
         "disk_space": offer.get("disk_space"),
     }
 
+
+OFFER_FILTER_SPEC = dict(
+    gpu_name=dict(type="list", elements="str"),
+    num_gpus=dict(type="int", default=1),
+    min_gpu_ram_gb=dict(type="float"),
+    max_dph=dict(type="float"),
+    min_reliability=dict(type="float"),
+    verified=dict(type="bool", default=True),
+    geolocation=dict(type="list", elements="str"),
+    min_cuda=dict(type="float"),
+    order=dict(type="list", elements="str", default=["dph_total", "-reliability"]),
+)
 
 VAST_AUTH_SPEC = dict(
     api_token=dict(type="str", required=True, no_log=True,
