@@ -1,0 +1,312 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.codestack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The priced catalog: GPUs, models, offers, cold starts and cost-model parameters.
+
+Dated YAML files under the collection's ``catalog/`` folder, each entry with ``source`` and
+``as_of``; user files layered on top replace or add entries by ``id``. Validated with pydantic;
+every problem becomes one ``CatalogError`` naming the file, the entry and the field. The format
+is documented in ``docs/catalog.md``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import os
+
+try:
+    import yaml
+    HAS_YAML = True
+except ImportError:  # pragma: no cover
+    HAS_YAML = False
+
+try:
+    from typing import Dict, List, Literal, Optional
+
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+    HAS_PYDANTIC = True
+    PYDANTIC_IMPORT_ERROR = None
+except ImportError as _exc:  # pragma: no cover - exercised by ansible-test's import sanity
+    HAS_PYDANTIC = False
+    PYDANTIC_IMPORT_ERROR = _exc
+    BaseModel = object
+    ConfigDict = dict
+    ValidationError = ValueError
+
+    def Field(*args, **kwargs):  # noqa: N802 - mirrors pydantic's name
+        return None
+
+    Dict = List = Literal = Optional = None
+
+from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import PROVIDERS
+
+ROLES = ("architect", "coder", "debugger", "reviewer")
+PRICINGS = ("owned", "on_demand", "spot", "bid", "serverless")
+BUNDLED_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                            os.pardir, os.pardir, "catalog"))
+
+
+class CatalogError(Exception):
+    """The catalog cannot be used; the message names the file, entry, field and fix."""
+
+
+if HAS_PYDANTIC:
+    class _Entry(BaseModel):
+        model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=False)
+        id: str = Field(min_length=1)
+        source: str = Field(min_length=1)
+        as_of: datetime.date
+
+    class Gpu(_Entry):
+        name: str
+        kind: Literal["gpu", "cpu"] = "gpu"
+        vram_gb: float = Field(gt=0)
+        bandwidth_gbs: float = Field(gt=0)
+        fp16_tflops: float = Field(gt=0)
+        fp8: bool = False
+
+    class QuantWeights(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        weight_gb: float = Field(gt=0)
+        repo: Optional[str] = None
+
+    class Score(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        value: float = Field(ge=0, le=100)
+        benchmark: str
+        source: str = Field(min_length=1)
+        as_of: datetime.date
+
+    class Model(_Entry):
+        name: str
+        hf_repo: str
+        params_b: float = Field(gt=0)
+        active_params_b: Optional[float] = Field(default=None, gt=0)
+        licence: str
+        context: int = Field(gt=0)
+        kv_kb_per_token: float = Field(gt=0)
+        quantizations: Dict[str, QuantWeights] = Field(min_length=1)
+        score: Score
+
+    class Offer(_Entry):
+        provider: Literal["local", "runpod", "runpod_serverless", "vast", "hetzner",
+                          "exoscale", "k3s"]
+        pricing: Literal["owned", "on_demand", "spot", "bid", "serverless"]
+        gpu: str
+        provider_gpu_id: str
+        count: int = Field(default=1, ge=1)
+        price_per_hour: float = Field(ge=0)
+        currency: str = "USD"
+        region: str = "ALL"
+        country: Optional[str] = None
+        min_billing_hours: float = Field(default=0, ge=0)
+        setup_fee: float = Field(default=0, ge=0)
+
+    class Quantization(_Entry):
+        bits: int = Field(gt=0)
+        engine: Literal["vllm", "llamacpp"]
+        vllm_quantization: Optional[str] = None
+        needs_fp8: bool = False
+        penalty: float = Field(ge=0)
+
+    class ColdStart(_Entry):
+        scheduling_s: float = Field(ge=0)
+        image_pull_s: float = Field(ge=0)
+        download_gbps: float = Field(ge=0)
+        load_gb_per_s: float = Field(gt=0)
+
+    class Engine(_Entry):
+        init_s: float = Field(ge=0)
+
+    class Measurement(_Entry):
+        offer: str
+        model: str
+        quantization: str
+        decode_tok_s: float = Field(gt=0)
+        prefill_tok_s: float = Field(gt=0)
+
+    class Currency(_Entry):
+        usd_per_unit: float = Field(gt=0)
+
+    class CostModel(_Entry):
+        decode_efficiency: float = Field(gt=0, le=1)
+        prefill_mfu: float = Field(gt=0, le=1)
+        batching_factor: float = Field(ge=1)
+        concurrent_sequences: int = Field(ge=1)
+        gpu_memory_utilization: float = Field(gt=0, le=1)
+        overhead_gb: float = Field(ge=0)
+        multi_gpu_efficiency: float = Field(gt=0, le=1)
+        prefix_cache_hit: float = Field(ge=0, lt=1)
+        interruption_overhead: Dict[str, float] = Field(default_factory=dict)
+        rework_reference_score: float = Field(ge=0, le=100)
+        rework_per_point: float = Field(ge=0)
+        quality_thresholds: Dict[Literal["draft", "standard", "high"], float]
+        role_quality_weight: Dict[Literal["architect", "coder", "debugger", "reviewer"], float]
+        role_context: Dict[Literal["architect", "coder", "debugger", "reviewer"], int]
+        deadline_weight: float = Field(ge=0)
+        residency_groups: Dict[str, List[str]] = Field(default_factory=dict)
+
+    class RoleRatio(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        output_per_code_token: float = Field(ge=0)
+        input_per_output: float = Field(ge=0)
+
+    class ProjectWork(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        architect_output_base: float = Field(ge=0)
+        architect_output_per_feature: float = Field(ge=0)
+        input_per_output: float = Field(ge=0)
+
+    class Estimator(_Entry):
+        loc: Dict[Literal["low", "medium", "high"], float]
+        tokens_per_loc: float = Field(gt=0)
+        complexity_by_words: Dict[Literal["low", "medium"], int]
+        roles: Dict[Literal["architect", "coder", "debugger", "reviewer"], RoleRatio]
+        project: ProjectWork
+        quality_factor: Dict[Literal["draft", "standard", "high"], Dict[str, float]]
+
+    SECTIONS = {
+        "gpus": Gpu, "models": Model, "offers": Offer, "quantizations": Quantization,
+        "cold_start": ColdStart, "engines": Engine, "measurements": Measurement,
+        "currencies": Currency, "cost_model": CostModel, "estimator": Estimator,
+    }
+else:  # pragma: no cover
+    SECTIONS = {}
+
+_SECTION_NAMES = ("gpus", "models", "offers", "quantizations", "cold_start", "engines",
+                  "measurements", "currencies", "cost_model", "estimator")
+
+
+def _describe(exc, origin, section, index, entry_id):
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    where = "%s[%s]" % (section, ("id=%s" % entry_id) if entry_id else index)
+    got = err.get("input")
+    got_text = "" if err.get("type") == "missing" or isinstance(got, (dict, list)) \
+        else " (got %r)" % (got,)
+    fix = "add it" if err.get("type") == "missing" else "see docs/catalog.md for the format"
+    if err.get("type") == "extra_forbidden":
+        fix = "remove it or check its spelling"
+    return CatalogError("catalog %s: %s.%s: %s%s; fix: %s"
+                        % (origin, where, loc, err.get("msg"), got_text, fix))
+
+
+class Catalog(object):
+    """Validated catalog entries by section and id, plus where they came from."""
+
+    def __init__(self):
+        self.sections = dict((name, {}) for name in _SECTION_NAMES)
+        self.paths = []
+
+    def __getattr__(self, name):
+        sections = self.__dict__.get("sections", {})
+        if name in sections:
+            return sections[name]
+        raise AttributeError(name)
+
+    def add(self, data, origin):
+        """Layer one parsed file (a mapping of section -> list of entries) over this catalog."""
+        if data is None:
+            return
+        if not isinstance(data, dict):
+            raise CatalogError("catalog %s: must be a mapping of sections (%s); got %s"
+                               % (origin, ", ".join(_SECTION_NAMES), type(data).__name__))
+        for section, entries in data.items():
+            if section not in SECTIONS:
+                raise CatalogError("catalog %s: unknown section '%s'; fix: use one of %s"
+                                   % (origin, section, ", ".join(_SECTION_NAMES)))
+            if not isinstance(entries, list):
+                raise CatalogError("catalog %s: section '%s' must be a list of entries"
+                                   % (origin, section))
+            model = SECTIONS[section]
+            target = self.sections[section]
+            for index, entry in enumerate(entries):
+                entry_id = entry.get("id") if isinstance(entry, dict) else None
+                try:
+                    item = model.model_validate(entry)
+                except ValidationError as exc:
+                    raise _describe(exc, origin, section, index, entry_id)
+                target[item.id] = item
+        self.paths.append(origin)
+
+    def check(self):
+        """Cross-references between sections; raise one CatalogError."""
+        def need(section, key, what):
+            if key not in self.sections[section]:
+                raise CatalogError("catalog: %s refers to unknown %s '%s'; fix: add it to "
+                                   "section '%s' or correct the reference" % (what, section,
+                                                                              key, section))
+        for name in ("cost_model", "estimator"):
+            need(name, "default", "the planner")
+        need("currencies", "USD", "the planner")
+        for offer in self.offers.values():
+            what = "offers[id=%s]" % offer.id
+            need("gpus", offer.gpu, what)
+            need("currencies", offer.currency, what)
+            need("cold_start", offer.provider, what)
+        for model in self.models.values():
+            for quant in model.quantizations:
+                need("quantizations", quant, "models[id=%s]" % model.id)
+        for quant in self.quantizations.values():
+            need("engines", quant.engine, "quantizations[id=%s]" % quant.id)
+        for meas in self.measurements.values():
+            what = "measurements[id=%s]" % meas.id
+            need("offers", meas.offer, what)
+            need("models", meas.model, what)
+        return self
+
+    def usd(self, amount, currency):
+        return amount * self.currencies[currency].usd_per_unit
+
+    def summary(self):
+        dates = [entry.as_of for section in self.sections.values() for entry in section.values()]
+        return {
+            "paths": [("bundled:catalog/" + os.path.basename(path))
+                      if os.path.dirname(path) == BUNDLED_DIR else path for path in self.paths],
+            "as_of": max(dates).isoformat() if dates else None,
+            "oldest_as_of": min(dates).isoformat() if dates else None,
+            "counts": dict((name, len(entries)) for name, entries in self.sections.items()),
+        }
+
+
+def _files(path):
+    if os.path.isdir(path):
+        return [os.path.join(path, name) for name in sorted(os.listdir(path))
+                if name.endswith((".yml", ".yaml"))]
+    return [path]
+
+
+def _read(path):
+    try:
+        with open(path, "r") as handle:
+            return yaml.safe_load(handle)
+    except (IOError, OSError) as exc:
+        raise CatalogError("cannot read catalog file %s: %s; fix: pass a readable file"
+                           % (path, exc.strerror or exc))
+    except yaml.YAMLError as exc:
+        raise CatalogError("catalog file %s is not valid YAML: %s" % (path, " ".join(str(exc).split())))
+
+
+def load_catalog(paths=None, bundled=True, data=None):
+    """Load the bundled catalog, then each of ``paths`` (files or folders), then ``data``
+    (a list of already-parsed mappings); later entries replace earlier ones with the same id."""
+    if not HAS_PYDANTIC:
+        raise CatalogError("pydantic>=2 is required on the controller to read the catalog "
+                           "(pip install -r requirements.txt): %s" % PYDANTIC_IMPORT_ERROR)
+    if not HAS_YAML:
+        raise CatalogError("PyYAML is required to read the catalog")
+    if isinstance(paths, str):
+        paths = [paths]
+    catalog = Catalog()
+    sources = ([BUNDLED_DIR] if bundled else []) + list(paths or [])
+    for source in sources:
+        if not os.path.exists(source):
+            raise CatalogError("cannot read catalog file %s: no such file or directory; fix: "
+                               "pass an existing file" % source)
+        for path in _files(source):
+            catalog.add(_read(path), path)
+    for index, item in enumerate(data or []):
+        catalog.add(item, "data[%d]" % index)
+    return catalog.check()
