@@ -12,7 +12,7 @@ class ModuleDocFragment:
 options:
   api_token:
     description:
-      - RunPod API key, sent as C(Authorization: Bearer <key>).
+      - RunPod API key, sent in the C(Authorization) header as a bearer token.
       - If not set, the value of the E(RUNPOD_API_KEY) environment variable is used.
       - Set it once for every RunPod module with C(module_defaults) and the action group
         C(group/llmops.codestack.runpod).

@@ -22,13 +22,15 @@ description:
   - An endpoint running the RunPod vLLM worker answers OpenAI-style requests at
     C(https://api.runpod.ai/v2/<id>/openai/v1), returned as C(runpod_endpoint.openai_base_url).
 author:
-  - llmops.codestack maintainers
+  - llmops.codestack maintainers (@llmops)
 extends_documentation_fragment:
   - llmops.codestack.runpod
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   name:

@@ -17,14 +17,16 @@ description:
   - A pod belongs to the stack when its name starts with C(<stack_id>--) or its environment
     holds C(CODESTACK_STACK_ID=<stack_id>); endpoints and templates by their name.
 author:
-  - llmops.codestack maintainers
+  - llmops.codestack maintainers (@llmops)
 extends_documentation_fragment:
   - llmops.codestack.runpod
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Read-only, runs in check mode too.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   stack_id:

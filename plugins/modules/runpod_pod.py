@@ -25,14 +25,16 @@ description:
   - A spot pod found stopped while it should run is reported with C(runpod_pod.preempted=true)
     and a warning; O(state=started) bids again to resume it.
 author:
-  - llmops.codestack maintainers
+  - llmops.codestack maintainers (@llmops)
 extends_documentation_fragment:
   - llmops.codestack.runpod
   - llmops.codestack.wait
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   name:
@@ -455,7 +457,20 @@ class RunPodPod:
         created = self.client.deploy_pod(spec, interruptible=p["interruptible"])
         self.created = True
         self.created_id = created["id"]
+        self._remove_duplicates(created["id"])
         return self.client.get_pod(created["id"]) or created
+
+    def _remove_duplicates(self, keep_id):
+        """Terminate twins of a new pod.
+
+        A deploy whose answer was lost (502/504) is retried and may have rented twice; no pod
+        had this name before the deploy, so any other one is such a twin (or a concurrent run's).
+        """
+        for pod in self.client.list_pods():
+            if pod.get("name") == self.remote_name and pod["id"] != keep_id:
+                self.client.terminate_pod(pod["id"])
+                self.module.warn("terminated pod %s, a duplicate of %s left by a retried request"
+                                 % (pod["id"], keep_id))
 
     def _update(self, pod):
         """Bring an existing pod to the wanted run state. Returns the pod."""

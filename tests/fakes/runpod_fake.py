@@ -12,12 +12,15 @@ Behaviour switchable per test (constructor keywords, :meth:`RunPodFake.configure
 
 - ``created_delay`` / ``running_delay``: seconds a new or resumed pod stays ``CREATED``, then
   ``RUNNING`` with ``runtime: null`` (loading), before ``runtime.ports`` appear;
-  ``delay_by_image``: ``{image: running_delay}`` overrides per image.
+  ``delay_by_image``: ``{image: running_delay}`` and ``delay_by_name``:
+  ``{substring of the pod name: running_delay}`` override it per pod.
 - ``never_running``: pods stay loading forever (``never_running_images`` per image).
 - ``capacity``: ``{gpuTypeId: free GPUs}``; a deploy/resume that does not fit gets the
   documented ``SUPPLY_CONSTRAINT`` error. Unlisted types have unlimited capacity.
 - ``fail_next``: a list of ``{"status": 429|500|502|503, "retry_after": seconds}`` consumed by
-  the next ``/graphql`` requests (rate limiting and 5xx injection).
+  the next ``/graphql`` requests (rate limiting and 5xx injection); with
+  ``"after_processing": true`` the request takes effect and only its answer is lost; with
+  ``"operation": "<top-level field>"`` only requests of that operation are hit.
 - ``preempt``: a pod id (or ``"all"``): interruptible pods are stopped by the "provider".
 - ``api_key``: the accepted bearer key.
 
@@ -166,6 +169,7 @@ DEFAULTS = {
     "created_delay": 0.2,
     "running_delay": 0.5,
     "delay_by_image": {},
+    "delay_by_name": {},
     "never_running": False,
     "never_running_images": [],
     "capacity": {},
@@ -208,7 +212,8 @@ class RunPodFake:
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -243,6 +248,18 @@ class RunPodFake:
                 self.config[key] = value
             if preempt:
                 self.preempt(preempt)
+
+    def take_fault(self, body):
+        """The next injected failure that applies to this request, removed from the queue."""
+        fields = None
+        for index, fault in enumerate(self.config["fail_next"]):
+            if fault.get("operation"):
+                if fields is None:
+                    fields = _top_fields((body or {}).get("query") or "")
+                if fault["operation"] not in fields:
+                    continue
+            return self.config["fail_next"].pop(index)
+        return None
 
     def preempt(self, pod_id="all"):
         with self.lock:
@@ -286,6 +303,9 @@ class RunPodFake:
 
     # -------------------------------------------------------------- pod model
     def _delay(self, pod):
+        for fragment, delay in self.config["delay_by_name"].items():
+            if fragment in (pod["name"] or ""):
+                return delay
         return self.config["delay_by_image"].get(pod["imageName"], self.config["running_delay"])
 
     def _never(self, pod):
@@ -333,7 +353,7 @@ class RunPodFake:
         phase = self._phase(pod, now)
         view = {k: v for k, v in pod.items()
                 if k not in ("started_at", "ready_at", "cost_accum", "gpuTypeId", "preempted",
-                             "bidPerGpu")}
+                             "bidPerGpu", "served_at")}
         view["machine"] = {"podHostId": pod["id"] + "-host", "gpuDisplayName":
                            self._gpu(pod["gpuTypeId"]).get("displayName"),
                            "gpuTypeId": pod["gpuTypeId"], "dataCenterId": pod["dataCenterId"]}
@@ -685,12 +705,15 @@ class _Handler(BaseHTTPRequestHandler):
             if auth != "Bearer %s" % fake.config["api_key"]:
                 fake.counters["unauthorized"] += 1
                 return self._send(401, {"error": "Unauthorized"})
-            injected = fake.config["fail_next"].pop(0) if fake.config["fail_next"] else None
+            injected = fake.take_fault(body)
             if injected:
                 status = int(injected.get("status", 503))
                 key = str(status)
                 fake.counters["injected"][key] = fake.counters["injected"].get(key, 0) + 1
         if injected:
+            if injected.get("after_processing") and body is not None:
+                # The request takes effect but its answer is lost (a gateway 502/504).
+                fake.execute(body)
             headers = {}
             if injected.get("retry_after") is not None:
                 headers["Retry-After"] = str(injected["retry_after"])
@@ -709,6 +732,9 @@ class _Handler(BaseHTTPRequestHandler):
             pod = fake.pods.get(pod_id)
             running = pod is not None and fake._phase(pod, time.time()) == "running"
             exposed = pod is not None and ("%s/http" % port) in (pod["ports"] or "").split(",")
+            if running and exposed and not pod.get("served_at"):
+                pod["served_at"] = time.time()
+                fake.history.append({"event": "served", "pod": pod_id, "at": pod["served_at"]})
         if not running or not exposed:
             return self._send(502, {"error": "pod not ready"})
         return self._send(200, {"object": "list", "data": [
