@@ -29,14 +29,17 @@ description:
     Nothing is written when the content is unchanged (a second run the same day reports no change).
   - This is an action plugin; it runs on the controller.
 author:
-  - llmops.codestack maintainers
+  - llmops.codestack maintainers (@llmops)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Prices are read; nothing is written.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
     support: full
 options:
   dest:

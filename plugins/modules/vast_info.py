@@ -16,13 +16,15 @@ description:
     the paginated instance list, for teardown and cost audits. Always returns C(changed=false).
   - Bid instances that exited while they should run are flagged as preempted.
 author:
-  - llmops.codestack maintainers
+  - llmops.codestack maintainers (@llmops)
 extends_documentation_fragment:
   - llmops.codestack.vast
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
     details: Nothing changes.
 options:

@@ -30,16 +30,18 @@ description:
   - A bid instance found exited while it should be running was outbid (preempted). It is
     reported with C(vast_instance.preempted=true) and a warning; O(state=started) starts it again.
 author:
-  - llmops.codestack maintainers
+  - llmops.codestack maintainers (@llmops)
 extends_documentation_fragment:
   - llmops.codestack.vast
   - llmops.codestack.vast.offer_filters
   - llmops.codestack.wait
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Offers are searched (read only) and the offer that would be rented is returned.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   name:
@@ -127,7 +129,7 @@ EXAMPLES = r"""
     max_dph: 0.6
     min_reliability: 0.95
     min_cuda: 12.1
-    geolocation: [NO, SE, DE, PL]
+    geolocation: ["NO", SE, DE, PL]
     image: vllm/vllm-openai:v0.6.3
     args: [--model, Qwen/Qwen2.5-Coder-7B-Instruct-AWQ, --quantization, awq, --port, "8000"]
     ports: [8000]

@@ -17,14 +17,16 @@ description:
   - Uses the same filters and order as M(llmops.codestack.vast_instance), so the first offer
     returned is the one C(vast_instance) would rent.
 author:
-  - llmops.codestack maintainers
+  - llmops.codestack maintainers (@llmops)
 extends_documentation_fragment:
   - llmops.codestack.vast
   - llmops.codestack.vast.offer_filters
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
     details: Nothing changes.
 options:
@@ -48,7 +50,7 @@ EXAMPLES = r"""
   llmops.codestack.vast_offer_info:
     gpu_name: [RTX 4090]
     min_cuda: 12.1
-    geolocation: [NO, SE, DE, PL, NL, FR]
+    geolocation: ["NO", SE, DE, PL, NL, FR]
     limit: 5
   register: offers
 

@@ -81,38 +81,38 @@ def _call(fake, method, path, body=None, key=API_KEY):
 
 
 def test_fake_filters_pagination_errors(vast_fake):  # noqa: F811
-    status, body, _ = _call(vast_fake, "POST", "/api/v0/bundles/", {
+    status, body, _headers = _call(vast_fake, "POST", "/api/v0/bundles/", {
         "gpu_name": {"in": ["RTX 4090", "A100 SXM4"]}, "gpu_ram": {"gte": 24000},
         "dph_total": {"lte": 1.2}, "geolocation": {"in": ["NO", "DE", "CA"]},
         "cuda_max_good": {"gte": 12.0}, "order": [["dph_total", "desc"]], "limit": 2,
         "type": "on-demand"})
     assert status == 200
     assert [o["id"] for o in body["offers"]] == [2001, 1001]
-    status, body, _ = _call(vast_fake, "POST", "/api/v0/bundles/", {"type": "bid",
-                                                                    "gpu_name": {"eq": "H100 SXM"}})
+    status, body, _headers = _call(vast_fake, "POST", "/api/v0/bundles/",
+                                   {"type": "bid", "gpu_name": {"eq": "H100 SXM"}})
     assert body["offers"][0]["dph_total"] == body["offers"][0]["min_bid"]
-    status, body, _ = _call(vast_fake, "POST", "/api/v0/bundles/", {"num_gpus": {"like": 1}})
+    status, body, _headers = _call(vast_fake, "POST", "/api/v0/bundles/", {"num_gpus": {"like": 1}})
     assert status == 400 and body["success"] is False
     ids = []
     for offer in (1001, 1002, 1003, 2001, 3001):
-        status, body, _ = _call(vast_fake, "PUT", "/api/v0/asks/%d/" % offer,
-                                {"client_id": "me", "image": "img", "label": "s--%d" % offer})
+        status, body, _headers = _call(vast_fake, "PUT", "/api/v0/asks/%d/" % offer,
+                                       {"client_id": "me", "image": "img", "label": "s--%d" % offer})
         ids.append(body["new_contract"])
-    status, body, _ = _call(vast_fake, "PUT", "/api/v0/asks/1001/", {"client_id": "me", "image": "img"})
+    status, body, _headers = _call(vast_fake, "PUT", "/api/v0/asks/1001/", {"client_id": "me", "image": "img"})
     assert status == 200 and body["success"] is False and body["error"] == "no_such_ask"
     pages, token = [], None
     while True:
         query = "limit=2" + ("&after_token=%s" % token if token else "")
-        status, body, _ = _call(vast_fake, "GET", "/api/v1/instances/?" + query)
+        status, body, _headers = _call(vast_fake, "GET", "/api/v1/instances/?" + query)
         pages.append([i["id"] for i in body["instances"]])
         assert body["total_instances"] == 5
         token = body["next_token"]
         if not token:
             break
     assert pages == [ids[:2], ids[2:4], ids[4:]]
-    status, body, _ = _call(vast_fake, "DELETE", "/api/v0/instances/424242/", {})
+    status, body, _headers = _call(vast_fake, "DELETE", "/api/v0/instances/424242/", {})
     assert status == 404 and body["error"] == "no_such_instance"
-    status, body, _ = _call(vast_fake, "GET", "/api/v0/instances/", key="nope")
+    status, body, _headers = _call(vast_fake, "GET", "/api/v0/instances/", key="nope")
     assert status == 401
     vast_fake.configure(fail_next=[{"status": 429, "retry_after": 7}])
     status, body, headers = _call(vast_fake, "GET", "/api/v0/instances/")
