@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import json
 
 from ansible.module_utils.basic import env_fallback
@@ -69,10 +70,10 @@ class VastClient:
     def __init__(self, token, endpoint=DEFAULT_ENDPOINT, http=None, **http_args):
         self.http = http or HttpClient(endpoint or DEFAULT_ENDPOINT, token=token, **http_args)
 
-    def call(self, method, path, body=None, query=None, what=None):
+    def call(self, method, path, body=None, query=None, what=None, http=None):
         what = what or "%s %s" % (method, path)
         try:
-            answer = self.http.request(method, path, body=body, query=query)
+            answer = (http or self.http).request(method, path, body=body, query=query)
         except ApiError as exc:
             if exc.status == 401:
                 raise ApiError(401, AUTH_MESSAGE, body=exc.body, code="unauthorized")
@@ -92,8 +93,32 @@ class VastClient:
 
     # instances ----------------------------------------------------------
     def create_instance(self, offer_id, spec):
-        answer = self.call("PUT", "/api/v0/asks/%d/" % int(offer_id), body=spec,
-                           what="renting offer %s" % offer_id)
+        """Rent an offer; returns the new instance id.
+
+        Renting is not idempotent: after a 502/503/504 or a lost connection the API may have
+        rented the offer anyway, so instead of blindly sending the request again, the instance
+        is looked up by its label first (429 is safe to retry and is retried as usual).
+        """
+        once = copy.copy(self.http)
+        once.retry_statuses = (429,)
+        once.retry_network = False
+        label = spec.get("label")
+        delay = self.http.backoff
+        for attempt in range(self.http.retries + 1):
+            try:
+                answer = self.call("PUT", "/api/v0/asks/%d/" % int(offer_id), body=spec,
+                                   what="renting offer %s" % offer_id, http=once)
+                break
+            except ApiError as exc:
+                if exc.status not in (0, 502, 503, 504) or attempt == self.http.retries:
+                    raise
+                if label:
+                    rows = self.list_instances({"label": {"eq": label}})
+                    existing = [r for r in rows if r.get("label") == label]
+                    if existing:
+                        return int(existing[-1]["id"])
+                self.http._sleep(min(self.http.max_backoff, delay))
+                delay *= 2
         contract = (answer or {}).get("new_contract")
         if contract is None:
             raise ApiError(200, "renting offer %s returned no instance id" % offer_id, body=answer)

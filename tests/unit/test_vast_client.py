@@ -115,3 +115,30 @@ def test_missing_instance_reads_as_none_and_destroy_of_unknown_is_false():
     client = VastClient("k", http=http)
     assert client.get_instance(5) is None
     assert client.destroy_instance(5) is False
+
+
+def test_create_after_502_adopts_the_instance_the_api_created_instead_of_renting_twice():
+    http = ScriptedHttp([
+        (502, {}, {"error": "Bad Gateway"}),
+        (200, {}, {"instances": [{"id": 77, "label": "s--coder"}], "next_token": None}),
+    ])
+    assert VastClient("k", http=http).create_instance(7, {"image": "x", "label": "s--coder"}) == 77
+    assert [m for m, _url, _body in http.sent] == ["PUT", "GET"]
+
+
+def test_create_after_503_with_nothing_created_sends_again():
+    http = ScriptedHttp([
+        (503, {}, {"error": "Service Unavailable"}),
+        (200, {}, {"instances": [], "next_token": None}),
+        (200, {}, {"success": True, "new_contract": 78}),
+    ])
+    assert VastClient("k", http=http).create_instance(7, {"image": "x", "label": "s--coder"}) == 78
+    assert [m for m, _url, _body in http.sent] == ["PUT", "GET", "PUT"]
+    assert http.sleeps == [1.0]
+
+
+def test_create_429_is_retried_directly():
+    http = ScriptedHttp([(429, {"Retry-After": "0.1"}, {}),
+                         (200, {}, {"success": True, "new_contract": 79})])
+    assert VastClient("k", http=http).create_instance(7, {"image": "x", "label": "s--c"}) == 79
+    assert [m for m, _url, _body in http.sent] == ["PUT", "PUT"]
