@@ -8,7 +8,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: intent
-author: llmops.codestack contributors
+author: llmops.codestack contributors (@llmops)
 version_added: 0.1.0
 short_description: Ask the intent LLM about a blueprint and return the GPU tier and model per role
 description:
@@ -182,12 +182,14 @@ from ansible_collections.llmops.codestack.plugins.module_utils._intent import (
     request_intent,
 )
 
-try:
-    from ansible_collections.llmops.codestack.plugins.module_utils._catalog import load_catalog
-    from ansible_collections.llmops.codestack.plugins.module_utils._planner import build_plan
-    HAS_PLANNER = True
-except ImportError:  # pragma: no cover - the planner ships with the collection
-    HAS_PLANNER = False
+from ansible_collections.llmops.codestack.plugins.module_utils._catalog import (
+    CatalogError,
+    load_catalog,
+)
+from ansible_collections.llmops.codestack.plugins.module_utils._planner import (
+    PlanError,
+    build_plan,
+)
 
 ROLES = ("architect", "coder", "debugger", "reviewer")
 
@@ -277,20 +279,17 @@ class LookupModule(LookupBase):
 
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
-        if not HAS_PLANNER:
-            raise AnsibleError("the llmops.codestack planner (module_utils _planner, _catalog) "
-                               "is missing from this installation")
         if self.get_option("timeout") <= 0 or self.get_option("max_tokens") <= 0:
             raise AnsibleOptionsError("timeout and max_tokens must be positive")
         blueprint = self._blueprint(terms or [], variables)
         try:
             catalog = load_catalog(self.get_option("catalog"))
-        except Exception as exc:  # pylint: disable=broad-except - the catalog's own errors
+        except CatalogError as exc:
             raise AnsibleOptionsError("catalog: %s" % to_native(exc))
         intent = self._intent(blueprint)
         try:
             plan = build_plan(blueprint, intent, catalog)
-        except Exception as exc:  # pylint: disable=broad-except
+        except PlanError as exc:
             raise AnsibleError("planning failed: %s" % to_native(exc))
         result = {
             "roles": role_choices(plan),

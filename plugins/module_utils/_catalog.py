@@ -40,8 +40,6 @@ except ImportError as _exc:  # pragma: no cover - exercised by ansible-test's im
 
     Dict = List = Literal = Optional = None
 
-from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import PROVIDERS
-
 ROLES = ("architect", "coder", "debugger", "reviewer")
 PRICINGS = ("owned", "on_demand", "spot", "bid", "serverless")
 BUNDLED_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -165,6 +163,8 @@ if HAS_PYDANTIC:
         complexity_by_words: Dict[Literal["low", "medium"], int]
         roles: Dict[Literal["architect", "coder", "debugger", "reviewer"], RoleRatio]
         project: ProjectWork
+        max_task_input_tokens: int = Field(default=2000000, gt=0)
+        max_task_output_tokens: int = Field(default=200000, gt=0)
         quality_factor: Dict[Literal["draft", "standard", "high"], Dict[str, float]]
 
     SECTIONS = {
@@ -199,12 +199,9 @@ class Catalog(object):
     def __init__(self):
         self.sections = dict((name, {}) for name in _SECTION_NAMES)
         self.paths = []
-
-    def __getattr__(self, name):
-        sections = self.__dict__.get("sections", {})
-        if name in sections:
-            return sections[name]
-        raise AttributeError(name)
+        # each section is also an attribute: catalog.offers, catalog.gpus, ...
+        for name, entries in self.sections.items():
+            setattr(self, name, entries)
 
     def add(self, data, origin):
         """Layer one parsed file (a mapping of section -> list of entries) over this catalog."""

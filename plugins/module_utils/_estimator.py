@@ -12,6 +12,7 @@ Used when no intent model and no intent file are given. Its coefficients live in
     input       = output x roles[role].input_per_output
     plus one "(project)" architect task: output = base + per_feature x features,
                                          input = output x project.input_per_output
+    a task above max_task_input_tokens / max_task_output_tokens is split into equal parts
 """
 
 from __future__ import absolute_import, division, print_function
@@ -43,6 +44,22 @@ def feature_complexity(feature, params):
     return "high"
 
 
+def _split(task, params):
+    """One task, or equal parts of it when it exceeds the per-task token bounds."""
+    parts = max(-(-task["input_tokens"] // params.max_task_input_tokens),
+                -(-task["output_tokens"] // params.max_task_output_tokens), 1)
+    if parts == 1:
+        return [task]
+    out = []
+    for index in range(parts):
+        part = dict(task, title="%s (part %d/%d)" % (task["title"], index + 1, parts))
+        for key in ("input_tokens", "output_tokens"):
+            # spread the remainder so the parts add up to the whole
+            part[key] = task[key] // parts + (1 if index < task[key] % parts else 0)
+        out.append(part)
+    return out
+
+
 def estimate(blueprint, catalog=None):
     """Return an intent result (source "deterministic") for a blueprint (model or mapping)."""
     if isinstance(blueprint, dict):
@@ -66,10 +83,10 @@ def estimate(blueprint, catalog=None):
             output = int(round(code_tokens * ratio.output_per_code_token * factors.get(role, 1.0)))
             inp = int(round(output * ratio.input_per_output))
             total += output + inp
-            tasks.append({
+            tasks.extend(_split({
                 "role": role, "feature": feature.name, "title": _TITLES[role] % feature.name,
                 "complexity": complexity, "input_tokens": inp, "output_tokens": output,
-            })
+            }, params))
         per_feature[feature.name] = (total, complexity, feature.priority)
     project = params.project
     output = int(round((project.architect_output_base

@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import math
 import os
 import re
 import time
@@ -31,7 +32,7 @@ except ImportError:  # pragma: no cover - exercised by ansible-test's import san
     HAS_YAML = False
 
 try:
-    from typing import Any, List, Optional, Union
+    from typing import List, Optional, Union
 
     from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
     HAS_PYDANTIC = True
@@ -49,7 +50,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by ansible-test's im
     def field_validator(*args, **kwargs):
         return lambda fn: fn
 
-    Any = List = Optional = Union = None
+    List = Optional = Union = None
 
 from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import (
     BlueprintError,
@@ -226,7 +227,7 @@ def _key(text):
 
 
 def _clamp(value, low, high, what, notes):
-    if value != value:  # NaN
+    if math.isnan(value):
         notes.append("%s NaN raised to the minimum %d" % (what, low))
         return low
     number = value if value in (float("inf"), float("-inf")) else int(round(value))
@@ -240,7 +241,7 @@ def _clamp(value, low, high, what, notes):
 
 
 def _fmt(value):
-    if value != value:
+    if math.isnan(value):
         return "NaN"
     if value in (float("inf"), float("-inf")):
         return "%s" % value
@@ -365,9 +366,9 @@ def _drivers(raw_drivers, tasks, resolve, notes):
             notes.append("%s: feature %r is not in the blueprint; dropped" % (where, item.feature))
             continue
         share = item.share
-        if share != share or share < 0 or share > 1:
+        if math.isnan(share) or share < 0 or share > 1:
             # "40" most likely means 40 %.
-            fixed = share / 100.0 if 1 < share <= 100 else (0.0 if share != share or share < 0
+            fixed = share / 100.0 if 1 < share <= 100 else (0.0 if math.isnan(share) or share < 0
                                                             else 1.0)
             notes.append("%s.share %s clamped to %.2f" % (where, _fmt(share), fixed))
             share = fixed
@@ -692,6 +693,9 @@ def request_intent(blueprint, model, api_base=None, api_key=None, timeout=60, pr
                 {"role": "user", "content": render_request(bp)}]
     call = dict(litellm_kwargs)
     call.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+    # Transient failures are retried below, with the response_format step-down in mind; the
+    # OpenAI client's own retries would repeat a rejected response_format three times.
+    call.setdefault("max_retries", 0)
     call["model"] = model
     call["timeout"] = timeout
     if api_base:
@@ -717,10 +721,12 @@ def request_intent(blueprint, model, api_base=None, api_key=None, timeout=60, pr
                 kwargs["response_format"] = fmt
             try:
                 return completion(**kwargs)
-            except Exception as exc:  # pylint: disable=broad-except - every SDK error is ours
+            # Every LiteLLM/provider exception becomes an IntentError naming the model.
+            except Exception as exc:  # pylint: disable=broad-except
                 if _rejects_response_format(exc) and state["mode"] + 1 < len(ladder):
                     notes.append("the server rejected response_format %s (%s); used %s"
-                                 % (mode, _describe(exc)[:120], ladder[state["mode"] + 1]))
+                                 % (mode, "HTTP %s" % _status(exc) if _status(exc)
+                                    else type(exc).__name__, ladder[state["mode"] + 1]))
                     state["mode"] += 1
                     continue
                 if _is_transient(exc) and transient < transient_retries:

@@ -84,21 +84,55 @@ def _allowed_offers(catalog, constraints, params, providers=None):
         yield offer
 
 
+def _economics(offer, price, catalog, params):
+    """What makes one offer of a GPU type cheaper or slower than another (lower is better)."""
+    cold = catalog.cold_start[offer.provider]
+    return (price, cold.scheduling_s + cold.image_pull_s,
+            8.0 / cold.download_gbps if cold.download_gbps else 0.0, 1.0 / cold.load_gb_per_s,
+            params.interruption_overhead.get(offer.pricing, 0.0), offer.min_billing_hours,
+            catalog.usd(offer.setup_fee, offer.currency))
+
+
+def _undominated(groups, catalog):
+    """Drop groups that another group of the same GPU type and count beats on every economic
+    term: they can never win for any workload or objective (same speed and quality)."""
+    params = catalog.cost_model["default"]
+    by_hardware = {}
+    for key, members in groups.items():
+        members.sort()   # (price, unique id, offer): cheapest first, never compares offers
+        econ = _economics(members[0][2], members[0][0], catalog, params)
+        by_hardware.setdefault((key[2], key[3]), []).append((econ, key))
+    kept = {}
+    for entries in by_hardware.values():
+        entries.sort()
+        front = []
+        for econ, key in entries:
+            if any(all(a <= b for a, b in zip(other, econ)) for other in front):
+                continue
+            front.append(econ)
+            kept[key] = groups[key]
+    return kept
+
+
 def enumerate_options(catalog, constraints, providers=None):
     """Every fitting Option for the allowed offers; the cheapest offer of each (provider,
     pricing, GPU, count) group stands for the group, the others are capacity fallbacks."""
     params = catalog.cost_model["default"]
     groups = {}
+    rates = dict((key, c.usd_per_unit) for key, c in catalog.currencies.items())
     for offer in _allowed_offers(catalog, constraints, params, providers):
         key = (offer.provider, offer.pricing, offer.gpu, offer.count)
-        price = catalog.usd(offer.price_per_hour, offer.currency)
-        groups.setdefault(key, []).append((price, offer.id, offer))
+        price = offer.price_per_hour * rates[offer.currency]
+        if key in groups:
+            groups[key].append((price, offer.id, offer))
+        else:
+            groups[key] = [(price, offer.id, offer)]
+    groups = _undominated(groups, catalog)
     context_need = max(params.role_context.values())
     util = params.gpu_memory_utilization
     options = []
     rejected = 0
-    for key, members in groups.items():
-        members.sort(key=lambda item: (item[0], item[1]))
+    for members in groups.values():
         price, _unused, offer = members[0]
         gpu = catalog.gpus[offer.gpu]
         cold = catalog.cold_start[offer.provider]
@@ -153,7 +187,12 @@ def enumerate_options(catalog, constraints, providers=None):
 
 
 class _Solver(object):
-    """Assign roles to deployments for one token workload and one objective."""
+    """Assign roles to deployments for one token workload and one objective.
+
+    Single-role rankings run over every option with the option rates held in flat lists
+    (this is the hot loop of the planner); shared deployments are only tried over the union
+    of each role's best candidates.
+    """
 
     def __init__(self, options, role_tokens, params, budget_usd, deadline_h, quality):
         self.options = options
@@ -162,6 +201,50 @@ class _Solver(object):
         self.budget = budget_usd
         self.deadline = deadline_h
         self.threshold = params.quality_thresholds[quality]
+        self._columns = None
+        self._tables = {}
+
+    def _cols(self):
+        if self._columns is None:
+            opts = self.options
+            self._columns = (
+                [o.rework * (1.0 + o.interrupt) * o.spo for o in opts],
+                [o.rework * (1.0 + o.interrupt) * o.spi for o in opts],
+                [o.cold_s for o in opts],
+                [o.price for o in opts],
+                [o.min_billing for o in opts],
+                [o.setup for o in opts],
+                [o.quality for o in opts],
+            )
+        return self._columns
+
+    def _table(self, role):
+        """(hours, cost) of every option serving this role alone."""
+        if role not in self._tables:
+            spo, spi, cold, price, minb, setup, _q = self._cols()
+            tin, tout = self.tokens[role]
+            hours = [(tout * a + tin * b + c) / 3600.0 for a, b, c in zip(spo, spi, cold)]
+            cost = [(h if h > m else m) * p + s for h, m, p, s in zip(hours, minb, price, setup)]
+            self._tables[role] = (hours, cost)
+        return self._tables[role]
+
+    def _scores(self, objective, role):
+        hours, cost = self._table(role)
+        quality = self._cols()[6]
+        thr = self.threshold
+        if objective == "cheapest":
+            return [c + h * 1e-6 + (1e6 if q < thr else 0.0)
+                    for h, c, q in zip(hours, cost, quality)]
+        if objective == "fastest":
+            return [h + c * 1e-6 + (1e6 if q < thr else 0.0)
+                    for h, c, q in zip(hours, cost, quality)]
+        if objective == "best_quality":
+            return [c * 1e-6 - q for c, q in zip(cost, quality)]
+        weight = self.params.role_quality_weight.get(role, 0.0) / 100.0
+        inv_b = 1.0 / self.budget
+        dl = self.params.deadline_weight / self.deadline
+        return [c * inv_b + h * dl - weight * q + (_QUALITY_MISS if q < thr else 0.0)
+                for h, c, q in zip(hours, cost, quality)]
 
     def score(self, objective, roles, opt, hours, cost):
         # cheapest / fastest: among the options that meet the quality threshold when any do
@@ -193,14 +276,25 @@ class _Solver(object):
             scored.append((value, index, opt, hours, cost))
         return heapq.nsmallest(limit, scored, key=lambda item: (item[0], item[1]))
 
+    def best_single(self, objective, role, limit):
+        scores = self._scores(objective, role)
+        if len(scores) > limit:
+            # the limit-th smallest score via C sort, then only the few indices under it
+            kth = sorted(scores)[limit - 1]
+            picked = [i for i, value in enumerate(scores) if value <= kth]
+        else:
+            picked = range(len(scores))
+        picked = sorted(picked, key=lambda i: (scores[i], i))[:limit]
+        return [self.options[i] for i in picked]
+
     def solve(self, objective):
         candidates = []
         seen = set()
         for role in ROLES:
-            for item in self.ranked(objective, (role,), self.options, _TOP_K):
-                if id(item[2]) not in seen:
-                    seen.add(id(item[2]))
-                    candidates.append(item[2])
+            for opt in self.best_single(objective, role, _TOP_K):
+                if id(opt) not in seen:
+                    seen.add(id(opt))
+                    candidates.append(opt)
         best_for = {}
         for subset in _subsets(ROLES):
             best_for[subset] = self.ranked(objective, subset, candidates, 1)[0]
@@ -485,8 +579,8 @@ def _alternatives(ctx, block, candidates, limit):
         out.append(doc)
         used.add(offer.id)
     solver = ctx.solver
-    for _value, _index, cand, hours, cost in solver.ranked("balanced", block["roles"],
-                                                          candidates, len(candidates)):
+    ranked = solver.ranked("balanced", block["roles"], candidates, len(candidates))
+    for _value, _index, cand, hours, cost in ranked:
         if len(out) >= limit:
             break
         if cand.offer.id in used:
@@ -508,7 +602,11 @@ def build_plan(blueprint, intent, catalog, **options):
         blueprint = validate_blueprint(blueprint)
     constraints = blueprint.constraints
     params = catalog.cost_model["default"]
-    usd_per_eur = float(options.get("usd_per_eur") or catalog.currencies["EUR"].usd_per_unit)
+    eur = catalog.currencies.get("EUR")
+    usd_per_eur = float(options.get("usd_per_eur") or (eur.usd_per_unit if eur else 0) or 0)
+    if usd_per_eur <= 0:
+        raise PlanError("no EUR exchange rate: add currency 'EUR' to the catalog or pass "
+                        "usd_per_eur")
     if constraints.budget_usd is not None:
         budget, currency, budget_usd = constraints.budget_usd, "USD", constraints.budget_usd
     else:
@@ -622,6 +720,7 @@ def build_plan(blueprint, intent, catalog, **options):
             "reasoning": intent.get("reasoning", ""),
             "tasks": intent["tasks"],
             "cost_drivers": intent.get("cost_drivers", []),
+            "notes": intent.get("notes", []),
             "tokens": {"input": ctx.total_in, "output": ctx.total_out},
         },
         "catalog": dict(catalog.summary(), options_considered=len(ctx.options),

@@ -150,14 +150,12 @@ def render_markdown(plan, chart_file=CHART_FILE):
         "",
         "| check | limit | estimate | ok |",
         "|---|---|---|---|",
-        "| budget | %s %s | %s %.2f | %s |" % (checks["budget"]["currency"],
-                                              checks["budget"]["limit"],
-                                              checks["budget"]["currency"],
-                                              checks["budget"]["estimate"],
-                                              "yes" if checks["budget"]["ok"] else "**no**"),
-        "| deadline | %s h | %.2f h | %s |" % (checks["deadline"]["limit_hours"],
-                                              checks["deadline"]["estimate_hours"],
-                                              "yes" if checks["deadline"]["ok"] else "**no**"),
+        "| budget | %s %s | %s %.2f | %s |" % (
+            checks["budget"]["currency"], checks["budget"]["limit"], checks["budget"]["currency"],
+            checks["budget"]["estimate"], "yes" if checks["budget"]["ok"] else "**no**"),
+        "| deadline | %s h | %.2f h | %s |" % (
+            checks["deadline"]["limit_hours"], checks["deadline"]["estimate_hours"],
+            "yes" if checks["deadline"]["ok"] else "**no**"),
         "| quality | %s (score >= %g) | %s (lowest role score %.1f) | %s |" % (
             checks["quality"]["required"], checks["quality"]["required_score"],
             checks["quality"]["achieved"] or "below draft",
@@ -234,6 +232,9 @@ def render_markdown(plan, chart_file=CHART_FILE):
         "|---|---|---|",
     ]
     for driver in intent.get("cost_drivers", []):
-        lines.append("| %s | %.0f %% | %s |" % (_cell(driver["feature"]), 100 * driver["share"],
-                                               _cell(driver.get("why", ""))))
+        lines.append("| %s | %.0f %% | %s |" % (
+            _cell(driver["feature"]), 100 * driver["share"], _cell(driver.get("why", ""))))
+    if intent.get("notes"):
+        lines += ["", "What validation of the estimate changed (docs/intent.md):", ""]
+        lines += ["- %s" % note for note in intent["notes"]]
     return "\n".join(lines) + "\n"

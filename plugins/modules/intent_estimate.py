@@ -26,7 +26,7 @@ description:
     (Markdown plus an SVG cost-vs-time chart). Read-only; always C(changed=false).
   - Runs on the controller (action plugin); the target host is not used.
 author:
-  - llmops.codestack contributors
+  - llmops.codestack contributors (@llmops)
 requirements:
   - pydantic >= 2
   - PyYAML

@@ -13,8 +13,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
+import yaml
 
 from ansible_collections.llmops.codestack.plugins.module_utils._intent import (
     MAX_INPUT_TOKENS,
@@ -192,3 +196,63 @@ def test_json_schema_rejected_falls_back_to_json_object_schema(proxy, backends):
     schema = llamacpp_like.requests[-1]["response_format"]["schema"]
     assert schema["properties"]["reasoning"]["maxLength"] > 0
     assert any("rejected response_format json_schema" in n for n in result["notes"])
+
+
+# --- the lookup, end to end through ansible-playbook ------------------------------------------
+
+PLAYBOOK = """
+- name: Choose GPU and model per role with the intent LLM
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Ask the intent lookup
+      ansible.builtin.set_fact:
+        choice: "{{ lookup('llmops.codestack.intent', blueprint_path, model=intent_model,
+                           api_base=proxy_url, timeout=60) }}"
+    - name: Ask a model alias the gateway does not have
+      ansible.builtin.set_fact:
+        broken: "{{ lookup('llmops.codestack.intent', blueprint_path,
+                           model='litellm_proxy/no-such-alias', api_base=proxy_url) }}"
+      register: __broken
+      ignore_errors: true  # noqa: ignore-errors - the failure message is what is tested
+    - name: Save both
+      ansible.builtin.copy:
+        content: "{{ {'choice': choice, 'broken': __broken} | to_nice_json }}"
+        dest: "{{ result_path }}"
+        mode: "0600"
+"""
+
+
+def test_lookup_end_to_end_with_ansible_playbook(tmp_path, proxy, openai_like):
+    url, key = proxy
+    (tmp_path / "bp.yml").write_text(yaml.safe_dump(BLUEPRINT))
+    (tmp_path / "play.yml").write_text(PLAYBOOK)
+    env = dict(os.environ, CODESTACK_INTENT_API_KEY=key, ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    extra = {"blueprint_path": str(tmp_path / "bp.yml"), "intent_model": "litellm_proxy/intent",
+             "proxy_url": url, "result_path": str(tmp_path / "result.json"),
+             "ansible_python_interpreter": sys.executable}
+    done = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local",
+                           str(tmp_path / "play.yml"), "-e", json.dumps(extra)],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert key not in output
+    saved = json.loads((tmp_path / "result.json").read_text())
+
+    result = saved["choice"]
+    assert set(result["roles"]) == {"architect", "coder", "debugger", "reviewer"}
+    for choice in result["roles"].values():
+        assert choice["model"] and choice["gpu"] and choice["provider"]
+        assert choice["hours"] >= 0 and choice["cost_usd"] >= 0
+    assert result["roles"]["coder"]["hours"] > 0  # the scripted answer has no debugger task
+    assert result["intent"]["source"] == "llm"
+    assert result["intent"]["model"] == "litellm_proxy/intent"
+    assert result["intent"]["tasks"] == VALID["tasks"]
+    assert set(result["checks"]) >= {"budget", "deadline", "quality"}
+    assert len(openai_like.requests) == 1
+
+    broken = saved["broken"]
+    assert broken["failed"] is True
+    assert "intent model 'litellm_proxy/no-such-alias' failed: HTTP 400" in broken["msg"]
+    assert key not in json.dumps(broken)

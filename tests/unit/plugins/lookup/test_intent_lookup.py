@@ -3,8 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Unit tests of the llmops.codestack.intent lookup: options, errors, the per-role result.
 
-The LLM call is replaced by a fake ``request_intent``; the planner is the real one when the
-collection has it, otherwise a stand-in that returns a plan of the documented shape.
+The LLM call is replaced by a fake ``request_intent``; the catalog and the planner are real.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,6 +15,7 @@ import json
 import pytest
 import yaml
 from ansible.errors import AnsibleError, AnsibleOptionsError
+from ansible import constants as C
 from ansible.parsing.dataloader import DataLoader
 
 from ansible_collections.llmops.codestack.plugins.lookup import intent as lookup_intent
@@ -39,8 +39,15 @@ INTENT = {
 }
 
 
+NAME = "llmops.codestack.intent"
+# What the plugin loader does when it loads the lookup: register its documented options.
+C.config.initialize_plugin_configuration_definitions(
+    "lookup", NAME, yaml.safe_load(lookup_intent.DOCUMENTATION)["options"])
+
+
 def run(*terms, **options):
     plugin = lookup_intent.LookupModule(loader=DataLoader())
+    plugin._load_name = NAME
     return plugin.run(list(terms), variables={}, **options)
 
 
@@ -64,11 +71,6 @@ def fake_llm(monkeypatch):
     return calls
 
 
-needs_planner = pytest.mark.skipif(not lookup_intent.HAS_PLANNER,
-                                   reason="the planner is not in this checkout yet")
-
-
-@needs_planner
 def test_llm_path_returns_gpu_and_model_per_role(blueprint_file, fake_llm):
     [result] = run(blueprint_file, model="litellm_proxy/intent", api_base="http://127.0.0.1:1",
                    api_key="sk-secret", timeout=5, temperature=0.1, structured="json_object")
@@ -85,7 +87,6 @@ def test_llm_path_returns_gpu_and_model_per_role(blueprint_file, fake_llm):
     assert call["max_tokens"] == 4096
 
 
-@needs_planner
 def test_intent_file_path_and_full_plan(blueprint_file, tmp_path, fake_llm):
     saved = tmp_path / "intent.json"
     saved.write_text(json.dumps(dict(INTENT, model="openai/intent")))
@@ -129,22 +130,32 @@ def test_role_choices_flattens_the_plan():
      "cannot read intent file"),
     ((), {"blueprint": BLUEPRINT, "model": "m", "prompts_dir": "/nonexistent"}, "no intent.md"),
 ])
-@needs_planner
 def test_bad_input_is_an_options_error(terms, options, message, fake_llm):
     with pytest.raises(AnsibleOptionsError, match=message):
         run(*terms, **options)
     assert fake_llm == []
 
 
-@needs_planner
 def test_bad_catalog_is_an_options_error(fake_llm):
     with pytest.raises(AnsibleOptionsError, match="catalog: .*nonexistent"):
         run(blueprint=BLUEPRINT, model="m", catalog=["/nonexistent/offers.yml"])
 
 
-@needs_planner
 def test_remote_failure_is_an_ansible_error_naming_the_model(fake_llm):
     with pytest.raises(AnsibleError) as err:
         run(blueprint=BLUEPRINT, model="broken/model")
     assert not isinstance(err.value, AnsibleOptionsError)
     assert "intent model 'broken/model' failed: HTTP 503" in str(err.value)
+
+
+def test_validation_notes_reach_the_plan_and_the_report(tmp_path, fake_llm):
+    from ansible_collections.llmops.codestack.plugins.module_utils._report import render_markdown
+
+    absurd = dict(INTENT, tasks=[dict(INTENT["tasks"][1], output_tokens=-1)])
+    saved = tmp_path / "intent.json"
+    saved.write_text(json.dumps(absurd))
+    [result] = run(blueprint=BLUEPRINT, intent_file=str(saved), include_plan=True)
+    note = "tasks[0].output_tokens -1 raised to the minimum 10"
+    assert note in result["intent"]["notes"]
+    assert note in result["plan"]["intent"]["notes"]
+    assert "- " + note in render_markdown(result["plan"])

@@ -284,7 +284,7 @@ def test_valid_answer_first_time():
     sent = fake.calls[0]
     assert sent["model"] == "openai/intent" and sent["timeout"] == 12 and sent["temperature"] == 0
     assert sent["api_base"] == "http://127.0.0.1:9/v1" and sent["api_key"] == "sk-secret-123456"
-    assert sent["max_tokens"] == _intent.DEFAULT_MAX_TOKENS
+    assert sent["max_tokens"] == _intent.DEFAULT_MAX_TOKENS and sent["max_retries"] == 0
     assert sent["response_format"]["type"] == "json_schema"
     assert sent["response_format"]["json_schema"]["strict"] is True
     assert sent["messages"][0]["role"] == "system" and "estimator" in sent["messages"][0]["content"]

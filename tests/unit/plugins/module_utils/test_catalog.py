@@ -1,0 +1,114 @@
+"""Catalog: the bundled files, validation errors and user overrides."""
+
+import pytest
+
+from ansible_collections.llmops.codestack.plugins.module_utils._catalog import (
+    CatalogError,
+    load_catalog,
+)
+
+REQUIRED_MODELS = ["codestral-22b", "codellama-34b", "qwen2.5-coder-7b", "qwen2.5-coder-14b",
+                   "qwen2.5-coder-32b", "deepseek-coder-v2-lite", "starcoder2-15b",
+                   "llama-3.1-8b", "smollm2-135m"]
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+def test_bundled_catalog_has_what_the_planner_needs(catalog):
+    assert set(REQUIRED_MODELS) <= set(catalog.models)
+    for key in REQUIRED_MODELS[:-1]:
+        assert {"fp16", "fp8", "awq", "gptq"} <= set(catalog.models[key].quantizations), key
+        assert catalog.models[key].score.source.startswith("http")
+    assert "q4_1" in catalog.models["smollm2-135m"].quantizations
+    providers = set(o.provider for o in catalog.offers.values())
+    assert {"local", "runpod", "runpod_serverless", "vast", "hetzner", "exoscale"} <= providers
+    pricings = set((o.provider, o.pricing) for o in catalog.offers.values())
+    assert {("runpod", "on_demand"), ("runpod", "spot"), ("runpod_serverless", "serverless"),
+            ("local", "owned")} <= pricings
+    local = catalog.offers["local:cpu:owned"]
+    assert local.price_per_hour == 0
+    meas = catalog.measurements["local:cpu:owned/smollm2-135m/q4_1"]
+    assert "measured here" in meas.source
+
+
+def test_every_entry_is_dated_and_sourced(catalog):
+    for section in catalog.sections.values():
+        for entry in section.values():
+            assert entry.source and entry.as_of, entry.id
+    summary = catalog.summary()
+    assert summary["as_of"] == "2026-11-22"
+    assert all(p.startswith("bundled:catalog/") for p in summary["paths"])
+
+
+def _offer(**overrides):
+    offer = {"id": "vast:RTX 4090:on_demand", "provider": "vast", "pricing": "on_demand",
+             "gpu": "rtx4090", "provider_gpu_id": "RTX 4090", "count": 1,
+             "price_per_hour": 0.01, "currency": "USD", "region": "ALL",
+             "source": "test", "as_of": "2026-11-23"}
+    offer.update(overrides)
+    return offer
+
+
+def test_user_file_overrides_by_id_and_extends(tmp_path, catalog):
+    import yaml
+    path = tmp_path / "mine.yml"
+    path.write_text(yaml.safe_dump({"offers": [
+        _offer(),
+        _offer(id="vast:RTX 4090:on_demand:mine", price_per_hour=0.02)]}))
+    mine = load_catalog([str(path)])
+    assert mine.offers["vast:RTX 4090:on_demand"].price_per_hour == 0.01
+    assert catalog.offers["vast:RTX 4090:on_demand"].price_per_hour != 0.01
+    assert "vast:RTX 4090:on_demand:mine" in mine.offers
+    assert len(mine.offers) == len(catalog.offers) + 1
+    assert mine.summary()["paths"][-1] == str(path)
+    assert mine.summary()["as_of"] == "2026-11-23"
+
+
+def test_user_folder_is_read_in_order(tmp_path):
+    import yaml
+    (tmp_path / "a.yml").write_text(yaml.safe_dump({"offers": [_offer(price_per_hour=0.5)]}))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"offers": [_offer(price_per_hour=0.7)]}))
+    assert load_catalog([str(tmp_path)]).offers["vast:RTX 4090:on_demand"].price_per_hour == 0.7
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"offers": [_offer(price_per_hour=-1)]},
+     "offers[id=vast:RTX 4090:on_demand].price_per_hour: Input should be greater than or equal"),
+    ({"offers": [_offer(gpu="tpu-v9")]}, "refers to unknown gpus 'tpu-v9'"),
+    ({"offers": [_offer(provider="aws")]}, "offers[id=vast:RTX 4090:on_demand].provider"),
+    ({"offers": [_offer(currency="GBP")]}, "unknown currencies 'GBP'"),
+    ({"offers": [dict((k, v) for k, v in _offer().items() if k != "source")]},
+     "source: Field required (fix: add it)"),
+    ({"gadgets": []}, "unknown section 'gadgets'"),
+    ({"offers": {"id": "x"}}, "section 'offers' must be a list"),
+    ([1, 2], "must be a mapping of sections"),
+    ({"models": [{
+        "id": "m", "name": "m", "hf_repo": "x/m", "params_b": 1, "licence": "mit",
+        "context": 4096, "kv_kb_per_token": 10, "quantizations": {"int3": {"weight_gb": 1}},
+        "score": {"value": 50, "benchmark": "HumanEval", "source": "s", "as_of": "2026-01-01"},
+        "source": "s", "as_of": "2026-01-01"}]},
+     "models[id=m] refers to unknown quantizations 'int3'"),
+    ({"gpus": [{"id": "g", "name": "g", "vram_gb": "lots", "bandwidth_gbs": 1,
+                "fp16_tflops": 1, "source": "s", "as_of": "2026-01-01"}]},
+     "gpus[id=g].vram_gb"),
+])
+def test_bad_user_catalog_is_one_clear_error(tmp_path, data, expected):
+    import yaml
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(CatalogError) as info:
+        load_catalog([str(path)])
+    message = str(info.value).replace("; fix: add it", " (fix: add it)")
+    assert expected in message
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    with pytest.raises(CatalogError, match="cannot read catalog file .*missing.yml"):
+        load_catalog([str(tmp_path / "missing.yml")])
+    bad = tmp_path / "bad.yml"
+    bad.write_text("offers: [\n")
+    with pytest.raises(CatalogError, match="not valid YAML"):
+        load_catalog([str(bad)])

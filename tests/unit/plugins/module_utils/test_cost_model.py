@@ -1,0 +1,126 @@
+"""Cost model: throughput, fit in VRAM, hours and cost of one deployment."""
+
+import pytest
+
+from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import (
+    validate_blueprint,
+)
+from ansible_collections.llmops.codestack.plugins.module_utils._catalog import load_catalog
+from ansible_collections.llmops.codestack.plugins.module_utils._planner import (
+    enumerate_options,
+)
+
+from _planner_helpers import blueprint
+
+ALL = ["local", "runpod", "runpod_serverless", "vast", "hetzner", "exoscale"]
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture(scope="module")
+def options(catalog):
+    bp = validate_blueprint(blueprint(providers=ALL))
+    found, rejected = enumerate_options(catalog, bp.constraints)
+    assert rejected > 0
+    return dict(((o.offer.id, o.model.id, o.quant_id), o) for o in found)
+
+
+def test_decode_is_efficiency_times_bandwidth_over_weight_bytes(options, catalog):
+    p = catalog.cost_model["default"]
+    opt = options[("runpod:NVIDIA GeForce RTX 4090:spot", "qwen2.5-coder-7b", "awq")]
+    assert opt.decode == pytest.approx(p.decode_efficiency * 1008 / 5.6)
+    assert opt.agg_decode == pytest.approx(opt.decode * p.batching_factor)
+    assert opt.prefill == pytest.approx(p.prefill_mfu * 165e12 / (2 * 7.6e9))
+    assert opt.prefill > opt.agg_decode   # prefill is much faster than decode
+    assert not opt.measured
+
+
+def test_moe_reads_only_active_weights(options):
+    dense = options[("vast:A100 SXM4:on_demand", "qwen2.5-coder-14b", "fp16")]
+    moe = options[("vast:A100 SXM4:on_demand", "deepseek-coder-v2-lite", "fp16")]
+    assert moe.decode == pytest.approx(0.75 * 2039 / (31.4 * 2.4 / 15.7))
+    assert moe.decode > 5 * dense.decode
+
+
+def test_two_gpus_scale_with_tensor_parallel_efficiency(options, catalog):
+    p = catalog.cost_model["default"]
+    one = options[("runpod:NVIDIA H100 80GB HBM3:on_demand", "qwen2.5-coder-32b", "fp8")]
+    two = options[("runpod:NVIDIA H100 80GB HBM3:on_demand:x2", "qwen2.5-coder-32b", "fp8")]
+    assert two.decode == pytest.approx(one.decode * (1 + p.multi_gpu_efficiency))
+    assert two.price == pytest.approx(2 * one.price)
+
+
+def test_local_uses_the_measured_throughput(options):
+    opt = options[("local:cpu:owned", "smollm2-135m", "q4_1")]
+    assert opt.measured and opt.decode == 65 and opt.prefill == 300
+    assert opt.agg_decode == 65      # no batching factor on the CPU
+    assert opt.price == 0 and opt.engine == "llamacpp"
+
+
+@pytest.mark.parametrize("offer, model, quant, fits, why", [
+    ("runpod:NVIDIA GeForce RTX 4090:spot", "qwen2.5-coder-7b", "awq", True, "5.6 + 3.8 KV"),
+    ("runpod:NVIDIA GeForce RTX 4090:spot", "qwen2.5-coder-7b", "fp16", True, "15.2 + 3.8"),
+    ("runpod:NVIDIA GeForce RTX 4090:spot", "qwen2.5-coder-14b", "fp16", False, "29.5 > 24"),
+    ("runpod:NVIDIA GeForce RTX 4090:spot", "codellama-34b", "awq", False,
+     "18.3 + 12.9 KV > 20.1"),
+    ("runpod:NVIDIA GeForce RTX 4090:spot", "qwen2.5-coder-7b", "fp8", False, "no fast FP8"),
+    ("vast:A100 SXM4:on_demand", "codellama-34b", "fp16", False, "67.5 + 12.9 > 70.5"),
+    ("runpod:NVIDIA H100 80GB HBM3:on_demand:x2", "codellama-34b", "fp16", True, "2 x 80 GB"),
+    ("runpod:NVIDIA H100 80GB HBM3:spot", "qwen2.5-coder-32b", "fp8", True, "33.5 + 17.2"),
+    ("vast:A100 SXM4:on_demand", "qwen2.5-coder-32b", "fp8", False, "A100 has no FP8"),
+    ("local:cpu:owned", "smollm2-135m", "q4_1", True, "tiny GGUF"),
+    ("local:cpu:owned", "qwen2.5-coder-7b", "awq", False, "vLLM formats need a GPU"),
+    ("runpod:NVIDIA GeForce RTX 4090:spot", "smollm2-135m", "q4_1", False, "GGUF is CPU only"),
+])
+def test_fit_in_vram(options, offer, model, quant, fits, why):
+    assert ((offer, model, quant) in options) == fits, why
+
+
+def test_no_chosen_option_exceeds_vram(options, catalog):
+    p = catalog.cost_model["default"]
+    for opt in options.values():
+        kv = opt.model.kv_kb_per_token * 1024 * opt.max_model_len * p.concurrent_sequences / 1e9
+        assert opt.weight_gb + kv + p.overhead_gb <= \
+            opt.gpu.vram_gb * opt.offer.count * p.gpu_memory_utilization + 1e-9
+
+
+def test_hours_and_cost_of_one_deployment(options, catalog):
+    p = catalog.cost_model["default"]
+    opt = options[("vast:RTX 4090:on_demand", "qwen2.5-coder-7b", "awq")]
+    tin, tout = 1000000, 50000
+    rework = 1 + p.rework_per_point * max(0, p.rework_reference_score - (88.4 - 1.5))
+    work = rework * (tout / opt.agg_decode + tin * (1 - p.prefix_cache_hit) / opt.prefill)
+    cold = catalog.cold_start["vast"]
+    cold_s = (cold.scheduling_s + cold.image_pull_s + 5.6 * 8 / cold.download_gbps
+              + 5.6 / cold.load_gb_per_s + catalog.engines["vllm"].init_s)
+    assert opt.cold_s == pytest.approx(cold_s)
+    hours, cost = opt.block(tin, tout)
+    assert hours == pytest.approx((work + cold_s) / 3600)
+    assert cost == pytest.approx(hours * 0.48)
+
+
+def test_spot_and_bid_pay_for_interruptions(options, catalog):
+    p = catalog.cost_model["default"]
+    bid = options[("vast:RTX 4090:bid", "qwen2.5-coder-7b", "awq")]
+    ondemand = options[("vast:RTX 4090:on_demand", "qwen2.5-coder-7b", "awq")]
+    h_bid, _c = bid.block(1e6, 1e5)
+    h_od, _c = ondemand.block(1e6, 1e5)
+    work = h_od - ondemand.cold_s / 3600
+    assert h_bid == pytest.approx(work * (1 + p.interruption_overhead["bid"]) + bid.cold_s / 3600)
+
+
+def test_monthly_billing_and_setup_fee(options, catalog):
+    opt = options[("hetzner:GEX44:on_demand:FSN1", "qwen2.5-coder-7b", "awq")]
+    eur = catalog.currencies["EUR"].usd_per_unit
+    hours, cost = opt.block(1000, 100)
+    assert hours < 1
+    assert cost == pytest.approx(730 * 0.252 * eur + 79 * eur)
+
+
+def test_weaker_models_need_more_tokens(options):
+    strong = options[("vast:RTX 4090:on_demand", "qwen2.5-coder-7b", "fp16")]
+    weak = options[("vast:RTX 4090:on_demand", "llama-3.1-8b", "awq")]
+    assert weak.rework > strong.rework >= 1.0
