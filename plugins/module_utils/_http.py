@@ -67,6 +67,9 @@ class HttpClient:
         self.auth_scheme = auth_scheme
         self._sleep = sleep
         self.attempts = 0
+        # Callers with non-idempotent requests narrow these (see _vast.VastClient.create_instance).
+        self.retry_statuses = RETRY_STATUSES
+        self.retry_network = True
 
     def _headers(self):
         headers = {"Content-Type": "application/json", "Accept": "application/json",
@@ -93,7 +96,8 @@ class HttpClient:
             status, headers, payload, network_error = self._send(method, url, data)
             if network_error is None and status in expect:
                 return _decode(payload)
-            retryable = network_error is not None or status in RETRY_STATUSES
+            retryable = (self.retry_network if network_error is not None
+                         else status in self.retry_statuses)
             if not retryable or attempt > self.retries:
                 if network_error is not None:
                     raise ApiError(0, "cannot reach %s: %s" % (self.base_url, network_error))

@@ -1,0 +1,61 @@
+"""Unit tests of module_utils/_price_refresh.py (provider answers -> catalog entries)."""
+
+import datetime
+
+from ansible_collections.llmops.codestack.plugins.module_utils._price_refresh import (
+    gpu_map_from_offers, hetzner_entries, offer_id, runpod_entries, vast_entries)
+
+DAY = datetime.date(2026, 11, 23)
+MAP = gpu_map_from_offers([
+    {"provider": "runpod", "provider_gpu_id": "NVIDIA GeForce RTX 4090", "gpu": "rtx4090"},
+    {"provider": "vast", "provider_gpu_id": "RTX 4090", "gpu": "rtx4090"},
+], extra={"vast": {"RTX 5090": "rtx5090"}})
+
+
+def test_offer_id_format():
+    assert offer_id("vast", "RTX 4090", "bid") == "vast:RTX 4090:bid"
+    assert offer_id("runpod", "X", "spot", "EU-RO-1") == "runpod:X:spot:EU-RO-1"
+    assert offer_id("runpod", "X", "spot", "ALL") == "runpod:X:spot"
+
+
+def test_runpod_prefers_lowest_price_and_skips_unknown_or_unpriced():
+    entries, skipped = runpod_entries([
+        {"id": "NVIDIA GeForce RTX 4090", "communityPrice": 0.7, "securePrice": 0.8,
+         "communitySpotPrice": 0.4, "lowestPrice": {"uninterruptablePrice": 0.6, "minimumBidPrice": None}},
+        {"id": "NVIDIA B200", "communityPrice": 5.0},
+    ], MAP, DAY, "src")
+    prices = dict((e["id"], e["price_per_hour"]) for e in entries)
+    assert prices == {"runpod:NVIDIA GeForce RTX 4090:on_demand": 0.6,
+                      "runpod:NVIDIA GeForce RTX 4090:spot": 0.4}
+    assert all(e["as_of"] == DAY and e["source"] == "src" and e["gpu"] == "rtx4090" for e in entries)
+    assert [s["provider_gpu_id"] for s in skipped] == ["NVIDIA B200"]
+
+
+def test_vast_takes_cheapest_and_reports_missing_pricing():
+    entries, skipped = vast_entries({
+        "RTX 4090": {"on_demand": [{"dph_total": 0.5}, {"dph_total": 0.35}],
+                     "bid": [{"min_bid": 0.3}, {"min_bid": 0.22}]},
+        "RTX 5090": {"on_demand": [{"dph_total": 0.9}], "bid": []},
+        "GTX 1080": {"on_demand": [{"dph_total": 0.05}]},
+    }, MAP, DAY, "cheapest of {count} {pricing}")
+    by_id = dict((e["id"], e) for e in entries)
+    assert by_id["vast:RTX 4090:on_demand"]["price_per_hour"] == 0.35
+    assert by_id["vast:RTX 4090:on_demand"]["source"] == "cheapest of 2 on_demand"
+    assert by_id["vast:RTX 4090:bid"]["price_per_hour"] == 0.22
+    assert by_id["vast:RTX 5090:on_demand"]["gpu"] == "rtx5090"
+    reasons = sorted((s["provider_gpu_id"], s["reason"][:10]) for s in skipped)
+    assert reasons == [("GTX 1080", "no catalog"), ("RTX 5090", "no rentabl")]
+
+
+def test_hetzner_prices_are_parsed_from_strings_and_deprecated_types_dropped():
+    entries = hetzner_entries([
+        {"name": "cx22", "cores": 2, "memory": 4.0, "disk": 40, "architecture": "x86",
+         "cpu_type": "shared", "prices": [{"location": "fsn1",
+                                           "price_hourly": {"net": "0.0060000000", "gross": "0.0071400000"},
+                                           "price_monthly": {"net": "3.7900000000", "gross": "4.5101000000"}}]},
+        {"name": "cx11", "deprecation": {"announced": "2024-06-06"}, "prices": []},
+    ], DAY, "src")
+    assert len(entries) == 1
+    assert entries[0]["id"] == "hetzner:cx22:on_demand:fsn1"
+    assert entries[0]["price_per_hour"] == 0.006 and entries[0]["price_per_month"] == 3.79
+    assert entries[0]["currency"] == "EUR"
