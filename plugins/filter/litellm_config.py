@@ -159,10 +159,11 @@ class _Builder:
         explicit = self.s.get("fallbacks") or {}
         for alias, dep in primary.items():
             price = _num(dep.get("price_per_hour_usd"))
-            cheaper = sorted(((_num(d.get("price_per_hour_usd")), a) for a, d in primary.items()
-                              if d["name"] != dep["name"] and _num(d.get("price_per_hour_usd")) < price),
-                             reverse=True)
-            chain = explicit.get(alias, alt_groups[alias] + [a for _, a in cheaper])
+            # Most capable (most expensive) of the cheaper groups first, in role order on ties.
+            cheaper = sorted(((-_num(d.get("price_per_hour_usd")), i, a)
+                              for i, (a, d) in enumerate(primary.items())
+                              if d["name"] != dep["name"] and _num(d.get("price_per_hour_usd")) < price))
+            chain = explicit.get(alias, alt_groups[alias] + [a for _, _, a in cheaper])
             if chain:
                 fallbacks.append({alias: list(chain)})
         model_list.append(self._intent_route())
