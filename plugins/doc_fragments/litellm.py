@@ -18,7 +18,7 @@ options:
     type: str
   api_key:
     description:
-      - The proxy's master key (it starts with C(sk-)), sent as C(Authorization: Bearer).
+      - The proxy's master key (it starts with C(sk-)), sent in the C(Authorization) header as a bearer token.
       - If not set, the value of the E(LITELLM_MASTER_KEY) environment variable is used.
     type: str
   http_timeout:

@@ -46,7 +46,7 @@ options:
         (V(30d)), C(deployment_budget_margin) (1.2; 0 disables deployment budgets),
         C(fallbacks) (dict alias to list of groups; replaces the computed ones for that alias),
         C(extra_routes) (list of model_list entries appended), C(database) (bool),
-        C(metrics_require_auth) (bool, default false: Prometheus scrapes C(/metrics) without key).
+        C(metrics_require_auth) (bool, default false, so Prometheus scrapes C(/metrics) without key).
     type: dict
 """
 
