@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Gateway overhead of the LiteLLM proxy, measured in one run.
 
 Starts (all on 127.0.0.1, free ports, stopped at the end):
@@ -53,10 +52,10 @@ def chat(base, model, key, max_tokens=8, timeout=300):
 
 
 def series(base, model, key, count, max_tokens, warmup=3):
-    for _ in range(warmup):
+    for _warm in range(warmup):
         chat(base, model, key, max_tokens)
     lat, overheads = [], []
-    for _ in range(count):
+    for _req in range(count):
         seconds, overhead = chat(base, model, key, max_tokens)
         lat.append(seconds * 1000.0)
         if overhead is not None:

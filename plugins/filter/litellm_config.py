@@ -163,7 +163,7 @@ class _Builder:
             cheaper = sorted(((-_num(d.get("price_per_hour_usd")), i, a)
                               for i, (a, d) in enumerate(primary.items())
                               if d["name"] != dep["name"] and _num(d.get("price_per_hour_usd")) < price))
-            chain = explicit.get(alias, alt_groups[alias] + [a for _, _, a in cheaper])
+            chain = explicit.get(alias, alt_groups[alias] + [entry[2] for entry in cheaper])
             if chain:
                 fallbacks.append({alias: list(chain)})
         model_list.append(self._intent_route())

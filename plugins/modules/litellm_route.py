@@ -24,13 +24,15 @@ description:
   - A route is found by O(id) when given, otherwise by O(model_name) and O(model).
   - Secrets (O(backend_api_key)) never appear in results or diffs; they are shown as C(********).
 author:
-  - llmops.codestack contributors
+  - llmops.codestack contributors (@llmops)
 extends_documentation_fragment:
   - llmops.codestack.litellm
 attributes:
   check_mode:
+    description: Reports what would change without writing the file or calling the API.
     support: full
   diff_mode:
+    description: Shows the user-set fields before and after, secrets masked.
     support: full
 options:
   state:
@@ -307,8 +309,8 @@ def define_module():
             rpm=dict(type="int"),
             tpm=dict(type="int"),
             request_timeout=dict(type="float"),
-            input_cost_per_token=dict(type="float"),
-            output_cost_per_token=dict(type="float"),
+            input_cost_per_token=dict(type="float", no_log=False),
+            output_cost_per_token=dict(type="float", no_log=False),
             input_cost_per_second=dict(type="float"),
             output_cost_per_second=dict(type="float"),
             tags=dict(type="list", elements="str"),

@@ -90,7 +90,7 @@ def test_explicit_fallbacks_and_intent():
     config = litellm_config(plan(), ENDPOINTS,
                             intent={"api_base": "http://i/v1", "model": "tiny"},
                             settings={"fallbacks": {"coder": ["architect"], "intent": ["reviewer"]}})
-    fallbacks = [f for f in config["router_settings"]["fallbacks"]]
+    fallbacks = list(config["router_settings"]["fallbacks"])
     assert {"coder": ["architect"]} in fallbacks and {"intent": ["reviewer"]} in fallbacks
     assert groups(config)["intent"]["litellm_params"]["model"] == "openai/tiny"
 
