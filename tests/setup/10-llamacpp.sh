@@ -9,8 +9,9 @@ if python3 -c "import llama_cpp, sys; sys.exit(0 if llama_cpp.__version__ == '$v
    && python3 -c "import llama_cpp.server" 2>/dev/null; then
   exit 0
 fi
-if ! ls "$cache"/llama_cpp_python-$version-*.whl >/dev/null 2>&1; then
+if ! compgen -G "$cache/llama_cpp_python-$version-*.whl" >/dev/null; then
   echo "building llama-cpp-python $version once (about 8 minutes on 2 cores)"
   python3 -m pip wheel -q --no-deps "llama-cpp-python==$version" -w "$cache"
 fi
-python3 -m pip install -q "$(ls "$cache"/llama_cpp_python-$version-*.whl | head -1)[server]"
+wheels=("$cache"/llama_cpp_python-"$version"-*.whl)
+python3 -m pip install -q "${wheels[0]}[server]"

@@ -1,0 +1,259 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: llmops.codestack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: stack_state
+short_description: Record the resources of a codestack stack in its state file
+version_added: 0.1.0
+description:
+  - Keeps one JSON document per stack that lists every resource created for it (where, its id,
+    its hourly cost and when it started), written atomically as each resource appears, so that
+    a crash never loses track of a paid resource.
+  - C(teardown.yml) and the budget guard read it; provider-side labels are the second source of
+    truth when the file is gone.
+  - The file is created with mode C(0600); it never holds secrets.
+author:
+  - llmops.codestack maintainers (@llmops)
+options:
+  path:
+    description:
+      - Path of the stack's state file.
+    type: path
+    required: true
+  stack_id:
+    description:
+      - Stack identifier (label value put on every resource).
+    type: str
+    required: true
+  state:
+    description:
+      - C(present) records or updates the resource, C(absent) removes it from the file.
+    type: str
+    choices: [present, absent]
+    default: present
+  provider:
+    description:
+      - Where the resource lives (C(runpod), C(vast), C(local), ...).
+    type: str
+    required: true
+  kind:
+    description:
+      - What the resource is (C(pod), C(endpoint), C(instance), C(service), ...).
+    type: str
+    required: true
+  resource_id:
+    description:
+      - The provider's identifier of the resource.
+    type: str
+    required: true
+  name:
+    description:
+      - Human-readable name of the resource.
+    type: str
+  cost_per_hour:
+    description:
+      - What the resource costs per hour while it exists, in USD.
+    type: float
+    default: 0.0
+  attributes:
+    description:
+      - Other non-secret facts worth keeping (URLs, role, model, region).
+    type: dict
+    default: {}
+extends_documentation_fragment: []
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would change without writing the file.
+  diff_mode:
+    support: full
+    description: Shows the resource entry before and after.
+notes:
+  - Timestamps are UTC, ISO 8601. C(created_at) is kept from the first record of a resource.
+"""
+
+EXAMPLES = r"""
+- name: Record a RunPod pod as soon as it exists
+  llmops.codestack.stack_state:
+    path: "{{ codestack_state_dir }}/{{ stack_id }}.json"
+    stack_id: "{{ stack_id }}"
+    provider: runpod
+    kind: pod
+    resource_id: "{{ pod.runpod_pod.id }}"
+    name: "{{ pod.runpod_pod.name }}"
+    cost_per_hour: "{{ pod.runpod_pod.cost_per_hr }}"
+    attributes:
+      role: coder
+  delegate_to: localhost
+
+- name: Forget a destroyed resource
+  llmops.codestack.stack_state:
+    path: "{{ codestack_state_dir }}/{{ stack_id }}.json"
+    stack_id: "{{ stack_id }}"
+    state: absent
+    provider: runpod
+    kind: pod
+    resource_id: abc123
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+stack_state:
+  description: The whole state document after the change.
+  returned: always
+  type: dict
+  contains:
+    stack_id:
+      description: The stack identifier.
+      type: str
+      returned: always
+    resources:
+      description: One entry per live resource.
+      type: list
+      elements: dict
+      returned: always
+      sample:
+        - provider: runpod
+          kind: pod
+          id: abc123
+          name: codestack-demo-coder
+          cost_per_hour: 0.34
+          created_at: "2026-11-22T08:00:00Z"
+          updated_at: "2026-11-22T08:00:00Z"
+          attributes: {role: coder}
+    updated_at:
+      description: When the file was last written.
+      type: str
+      returned: always
+"""
+
+import datetime
+import json
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class StackState:
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.path = self.params["path"]
+        self.key = (self.params["provider"], self.params["kind"], self.params["resource_id"])
+
+    def _read(self):
+        if not os.path.exists(self.path):
+            return {"stack_id": self.params["stack_id"], "resources": [], "updated_at": None}
+        try:
+            with open(self.path) as handle:
+                doc = json.load(handle)
+        except (IOError, OSError, ValueError) as exc:
+            self.module.fail_json(msg="cannot read stack state file %s: %s" % (self.path, exc))
+        if doc.get("stack_id") != self.params["stack_id"]:
+            self.module.fail_json(msg="state file %s belongs to stack %r, not %r"
+                                  % (self.path, doc.get("stack_id"), self.params["stack_id"]))
+        return doc
+
+    def _find(self, doc):
+        for index, entry in enumerate(doc["resources"]):
+            if (entry["provider"], entry["kind"], entry["id"]) == self.key:
+                return index, entry
+        return None, None
+
+    def _write(self, doc):
+        doc["updated_at"] = _now()
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o700)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".stack-state-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(doc, handle, indent=2, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o600)
+            os.rename(tmp, self.path)
+        except (IOError, OSError) as exc:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            self.module.fail_json(msg="cannot write stack state file %s: %s" % (self.path, exc))
+
+    def _desired(self, current):
+        entry = {
+            "provider": self.params["provider"],
+            "kind": self.params["kind"],
+            "id": self.params["resource_id"],
+            "name": self.params["name"],
+            "cost_per_hour": float(self.params["cost_per_hour"]),
+            "attributes": self.params["attributes"],
+        }
+        stamp = _now()
+        entry["created_at"] = current["created_at"] if current else stamp
+        entry["updated_at"] = stamp
+        return entry
+
+    @staticmethod
+    def _same(current, desired):
+        def strip(entry):
+            return dict((k, v) for k, v in entry.items() if k not in ("updated_at", "created_at"))
+        return current is not None and strip(current) == strip(desired)
+
+    def run(self):
+        doc = self._read()
+        index, current = self._find(doc)
+        if self.params["state"] == "present":
+            desired = self._desired(current)
+            changed = not self._same(current, desired)
+            after = desired if changed else current
+            if changed:
+                if current is None:
+                    doc["resources"].append(desired)
+                else:
+                    doc["resources"][index] = desired
+        else:
+            changed = current is not None
+            after = None
+            if changed:
+                del doc["resources"][index]
+        if changed and not self.module.check_mode:
+            self._write(doc)
+        result = {"changed": changed, "stack_state": doc}
+        if self.module._diff:
+            result["diff"] = {"before": current or {}, "after": after or {}}
+        self.module.exit_json(**result)
+
+
+def define_module():
+    return AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            stack_id=dict(type="str", required=True),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            provider=dict(type="str", required=True),
+            kind=dict(type="str", required=True),
+            resource_id=dict(type="str", required=True),
+            name=dict(type="str"),
+            cost_per_hour=dict(type="float", default=0.0),
+            attributes=dict(type="dict", default={}),
+        ),
+        supports_check_mode=True,
+    )
+
+
+def main():
+    StackState(define_module()).run()
+
+
+if __name__ == "__main__":
+    main()

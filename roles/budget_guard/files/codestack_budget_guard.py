@@ -1,0 +1,199 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.codestack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Budget guard of a codestack stack.
+
+Adds the GPU time of every resource in the stack's state file (hours x hourly price) and the
+gateway's token spend (LiteLLM's Prometheus counter ``litellm_spend_metric_total``), warns once
+at a threshold, and at 100 % of the blueprint's budget runs the configured stop or destroy
+command, recording why. LiteLLM itself skips budgets for self-hosted models with custom prices
+(BerriAI/litellm#25874), so the guard does its own arithmetic.
+
+Standard library only: it is copied to the gateway host and run by a timer (or ``--loop``).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+SPEND_METRIC = "litellm_spend_metric_total"
+
+
+def parse_time(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def gpu_spend(resources, now):
+    """USD spent so far by the resources: hours since creation (or until stop) x hourly cost."""
+    total = 0.0
+    lines = []
+    for res in resources:
+        start = parse_time(res["created_at"])
+        end = parse_time(res["stopped_at"]) if res.get("stopped_at") else now
+        hours = max(0.0, end - start) / 3600.0
+        cost = hours * float(res.get("cost_per_hour") or 0.0)
+        total += cost
+        lines.append({"provider": res["provider"], "id": res["id"], "hours": round(hours, 4),
+                      "usd": round(cost, 4)})
+    return total, lines
+
+
+def token_spend(metrics_text):
+    """Sum of LiteLLM's spend counter over all label sets, from Prometheus text format."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith(SPEND_METRIC + "{") or line.startswith(SPEND_METRIC + " "):
+            try:
+                total += float(line.rsplit(" ", 1)[1])
+            except (IndexError, ValueError):
+                continue
+    return total
+
+
+def evaluate(budget, spent, warn_ratio, already_warned, already_enforced):
+    """Return the level reached now: ok, warn (once), enforce (once), or enforced."""
+    ratio = spent / budget if budget > 0 else float("inf")
+    if ratio >= 1.0:
+        return ("enforced" if already_enforced else "enforce"), ratio
+    if ratio >= warn_ratio and not already_warned:
+        return "warn", ratio
+    return "ok", ratio
+
+
+def read_json(path, default):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (IOError, OSError, ValueError):
+        return default
+
+
+def write_json(path, data):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".guard-")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def fetch_metrics(url, timeout=10):
+    if not url:
+        return ""
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # nosec - operator-given URL
+        return resp.read().decode("utf-8", "replace")
+
+
+class Guard:
+    def __init__(self, args, clock=time.time, runner=subprocess.run, fetch=fetch_metrics):
+        self.args = args
+        self.clock = clock
+        self.runner = runner
+        self.fetch = fetch
+
+    def now(self):
+        # --clock-scale lets tests run hours of billing in seconds.
+        status = read_json(self.args.status_file, {})
+        origin = status.get("clock_origin")
+        real = self.clock()
+        if self.args.clock_scale == 1.0 or origin is None:
+            return real
+        return origin + (real - origin) * self.args.clock_scale
+
+    def check(self):
+        status = read_json(self.args.status_file, {})
+        status.setdefault("clock_origin", self.clock())
+        status.setdefault("events", [])
+        write_json(self.args.status_file, status)
+        now = self.now()
+        state = read_json(self.args.state_file, {"resources": []})
+        gpu, lines = gpu_spend(state.get("resources", []), now)
+        try:
+            tokens = token_spend(self.fetch(self.args.metrics_url))
+            metrics_error = None
+        except (OSError, ValueError) as exc:
+            tokens = status.get("token_usd", 0.0)  # keep the last known figure
+            metrics_error = str(exc)
+        spent = gpu + tokens
+        level, ratio = evaluate(self.args.budget, spent, self.args.warn_ratio,
+                                status.get("warned", False), status.get("enforced", False))
+        status.update({"checked_at": now, "gpu_usd": round(gpu, 4), "token_usd": round(tokens, 4),
+                       "spent_usd": round(spent, 4), "budget_usd": self.args.budget,
+                       "ratio": round(ratio, 4), "resources": lines, "level": level,
+                       "metrics_error": metrics_error})
+        if level == "warn":
+            status["warned"] = True
+            self._event(status, "warn", "spend %.2f USD reached %.0f%% of the %.2f USD budget"
+                        % (spent, ratio * 100, self.args.budget))
+        elif level == "enforce":
+            reason = ("spend %.2f USD reached the %.2f USD budget: running %s"
+                      % (spent, self.args.budget, self.args.action))
+            command = self.args.stop_command if self.args.action == "stop" else self.args.destroy_command
+            result = self.runner(command, shell=False, capture_output=True, text=True, check=False,
+                                 timeout=self.args.command_timeout)
+            status["enforced"] = result.returncode == 0
+            self._event(status, self.args.action, reason, rc=result.returncode,
+                        output=(result.stdout or "")[-2000:] + (result.stderr or "")[-2000:])
+        write_json(self.args.status_file, status)
+        return status
+
+    def _event(self, status, kind, message, **extra):
+        event = {"at": self.now(), "kind": kind, "message": message}
+        event.update(extra)
+        status["events"].append(event)
+        sys.stdout.write("codestack-budget-guard: %s: %s\n" % (kind, message))
+        sys.stdout.flush()
+
+
+DEFAULTS = {"warn_ratio": 0.8, "action": "stop", "stop_command": ["true"],
+            "destroy_command": ["true"], "command_timeout": 1800, "metrics_url": "",
+            "clock_scale": 1.0}
+REQUIRED = ("state_file", "status_file", "budget")
+
+
+def load_config(path, overrides=None):
+    """Settings come from a JSON file (mode 0600), so commands never pass through a shell."""
+    with open(path) as handle:
+        data = json.load(handle)
+    config = dict(DEFAULTS)
+    config.update(data)
+    config.update(overrides or {})
+    missing = [key for key in REQUIRED if key not in config]
+    if missing:
+        raise ValueError("config %s lacks %s" % (path, ", ".join(missing)))
+    if config["action"] not in ("stop", "destroy"):
+        raise ValueError("action must be stop or destroy, not %r" % config["action"])
+    config["budget"] = float(config["budget"])
+    return argparse.Namespace(**config)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="JSON settings written by the role")
+    parser.add_argument("--clock-scale", type=float, default=None, help="tests only")
+    parser.add_argument("--loop", type=float, default=0.0,
+                        help="check every N seconds until enforced (no systemd timer)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    cli = parse_args(argv if argv is not None else sys.argv[1:])
+    overrides = {"clock_scale": cli.clock_scale} if cli.clock_scale is not None else {}
+    guard = Guard(load_config(cli.config, overrides))
+    while True:
+        status = guard.check()
+        if not cli.loop or status.get("enforced"):
+            return 0
+        time.sleep(cli.loop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

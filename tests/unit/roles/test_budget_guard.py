@@ -1,0 +1,117 @@
+import importlib.util
+import json
+import os
+import types
+
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles", "budget_guard",
+                      "files", "codestack_budget_guard.py")
+spec = importlib.util.spec_from_file_location("codestack_budget_guard", SCRIPT)
+guard_mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(guard_mod)
+
+METRICS = """# HELP litellm_spend_metric_total Total spend on LLM requests
+# TYPE litellm_spend_metric_total counter
+litellm_spend_metric_total{model="coder",team="None"} 0.25
+litellm_spend_metric_total{model="architect",team="None"} 0.5
+litellm_total_tokens_metric_total{model="coder"} 1234
+"""
+
+
+def test_token_spend_sums_only_the_spend_counter():
+    assert guard_mod.token_spend(METRICS) == pytest.approx(0.75)
+    assert guard_mod.token_spend("") == 0.0
+
+
+def test_gpu_spend_counts_hours_until_now_or_stop():
+    start = guard_mod.parse_time("2026-11-22T08:00:00Z")
+    resources = [
+        {"provider": "runpod", "id": "a", "cost_per_hour": 2.0, "created_at": "2026-11-22T08:00:00Z"},
+        {"provider": "vast", "id": "b", "cost_per_hour": 1.0, "created_at": "2026-11-22T08:00:00Z",
+         "stopped_at": "2026-11-22T08:30:00Z"},
+    ]
+    total, lines = guard_mod.gpu_spend(resources, start + 3600)
+    assert total == pytest.approx(2.0 + 0.5)
+    assert [line["hours"] for line in lines] == [1.0, 0.5]
+
+
+@pytest.mark.parametrize("spent,warned,enforced,level", [
+    (10, False, False, "ok"),
+    (80, False, False, "warn"),
+    (90, True, False, "ok"),
+    (100, True, False, "enforce"),
+    (120, False, False, "enforce"),
+    (130, True, True, "enforced"),
+])
+def test_evaluate_levels(spent, warned, enforced, level):
+    assert guard_mod.evaluate(100.0, spent, 0.8, warned, enforced)[0] == level
+
+
+def config(tmp_path, **settings):
+    path = tmp_path / "guard.json"
+    path.write_text(json.dumps(settings))
+    return guard_mod.load_config(str(path))
+
+
+def test_config_rejects_missing_and_bad_values(tmp_path):
+    with pytest.raises(ValueError, match="lacks budget"):
+        config(tmp_path, state_file="s", status_file="t")
+    with pytest.raises(ValueError, match="stop or destroy"):
+        config(tmp_path, state_file="s", status_file="t", budget=1, action="explode")
+
+
+class Clock:
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def test_guard_warns_once_then_enforces_at_budget(tmp_path):
+    created = "2026-11-22T08:00:00Z"
+    t0 = guard_mod.parse_time(created)
+    state = tmp_path / "stack.json"
+    state.write_text(json.dumps({"stack_id": "s", "resources": [
+        {"provider": "runpod", "id": "pod1", "kind": "pod", "cost_per_hour": 1.0, "created_at": created}]}))
+    calls = []
+
+    def runner(cmd, **kwargs):
+        calls.append(cmd)
+        return types.SimpleNamespace(returncode=0, stdout="stopped", stderr="")
+
+    args = config(tmp_path, state_file=str(state), status_file=str(tmp_path / "g.json"), budget=10,
+                  warn_ratio=0.8, action="stop", stop_command=["ansible-playbook", "-e", "x=1"],
+                  metrics_url="http://127.0.0.1:1/metrics")
+    clock = Clock(t0 + 3600 * 5)
+    guard = guard_mod.Guard(args, clock=clock, runner=runner, fetch=lambda url: METRICS)
+    assert guard.check()["level"] == "ok"                 # 5 h + 0.75 = 5.75
+    clock.now = t0 + 3600 * 7.5                            # 8.25 USD: 82 %
+    status = guard.check()
+    assert status["level"] == "warn" and status["warned"] and calls == []
+    clock.now = t0 + 3600 * 8.5                            # 9.25: warned already
+    assert guard.check()["level"] == "ok"
+    clock.now = t0 + 3600 * 9.3                            # 10.05 USD
+    status = guard.check()
+    assert status["level"] == "enforce" and status["enforced"]
+    assert calls == [["ansible-playbook", "-e", "x=1"]]
+    assert [e["kind"] for e in status["events"]] == ["warn", "stop"]
+    assert "reached the 10.00 USD budget" in status["events"][-1]["message"]
+    clock.now += 3600
+    assert guard.check()["level"] == "enforced" and len(calls) == 1
+    assert oct(os.stat(tmp_path / "g.json").st_mode & 0o777) == "0o600"
+
+
+def test_guard_keeps_last_token_figure_when_gateway_unreachable(tmp_path):
+    state = tmp_path / "stack.json"
+    state.write_text(json.dumps({"stack_id": "s", "resources": []}))
+    args = config(tmp_path, state_file=str(state), status_file=str(tmp_path / "g.json"), budget=10,
+                  metrics_url="http://x/metrics")
+    guard_mod.Guard(args, clock=Clock(0), fetch=lambda url: METRICS).check()
+
+    def broken(url):
+        raise OSError("connection refused")
+
+    status = guard_mod.Guard(args, clock=Clock(10), fetch=broken).check()
+    assert status["token_usd"] == 0.75 and "refused" in status["metrics_error"]
