@@ -223,6 +223,8 @@ def test_browser_logs_in_and_loads_workbench(stack, tmp_path):
         browser.wait_for("!!document.querySelector('.monaco-workbench')", timeout=180)
         # The explorer shows the workspace with the brief once the workbench has settled.
         browser.wait_for("document.body.innerText.includes('BRIEF.md')", timeout=120)
+        # The workspace the role created is trusted (no Restricted Mode: extensions may run).
+        assert not browser.evaluate("document.body.innerText.includes('Restricted Mode')")
         shot = browser.screenshot(os.path.join(ARTIFACTS, "code-server-workbench.png"))
     finally:
         browser.close()
