@@ -28,6 +28,7 @@ PLAYBOOK = """
         mode: "0600"
       check_mode: false
       changed_when: false  # test plumbing, not part of the role's idempotence
+      tags: [always]
 """
 
 
