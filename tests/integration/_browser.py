@@ -95,7 +95,8 @@ class Browser:
     def close(self):
         try:
             self.ws.close()
-        except Exception:  # pylint: disable=broad-except - best effort on teardown
+        except Exception:  # pylint: disable=broad-except
+            # best effort on teardown
             pass
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, 15)

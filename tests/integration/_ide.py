@@ -68,7 +68,8 @@ def apply_role(tmp_path, variables, tags=None, check=False, name="run"):
         argv.append("--check")
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(tmp_path))
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(tmp_path),
+                          check=False)
     output = proc.stdout + proc.stderr
     login = json.loads(login_out.read_text()) if login_out.exists() else None
     return proc.returncode, output, login

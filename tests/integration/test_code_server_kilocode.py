@@ -118,7 +118,7 @@ def test_legacy_format_chosen_by_extension_version(tmp_path):
     assert [m for m in modes if m["slug"] == "reviewer"][0]["groups"] == ["read"]
     assert "sk-test-gateway-key" not in out
 
-    rc, out, _ = apply_role(tmp_path, variables, tags="configure", name="repeat")
+    rc, out, _login = apply_role(tmp_path, variables, tags="configure", name="repeat")
     assert rc == 0 and changed_count(out) == 0, out[-3000:]
 
 
@@ -133,7 +133,7 @@ def test_legacy_format_chosen_by_extension_version(tmp_path):
 def test_bad_input_fails_before_anything_is_written(tmp_path, overrides, message):
     home = tmp_path / "home"
     home.mkdir()
-    rc, out, _ = apply_role(tmp_path, base_vars(home, **overrides))
+    rc, out, _login = apply_role(tmp_path, base_vars(home, **overrides))
     assert rc != 0
     assert message in out
     assert list(home.iterdir()) == []

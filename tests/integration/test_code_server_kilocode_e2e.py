@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -153,7 +154,7 @@ def _kilo(stack, agent, message):
     }
     return subprocess.run([KILO_CLI, "run", "--agent", agent, "--format", "json", message],
                           cwd=str(home / "workspace"), env=env, capture_output=True, text=True,
-                          timeout=420)
+                          timeout=420, check=False)
 
 
 def _records(path):
@@ -205,6 +206,26 @@ def test_gateway_key_is_required(stack):
     assert key_file.read_text() == MASTER_KEY
     assert MASTER_KEY not in (stack["home"] / ".config" / "kilo" / "kilo.jsonc").read_text()
     assert MASTER_KEY not in stack["output"]
+
+
+def test_supervisor_restarts_code_server(stack):
+    """No systemd here: the role's supervisor brings code-server back when it dies."""
+    pidfile = stack["home"] / ".local" / "state" / "code-server-kilocode" / "supervisor.pid"
+    supervisor = pidfile.read_text().strip()
+    children = subprocess.run(["pgrep", "-P", supervisor], capture_output=True, text=True,
+                              check=True).stdout.split()
+    assert len(children) == 1
+    subprocess.run(["kill", children[0]], check=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = subprocess.run(["pgrep", "-P", supervisor], capture_output=True, text=True,
+                             check=False).stdout.split()
+        if now and now != children:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("code-server was not restarted within 60 s")
+    wait_http(stack["login"]["url"] + "healthz", timeout=60)
 
 
 @pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium (tests/setup/40-ide.sh)")
