@@ -252,3 +252,22 @@ def test_browser_logs_in_and_loads_workbench(stack, tmp_path):
     assert os.path.getsize(shot) > 10000
     with open(shot, "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_mode_on_a_fresh_home_writes_nothing(tmp_path):
+    if not os.path.exists(os.path.join(CODE_SERVER_PREFIX, "bin", "code-server")):
+        pytest.skip("needs code-server in %s (tests/setup/40-ide.sh)" % CODE_SERVER_PREFIX)
+    home = tmp_path / "home"
+    home.mkdir()
+    variables = base_vars(home, code_server_kilocode_install_method="prebuilt",
+                          code_server_kilocode_prefix=CODE_SERVER_PREFIX,
+                          code_server_kilocode_port=free_port(),
+                          code_server_kilocode_service_state="started",
+                          code_server_kilocode_extension_vsix=os.path.join(FIXTURES, "prompts", "coder.md"),
+                          code_server_kilocode_extension_id="codestack-tests.kilocode-standin",
+                          code_server_kilocode_extension_version="0.1.0")
+    rc, output, login = apply_role(tmp_path, variables, check=True)
+    assert rc == 0, output[-4000:]
+    assert changed_count(output) > 0
+    assert list(home.iterdir()) == []
+    assert login["password"] is None
