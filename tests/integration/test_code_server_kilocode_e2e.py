@@ -259,11 +259,14 @@ def test_check_mode_on_a_fresh_home_writes_nothing(tmp_path):
         pytest.skip("needs code-server in %s (tests/setup/40-ide.sh)" % CODE_SERVER_PREFIX)
     home = tmp_path / "home"
     home.mkdir()
+    vsix = tmp_path / "kilocode-standin.vsix"
+    subprocess.run([sys.executable, os.path.join(FIXTURES, "kilocode_standin", "build_vsix.py"),
+                    str(vsix)], check=True, capture_output=True)
     variables = base_vars(home, code_server_kilocode_install_method="prebuilt",
                           code_server_kilocode_prefix=CODE_SERVER_PREFIX,
                           code_server_kilocode_port=free_port(),
                           code_server_kilocode_service_state="started",
-                          code_server_kilocode_extension_vsix=os.path.join(FIXTURES, "prompts", "coder.md"),
+                          code_server_kilocode_extension_vsix=str(vsix),
                           code_server_kilocode_extension_id="codestack-tests.kilocode-standin",
                           code_server_kilocode_extension_version="0.1.0")
     rc, output, login = apply_role(tmp_path, variables, check=True)
