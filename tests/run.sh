@@ -100,6 +100,9 @@ tier_slow() {
 tier_molecule() {
   say "molecule: every role's scenarios"
   link_collection
+  # Scenarios mount the host's Python (with the cached llama.cpp / LiteLLM installs) read-only.
+  CODESTACK_HOST_PYTHON_PREFIX="${CODESTACK_HOST_PYTHON_PREFIX:-$(python3 -c 'import sys; print(sys.prefix)')}"
+  export CODESTACK_HOST_PYTHON_PREFIX
   local scenario role
   for scenario in roles/*/molecule/*/molecule.yml; do
     [ -e "$scenario" ] || continue
