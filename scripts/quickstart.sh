@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Fresh machine, first command: install the controller requirements and run the main job on
-# the embedded default (this machine only: llama.cpp on the CPU with SmolLM2-135M, nothing
-# paid, no cloud credentials).
+# the embedded default: the whole stack on this machine (llama.cpp on the CPU with
+# SmolLM2-135M, the LiteLLM gateway with one alias per role, code-server with KiloCode),
+# nothing paid, no cloud credentials.
 #
-#   bash scripts/quickstart.sh                       # plan blueprints/small-cli.yml
-#   BLUEPRINT=blueprints/medium-webapp.yml OUT=/tmp/plan bash scripts/quickstart.sh
+#   bash scripts/quickstart.sh                                   # plan + serve + route + IDE
+#   QUICKSTART=plan bash scripts/quickstart.sh                   # only the priced plan
+#   BLUEPRINT=blueprints/medium-webapp.yml QUICKSTART=plan OUT=/tmp/plan bash scripts/quickstart.sh
 #
-# For now the main job is the plan playbook (playbooks/plan.yml); later stages will extend it.
+# Offline machines (no extension gallery): EXTRA="-e codestack_kilocode_extension=false"
+# configures KiloCode without installing the extension (or -e codestack_kilocode_vsix=PATH).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BLUEPRINT="${BLUEPRINT:-$REPO/blueprints/small-cli.yml}"
-OUT="${OUT:-$PWD/out/plan}"
+MODE="${QUICKSTART:-site}"
 export LITELLM_LOCAL_MODEL_COST_MAP=True PIP_DISABLE_PIP_VERSION_CHECK=1
 
 say() { printf '\n=== %s\n' "$*"; }
@@ -31,9 +34,17 @@ mkdir -p "$COLLS/ansible_collections/llmops"
 ln -sfn "$REPO" "$COLLS/ansible_collections/llmops/codestack"
 export ANSIBLE_COLLECTIONS_PATH="$COLLS${ANSIBLE_COLLECTIONS_PATH:+:$ANSIBLE_COLLECTIONS_PATH}"
 
-say "planning $BLUEPRINT"
-ansible-playbook "$REPO/playbooks/plan.yml" -e "blueprint=$BLUEPRINT" -e "plan_output=$OUT"
-
-say "done"
-echo "Report: $OUT/report.md (chart: $OUT/cost-vs-time.svg)"
-echo "Plan:   $OUT/plan.json"
+read -r -a extra <<< "${EXTRA:-}"
+if [ "$MODE" = plan ]; then
+  OUT="${OUT:-$PWD/out/plan}"
+  say "planning $BLUEPRINT"
+  ansible-playbook "$REPO/playbooks/plan.yml" -e "blueprint=$BLUEPRINT" -e "plan_output=$OUT" "${extra[@]}"
+  say "done"
+  echo "Report: $OUT/report.md (chart: $OUT/cost-vs-time.svg)"
+  echo "Plan:   $OUT/plan.json"
+else
+  OUT="${OUT:-$PWD/out/stack}"
+  say "building the stack of $BLUEPRINT on this machine (first run compiles llama.cpp, ~10 min)"
+  ansible-playbook "$REPO/playbooks/site.yml" -e "blueprint=$BLUEPRINT" -e "codestack_output=$OUT" "${extra[@]}"
+  say "done: the IDE, gateway and plan are listed just above"
+fi

@@ -159,7 +159,7 @@ def test_quickstart_plans_the_embedded_default(tmp_path):
     """The README's first fresh-machine command (requirements are already installed here)."""
     out = tmp_path / "plan"
     proc = subprocess.run(["bash", os.path.join(REPO, "scripts", "quickstart.sh")],
-                          env=dict(os.environ, OUT=str(out), ANSIBLE_NOCOLOR="1"),
+                          env=dict(os.environ, OUT=str(out), QUICKSTART="plan", ANSIBLE_NOCOLOR="1"),
                           cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
                           check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
