@@ -52,6 +52,7 @@ if ! grep -qs "\"version\": \"$version\"" "$prefix/lib/node_modules/code-server/
         code_server_kilocode_extension_id: codestack-tests.kilocode-standin
         code_server_kilocode_extension_version: "0.1.0"
         code_server_kilocode_gateway_api_key: unused-by-the-install-step
+        code_server_kilocode_service_state: stopped
         code_server_kilocode_prompts_dir: "$repo/tests/fixtures/prompts"
         code_server_kilocode_blueprint_file: "$repo/tests/fixtures/blueprint-ide.yml"
 YAML
