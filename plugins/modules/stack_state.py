@@ -33,9 +33,14 @@ options:
     required: true
   state:
     description:
-      - C(present) records or updates the resource, C(absent) removes it from the file.
+      - V(present) records or updates the resource (and clears a stop mark).
+      - V(stopped) marks a recorded resource as stopped from now (C(stopped_at)); it keeps its
+        other fields, so only O(provider), O(kind) and O(resource_id) are needed. The budget
+        guard counts its hours up to that moment.
+      - V(absent) removes it from the live resources and keeps it, with C(removed_at), in the
+        document's C(removed) list (what teardown removed and what it cost).
     type: str
-    choices: [present, absent]
+    choices: [present, stopped, absent]
     default: present
   provider:
     description:
@@ -127,6 +132,11 @@ stack_state:
           created_at: "2026-11-22T08:00:00Z"
           updated_at: "2026-11-22T08:00:00Z"
           attributes: {role: coder}
+    removed:
+      description: Resources removed from the stack, with C(removed_at).
+      type: list
+      elements: dict
+      returned: always
     updated_at:
       description: When the file was last written.
       type: str
@@ -203,6 +213,13 @@ class StackState:
         entry["updated_at"] = stamp
         return entry
 
+    def _stopped(self, current):
+        entry = dict(current)
+        if not entry.get("stopped_at"):
+            entry["stopped_at"] = _now()
+            entry["updated_at"] = entry["stopped_at"]
+        return entry
+
     @staticmethod
     def _same(current, desired):
         def strip(entry):
@@ -212,7 +229,15 @@ class StackState:
     def run(self):
         doc = self._read()
         index, current = self._find(doc)
-        if self.params["state"] == "present":
+        doc.setdefault("removed", [])
+        if self.params["state"] == "stopped":
+            if current is None:
+                self.module.fail_json(msg="resource %s/%s/%s is not recorded in %s; nothing to mark stopped"
+                                      % (self.key + (self.path,)))
+            after = self._stopped(current)
+            changed = after != current
+            doc["resources"][index] = after
+        elif self.params["state"] == "present":
             desired = self._desired(current)
             changed = not self._same(current, desired)
             after = desired if changed else current
@@ -226,6 +251,7 @@ class StackState:
             after = None
             if changed:
                 del doc["resources"][index]
+                doc["removed"].append(dict(current, removed_at=_now()))
         if changed and not self.module.check_mode:
             self._write(doc)
         result = {"changed": changed, "stack_state": doc}
@@ -239,7 +265,7 @@ def define_module():
         argument_spec=dict(
             path=dict(type="path", required=True),
             stack_id=dict(type="str", required=True),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
+            state=dict(type="str", default="present", choices=["present", "stopped", "absent"]),
             provider=dict(type="str", required=True),
             kind=dict(type="str", required=True),
             resource_id=dict(type="str", required=True),

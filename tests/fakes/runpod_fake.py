@@ -44,6 +44,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from graphql import GraphQLError, build_schema, graphql_sync, parse
 
+import _workload
+
 CAPACITY_MESSAGE = ("There are no longer any instances available with the requested "
                     "specifications. Please refresh and try again.")
 HOST_CAPACITY_MESSAGE = "There are not enough free GPUs on the host machine to start this pod."
@@ -175,6 +177,9 @@ DEFAULTS = {
     "capacity": {},
     "fail_next": [],
     "gpu_types": DEFAULT_GPU_TYPES,
+    # Base URL of a real OpenAI-compatible server that stands in for the pod's vLLM (see
+    # _workload.py); null: the proxy answers /v1/models only.
+    "upstream": None,
 }
 
 def _err(message, code):
@@ -727,7 +732,10 @@ class _Handler(BaseHTTPRequestHandler):
         parts = self.path.split("/", 4)
         pod_id = parts[2] if len(parts) > 2 else ""
         port = parts[3] if len(parts) > 3 else ""
+        rest = "/" + (parts[4] if len(parts) > 4 else "")
         fake = self.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
         with fake.lock:
             pod = fake.pods.get(pod_id)
             running = pod is not None and fake._phase(pod, time.time()) == "running"
@@ -735,10 +743,12 @@ class _Handler(BaseHTTPRequestHandler):
             if running and exposed and not pod.get("served_at"):
                 pod["served_at"] = time.time()
                 fake.history.append({"event": "served", "pod": pod_id, "at": pod["served_at"]})
+            upstream = fake.config["upstream"]
+            api_key = _workload.env_value(pod["env"], "VLLM_API_KEY") if pod is not None else None
+            name = pod["name"] if pod is not None else ""
         if not running or not exposed:
             return self._send(502, {"error": "pod not ready"})
-        return self._send(200, {"object": "list", "data": [
-            {"id": pod["name"], "object": "model", "owned_by": "runpod-fake"}]})
+        return _workload.serve(self, self.command, rest, upstream, api_key, name, body)
 
 
 def main():

@@ -54,6 +54,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import _workload
+
 OUTBID_MESSAGE = "Instance stopped: outbid by a higher bid (interruptible instance preempted)"
 
 DEFAULT_OFFERS = [
@@ -101,6 +103,11 @@ DEFAULTS = {
     "preempt_after": None,
     "public_ip": "127.0.0.1",
     "offers": DEFAULT_OFFERS,
+    # Listen on a free local port for each exposed port of a running instance (its HostPort),
+    # relaying to ``upstream``, a real OpenAI-compatible server standing in for the instance's
+    # vLLM (see _workload.py). Off: the ports are only reported, as before.
+    "serve_ports": False,
+    "upstream": None,
 }
 
 # Body keys of an offer search that are hints to the pricing engine, not field filters.
@@ -202,6 +209,7 @@ class VastFake:
         self.rented = set()
         self.next_id = 9000001
         self.destroyed_cost = 0.0
+        self.listeners = {}
         self.counters = {"requests": 0, "unauthorized": 0, "injected": {}, "operations": {},
                          "capacity_failures": 0}
         self.request_times = []
@@ -221,6 +229,10 @@ class VastFake:
         return self
 
     def stop(self):
+        with self.lock:
+            listeners, self.listeners = list(self.listeners.values()), {}
+        for listener in listeners:
+            listener.close()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -314,6 +326,19 @@ class VastFake:
             return "loading"
         return "running"
 
+    def _listener(self, inst_id):
+        """The local port that serves an instance's model port (one per instance)."""
+        listener = self.listeners.get(inst_id)
+        if listener is None:
+            def describe():
+                with self.lock:
+                    inst = self.instances.get(inst_id)
+                    running = inst is not None and self._phase(inst, time.time()) == "running"
+                    api_key = _workload.env_value(inst["env"], "VLLM_API_KEY") if inst else None
+                    return running, self.config["upstream"], api_key, inst["label"] if inst else ""
+            listener = self.listeners[inst_id] = _workload.PortServer(self.host, describe)
+        return listener
+
     def _tick(self, inst, now):
         """Automatic preemption of bid instances after ``preempt_after`` seconds of running."""
         after = self.config["preempt_after"]
@@ -339,7 +364,10 @@ class VastFake:
         if running:
             base = 40000 + (inst["id"] % 1000) * 10
             for i, spec in enumerate(["22/tcp"] + inst["ports"]):
-                ports[spec] = [{"HostIp": "0.0.0.0", "HostPort": str(base + i)}]
+                host_port = base + i
+                if self.config["serve_ports"] and spec != "22/tcp":
+                    host_port = self._listener(inst["id"]).port
+                ports[spec] = [{"HostIp": "0.0.0.0", "HostPort": str(host_port)}]
         offer = inst["offer"]
         return {
             "id": inst["id"], "machine_id": offer.get("machine_id"), "label": inst["label"],
@@ -532,6 +560,9 @@ class VastFake:
         self.destroyed_cost += inst["cost_accum"]
         self.rented.discard(inst["offer"]["id"])
         del self.instances[inst["id"]]
+        listener = self.listeners.pop(inst["id"], None)
+        if listener is not None:
+            listener.close()
         return 200, {"success": True}
 
 

@@ -137,8 +137,13 @@ class Guard:
             reason = ("spend %.2f USD reached the %.2f USD budget: running %s"
                       % (spent, self.args.budget, self.args.action))
             command = self.args.stop_command if self.args.action == "stop" else self.args.destroy_command
+            # The command (teardown.yml) gets the credentials it needs from the 0600 settings, and
+            # CODESTACK_BUDGET_GUARD=1 so that it leaves this guard running while it works.
+            env = dict(os.environ)
+            env.update(self.args.command_env or {})
+            env["CODESTACK_BUDGET_GUARD"] = "1"
             result = self.runner(command, shell=False, capture_output=True, text=True, check=False,
-                                 timeout=self.args.command_timeout)
+                                 timeout=self.args.command_timeout, env=env)
             status["enforced"] = result.returncode == 0
             self._event(status, self.args.action, reason, rc=result.returncode,
                         output=(result.stdout or "")[-2000:] + (result.stderr or "")[-2000:])
@@ -155,7 +160,7 @@ class Guard:
 
 DEFAULTS = {"warn_ratio": 0.8, "action": "stop", "stop_command": ["true"],
             "destroy_command": ["true"], "command_timeout": 1800, "metrics_url": "",
-            "clock_scale": 1.0}
+            "clock_scale": 1.0, "command_env": {}}
 REQUIRED = ("state_file", "status_file", "budget")
 
 

@@ -65,3 +65,34 @@ def test_other_stack_file_refused(call):
     call()
     result = call(stack_id="codestack-other")
     assert result["failed"] is True and "belongs to stack" in result["msg"]
+
+
+def test_absent_keeps_what_was_removed(call):
+    call()
+    gone = call(state="absent")
+    removed = gone["stack_state"]["removed"]
+    assert [(r["id"], r["cost_per_hour"]) for r in removed] == [("pod1", 0.34)]
+    assert removed[0]["removed_at"] >= removed[0]["created_at"]
+    assert call(state="absent")["changed"] is False
+
+
+def test_stopped_marks_once_and_keeps_fields(call):
+    call()
+    assert call(state="stopped", check=True)["changed"] is True
+    stopped = call(state="stopped", name=None, cost_per_hour=0.0, attributes={})
+    entry = stopped["stack_state"]["resources"][0]
+    assert stopped["changed"] is True
+    assert (entry["name"], entry["cost_per_hour"], entry["attributes"]) == ("coder", 0.34, {"role": "coder"})
+    assert entry["stopped_at"] >= entry["created_at"]
+    again = call(state="stopped")
+    assert again["changed"] is False
+    assert again["stack_state"]["resources"][0]["stopped_at"] == entry["stopped_at"]
+    # Recording it as present again (resumed) clears the mark.
+    resumed = call()
+    assert resumed["changed"] is True and "stopped_at" not in resumed["stack_state"]["resources"][0]
+
+
+def test_stopped_unknown_resource_fails(call):
+    result = call(state="stopped", resource_id="ghost")
+    assert result["failed"] is True
+    assert "ghost" in result["msg"] and "not recorded" in result["msg"]

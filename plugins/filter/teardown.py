@@ -1,0 +1,149 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.codestack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What teardown.yml removes, and what it cost.
+
+Two filters share this file: ``teardown_targets`` (the stack's state file + what the providers
+list under the stack's label -> one entry per resource, each with its source) and
+``teardown_report`` (those entries + the outcome of each removal -> hours, USD, totals).
+Their documentation lives in the ``teardown_*.yml`` files beside this one.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible.errors import AnsibleFilterError
+
+# Removal order: what bills most first (GPUs), then the free local services, the guard last.
+ORDER = {"pod": 0, "instance": 0, "endpoint": 1, "server": 2, "service": 3, "guard": 4}
+
+
+def _parse_time(text):
+    if not text:
+        return None
+    try:
+        return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError("teardown: %r is not a UTC timestamp (YYYY-MM-DDTHH:MM:SSZ)" % (text,))
+
+
+def _key(entry):
+    return (entry["provider"], entry["kind"], str(entry["id"]))
+
+
+def teardown_targets(state, runpod=None, vast=None):
+    """Merge the state file's resources with what the providers list under the stack's label."""
+    state = state or {}
+    if not isinstance(state, dict):
+        raise AnsibleFilterError("teardown_targets: the state must be a dict (state.json), got %s"
+                                 % type(state).__name__)
+    targets = {}
+    for res in state.get("resources") or []:
+        missing = [k for k in ("provider", "kind", "id") if res.get(k) in (None, "")]
+        if missing:
+            raise AnsibleFilterError("teardown_targets: a state entry lacks %s: %r" % (", ".join(missing), res))
+        entry = {
+            "provider": res["provider"], "kind": res["kind"], "id": str(res["id"]),
+            "name": res.get("name") or "", "cost_per_hour": float(res.get("cost_per_hour") or 0.0),
+            "created_at": res.get("created_at"), "stopped_at": res.get("stopped_at"),
+            "uptime_seconds": None, "in_state": True, "labelled": False,
+            "stop_argv": list((res.get("attributes") or {}).get("stop_argv") or []),
+        }
+        targets[_key(entry)] = entry
+
+    def found(provider, kind, item, cost, uptime=None):
+        entry = {"provider": provider, "kind": kind, "id": str(item["id"]), "name": item.get("name") or "",
+                 "cost_per_hour": float(cost or 0.0), "created_at": None, "stopped_at": None,
+                 "uptime_seconds": uptime, "in_state": False, "labelled": True, "stop_argv": []}
+        known = targets.get(_key(entry))
+        if known is None:
+            targets[_key(entry)] = entry
+        else:
+            known["labelled"] = True
+            known["uptime_seconds"] = uptime
+            if not known["name"]:
+                known["name"] = entry["name"]
+
+    runpod = runpod or {}
+    for pod in runpod.get("pods") or []:
+        found("runpod", "pod", pod, pod.get("cost_per_hr"), pod.get("uptime_seconds"))
+    for endpoint in runpod.get("endpoints") or []:
+        found("runpod_serverless", "endpoint", endpoint, 0.0)
+    for inst in (vast or {}).get("instances") or []:
+        found("vast", "instance", inst, inst.get("dph_total"))
+    return sorted(targets.values(), key=lambda e: (ORDER.get(e["kind"], 3), e["provider"], e["name"], e["id"]))
+
+
+def _outcome(result, mode, kind):
+    if result.get("failed"):
+        return "failed"
+    if result.get("skipped"):
+        return "kept"
+    if mode == "stop" and kind in ("pod", "instance"):
+        return "stopped"
+    return "removed"
+
+
+def teardown_report(targets, results=None, mode="destroy", now=None):
+    """Outcome, hours and USD per resource (state file times, else the provider's uptime)."""
+    if mode not in ("destroy", "stop"):
+        raise AnsibleFilterError("teardown_report: mode must be destroy or stop, not %r" % (mode,))
+    moment = datetime.datetime.now(datetime.timezone.utc) if now is None else _parse_time(now)
+    done = {}
+    for result in results or []:
+        item = result.get("item") or {}
+        if item.get("provider"):
+            done[_key(item)] = result
+    lines = []
+    for target in targets or []:
+        result = done.get(_key(target))
+        if result is not None:
+            outcome = _outcome(result, mode, target["kind"])
+            message = result.get("msg") if outcome == "failed" else None
+            if outcome == "failed" and not message and result.get("rc"):
+                message = "exit status %s: %s" % (result["rc"], (result.get("stderr") or "")[-300:])
+        elif target["provider"] != "local" and target.get("in_state") and not target.get("labelled"):
+            outcome, message = "gone", None   # the provider no longer knows it
+        else:
+            outcome, message = "kept", None
+        start = _parse_time(target.get("created_at"))
+        end = _parse_time(target.get("stopped_at")) or moment
+        if start is not None:
+            hours = max(0.0, (end - start).total_seconds()) / 3600.0
+        elif target.get("uptime_seconds") is not None:
+            hours = float(target["uptime_seconds"]) / 3600.0
+        else:
+            hours = None
+        usd = None if hours is None else hours * float(target.get("cost_per_hour") or 0.0)
+        line = {
+            "provider": target["provider"], "kind": target["kind"], "id": target["id"],
+            "name": target.get("name") or "", "outcome": outcome, "message": message,
+            "in_state": bool(target.get("in_state")),
+            "source": "+".join(s for s, flag in (("state", target.get("in_state")),
+                                                 ("label", target.get("labelled"))) if flag),
+            "cost_per_hour": round(float(target.get("cost_per_hour") or 0.0), 6),
+            "hours": None if hours is None else round(hours, 4),
+            "usd": None if usd is None else round(usd, 4),
+        }
+        line["text"] = "%s %s %s %s (%s): %s, %s h, USD %s" % (
+            line["outcome"], line["provider"], line["kind"], line["name"] or "-", line["id"], line["source"],
+            "?" if line["hours"] is None else line["hours"], "?" if line["usd"] is None else line["usd"])
+        if message:
+            line["text"] += ": " + message
+        lines.append(line)
+    known = [line["usd"] for line in lines if line["usd"] is not None]
+    return {
+        "at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "mode": mode,
+        "resources": lines,
+        "removed": len([line for line in lines if line["outcome"] in ("removed", "stopped", "gone")]),
+        "failed": [line for line in lines if line["outcome"] == "failed"],
+        "total_usd": round(sum(known), 4),
+        "unpriced": len(lines) - len(known),
+    }
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"teardown_targets": teardown_targets, "teardown_report": teardown_report}
