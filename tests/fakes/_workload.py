@@ -7,8 +7,9 @@ port are relayed to it, streaming included, after the check vLLM itself makes: w
 machine's environment holds ``VLLM_API_KEY``, every ``/v1`` request needs
 ``Authorization: Bearer <that key>`` (401 otherwise), while ``/health`` needs none.
 
-Without an upstream the machine answers ``GET /v1/models`` with the served model only, as
-before (provisioning tests need nothing more).
+``/v1/models`` lists the served model name from the machine's arguments
+(``--served-model-name``, else ``--model``), as vLLM does, and ``/health`` answers 200; without
+an upstream every other path answers the model list too (provisioning tests need no more).
 """
 
 import http.client
@@ -34,6 +35,18 @@ def env_value(env, key):
     return None
 
 
+def served_model_name(args, default):
+    """What vLLM lists in /v1/models: --served-model-name, else --model, from the machine's args."""
+    argv = args.split() if isinstance(args, str) else list(args or [])
+    for flag in ("--served-model-name", "--model"):
+        for index, arg in enumerate(argv):
+            if arg == flag and index + 1 < len(argv):
+                return argv[index + 1]
+            if arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+    return default
+
+
 def send_json(handler, status, payload, headers=None):
     data = json.dumps(payload).encode("utf-8")
     handler.send_response(status)
@@ -54,11 +67,12 @@ def serve(handler, method, path, upstream, api_key, model_name, body=None):
         if (handler.headers.get("Authorization") or "") != "Bearer %s" % api_key:
             return send_json(handler, 401, {"error": {"message": "Unauthorized", "type": "invalid_request_error",
                                                       "code": 401}})
-    if not upstream:
-        if bare in ("/health", ""):
-            return send_json(handler, 200, {})
+    # The model list and the health check are the machine's own (vLLM's), whatever serves it.
+    if bare == "/health" or (not upstream and bare == ""):
+        return send_json(handler, 200, {})
+    if bare == "/v1/models" or not upstream:
         return send_json(handler, 200, {"object": "list", "data": [
-            {"id": model_name, "object": "model", "owned_by": "fake-machine"}]})
+            {"id": model_name, "object": "model", "owned_by": "vllm", "root": model_name}]})
     return relay(handler, method, upstream, path, body)
 
 

@@ -678,6 +678,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _body(self):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        self._raw = raw  # pylint: disable=attribute-defined-outside-init
         try:
             return json.loads(raw.decode("utf-8") or "{}")
         except ValueError:
@@ -734,8 +735,8 @@ class _Handler(BaseHTTPRequestHandler):
         port = parts[3] if len(parts) > 3 else ""
         rest = "/" + (parts[4] if len(parts) > 4 else "")
         fake = self.fake
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
+        # do_POST has read the body already (it parses every request's JSON first).
+        body = getattr(self, "_raw", None) if self.command == "POST" else None
         with fake.lock:
             pod = fake.pods.get(pod_id)
             running = pod is not None and fake._phase(pod, time.time()) == "running"
@@ -745,7 +746,7 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.history.append({"event": "served", "pod": pod_id, "at": pod["served_at"]})
             upstream = fake.config["upstream"]
             api_key = _workload.env_value(pod["env"], "VLLM_API_KEY") if pod is not None else None
-            name = pod["name"] if pod is not None else ""
+            name = _workload.served_model_name(pod["dockerArgs"], pod["name"]) if pod is not None else ""
         if not running or not exposed:
             return self._send(502, {"error": "pod not ready"})
         return _workload.serve(self, self.command, rest, upstream, api_key, name, body)

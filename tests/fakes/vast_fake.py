@@ -335,7 +335,8 @@ class VastFake:
                     inst = self.instances.get(inst_id)
                     running = inst is not None and self._phase(inst, time.time()) == "running"
                     api_key = _workload.env_value(inst["env"], "VLLM_API_KEY") if inst else None
-                    return running, self.config["upstream"], api_key, inst["label"] if inst else ""
+                    name = _workload.served_model_name(inst["args"], inst["label"]) if inst else ""
+                    return running, self.config["upstream"], api_key, name
             listener = self.listeners[inst_id] = _workload.PortServer(self.host, describe)
         return listener
 
