@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fnmatch
 import glob
 import json
 import os
@@ -512,3 +513,11 @@ def test_execution_environment_lists_what_the_collection_needs():
     assert any(c.startswith("/build/collections/llmops-codestack-") for c in ee)
     definition = _load_yaml(os.path.join(REPO, "execution-environment", "execution-environment.yml"))
     assert definition["dependencies"]["galaxy"] == "requirements.yml"
+    # ansible-builder copies additional_build_files (a glob relative to the definition) into
+    # _build/<dest>, which the image sees as /build/<dest>: that must be the tarball
+    # `ansible-galaxy collection build` writes and requirements.yml installs.
+    galaxy = _load_yaml(os.path.join(REPO, "galaxy.yml"))
+    tarball = "%s-%s-%s.tar.gz" % (galaxy["namespace"], galaxy["name"], galaxy["version"])
+    copied = ["/build/%s/%s" % (entry["dest"], tarball) for entry in definition["additional_build_files"]
+              if fnmatch.fnmatch(tarball, entry["src"])]
+    assert copied and copied[0] in ee, (copied, ee)
