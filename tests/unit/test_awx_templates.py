@@ -258,12 +258,10 @@ def _jinja_strings(node, conditional=False):
     """Every string an Ansible YAML document evaluates: templated values and raw conditionals."""
     if isinstance(node, dict):
         for key, value in node.items():
-            for text in _jinja_strings(value, conditional=key in CONDITIONAL_KEYS):
-                yield text
+            yield from _jinja_strings(value, conditional=key in CONDITIONAL_KEYS)
     elif isinstance(node, list):
         for value in node:
-            for text in _jinja_strings(value, conditional):
-                yield text
+            yield from _jinja_strings(value, conditional)
     elif isinstance(node, str):
         if conditional:
             yield node
@@ -281,12 +279,10 @@ def _role_names(node):
             elif key in ("include_role", "import_role", "ansible.builtin.include_role",
                          "ansible.builtin.import_role") and isinstance(value, dict):
                 yield value.get("name")
-            for name in _role_names(value):
-                yield name
+            yield from _role_names(value)
     elif isinstance(node, list):
         for value in node:
-            for name in _role_names(value):
-                yield name
+            yield from _role_names(value)
 
 
 def _load_yaml(path):
@@ -497,17 +493,19 @@ def test_execution_environment_lists_what_the_collection_needs():
 
     # Every collection a role or playbook calls is installed by requirements.yml and in the EE.
     used = set()
-    for path in glob.glob(os.path.join(REPO, "roles", "*", "tasks", "*.yml")) + \
-            glob.glob(os.path.join(REPO, "playbooks", "*.yml")):
+    task_files = glob.glob(os.path.join(REPO, "roles", "*", "tasks", "*.yml"))
+    for path in task_files + glob.glob(os.path.join(REPO, "playbooks", "*.yml")):
         with open(path) as handle:
             used |= set(re.findall(r"^\s*-?\s*([a-z_]+\.[a-z_]+)\.[a-z_]+:", handle.read(), re.M))
     used -= {"ansible.builtin", "ansible.legacy", "llmops.codestack"}
     root = set(c["name"] for c in _load_yaml(os.path.join(REPO, "requirements.yml"))["collections"])
-    ee = set(c["name"] for c in _load_yaml(os.path.join(REPO, "execution-environment",
-                                                         "requirements.yml"))["collections"])
+    ee_requirements = _load_yaml(os.path.join(REPO, "execution-environment", "requirements.yml"))
+    ee = set(c["name"] for c in ee_requirements["collections"])
     assert used <= root, used - root
-    helm_used = any("kubernetes.core.helm:" in open(p).read()
-                    for p in glob.glob(os.path.join(REPO, "roles", "*", "tasks", "*.yml")))
+    helm_used = False
+    for path in glob.glob(os.path.join(REPO, "roles", "*", "tasks", "*.yml")):
+        with open(path) as handle:
+            helm_used = helm_used or "kubernetes.core.helm:" in handle.read()
     assert not helm_used or "helm" in system, "kubernetes.core.helm runs helm on the controller"
     assert root <= ee, root - ee
     assert any(c.startswith("/build/collections/llmops-codestack-") for c in ee)
@@ -518,6 +516,6 @@ def test_execution_environment_lists_what_the_collection_needs():
     # `ansible-galaxy collection build` writes and requirements.yml installs.
     galaxy = _load_yaml(os.path.join(REPO, "galaxy.yml"))
     tarball = "%s-%s-%s.tar.gz" % (galaxy["namespace"], galaxy["name"], galaxy["version"])
-    copied = ["/build/%s/%s" % (entry["dest"], tarball) for entry in definition["additional_build_files"]
-              if fnmatch.fnmatch(tarball, entry["src"])]
+    copied = ["/build/%s/%s" % (entry["dest"], tarball)
+              for entry in definition["additional_build_files"] if fnmatch.fnmatch(tarball, entry["src"])]
     assert copied and copied[0] in ee, (copied, ee)
