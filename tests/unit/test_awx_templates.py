@@ -330,13 +330,17 @@ def test_every_survey_and_credential_variable_is_read_by_its_playbook(playbook, 
     assert reads(playbook, variable)
 
 
-def test_the_read_check_notices_a_variable_that_is_only_defined():
-    # plan.yml defines plan_catalog in vars: and reads it; 'plan_usd_per_eur' is read only via
-    # default(); a name that appears as a vars: key alone does not count.
-    assert reads("playbooks/plan.yml", "plan_catalog")
-    assert reads("playbooks/plan.yml", "plan_usd_per_eur")
-    assert not reads("playbooks/plan.yml", "plan_intent")
-    assert not reads("playbooks/plan.yml", "codestack_output")
+def test_the_read_check_counts_expressions_not_definitions(tmp_path):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost",
+        "vars": {"only_defined": 1, "in_template": 2, "in_condition": 3},
+        "tasks": [{"ansible.builtin.debug": {"msg": "{{ in_template | int }} only_defined"},
+                   "when": "in_condition > 1"}]}]))
+    assert reads(str(playbook), "in_template") and reads(str(playbook), "in_condition")
+    assert not reads(str(playbook), "only_defined")
+    assert reads("playbooks/plan.yml", "plan_usd_per_eur")          # read only through default()
+    assert not reads("playbooks/plan.yml", "plan_intent")          # a prefix is not a name
 
 
 def _playbook_default(playbook, variable):
