@@ -42,7 +42,7 @@ CREDENTIAL_VARS = {"playbooks/plan.yml": {"plan_intent_api_key"},
                    "playbooks/site.yml": {"codestack_intent_api_key"}}
 # Added to site.yml by the cloud-stack work (budget guard, calibration); until that lands here
 # a missing read is expected, not an error.
-PENDING_IN_SITE = {"codestack_budget_action", "codestack_budget_warn_ratio", "codestack_calibrate"}
+PENDING_IN_SITE = {"codestack_calibrate"}
 PROVIDER_ENV = {"RunPod API": {"RUNPOD_API_KEY": None,
                                "RUNPOD_API_BASE_URL": "https://api.runpod.io"},
                 "Vast.ai API": {"VAST_API_KEY": None, "VAST_URL": "https://console.vast.ai"},
@@ -290,6 +290,14 @@ def _load_yaml(path):
         return yaml.load(handle, Loader=_AnyTagLoader)  # noqa: S506 - a SafeLoader subclass
 
 
+def _task_files(path):
+    """Task files a playbook includes from its own directory (include_tasks: tasks/x.yml)."""
+    with open(path) as handle:
+        names = re.findall(r"(?:include|import)_tasks:\s*([\w./-]+\.yml)", handle.read())
+    found = [os.path.join(os.path.dirname(path), name) for name in names]
+    return [name for name in found if os.path.exists(name)]
+
+
 def evaluated_text(playbook):
     """The expressions a playbook and the roles it uses evaluate (role templates included)."""
     texts, seen = [], set()
@@ -305,6 +313,7 @@ def evaluated_text(playbook):
             continue
         data = _load_yaml(path)
         texts.extend(_jinja_strings(data))
+        pending.extend(_task_files(path))
         for name in _role_names(data):
             role_dir = os.path.join(REPO, "roles", (name or "").split(".")[-1])
             pending.extend(glob.glob(os.path.join(role_dir, "*", "*.yml")))
@@ -366,8 +375,11 @@ OUTPUT_DIRS = {"plan_output", "codestack_output"}
 def resolves_from_working_directory(playbook, variable):
     """Ansible runs local tasks in the playbook's directory: a relative output directory means
     the job's working directory only when the playbook makes it absolute on the controller."""
-    with open(os.path.join(REPO, playbook)) as handle:
-        text = handle.read()
+    path = os.path.join(REPO, playbook)
+    text = ""
+    for name in [path] + _task_files(path):
+        with open(name) as handle:
+            text += handle.read()
     return bool(re.search(r"\b%s\b[^}\n]*\|\s*(?:ansible\.builtin\.)?realpath" % variable, text))
 
 
