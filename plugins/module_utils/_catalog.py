@@ -233,6 +233,10 @@ class Catalog(object):
                     item = model.model_validate(entry)
                 except ValidationError as exc:
                     raise _describe(exc, origin, section, index, entry_id)
+                earlier = target.get(item.id)
+                if section == "measurements" and item.prefill_tok_s is None and earlier:
+                    # a calibration run measures decode only: keep the prefill known before
+                    item.prefill_tok_s = earlier.prefill_tok_s
                 target[item.id] = item
         self.paths.append(origin)
 
