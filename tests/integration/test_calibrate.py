@@ -3,6 +3,7 @@ llama.cpp server with SmolLM2 (the embedded default), against a plan made by pla
 
 - every role alias is measured (tok/s > 0, TTFT > 0) and compared with the plan;
 - calibration.md has the "Predicted vs measured" table, calibration.json the figures;
+- a plan is calibrated once (a repeated run changes nothing) unless forced;
 - the measurements file holds no secret, is 0644, and the next plan.yml reads it back: the
   measured decode replaces the catalog's figure and the plan's hours change with it;
 - check mode measures nothing and appends nothing; the master key never reaches the output.
@@ -168,3 +169,31 @@ def test_measurements_file_is_read_back_by_the_planner(stack, calibrated, tmp_pa
         calibrated["json"]["plan_repriced"]["deployments"][0]["after"]["hours"], abs=0.002)
     if abs(entry["decode_tok_s"] - before["single_stream_tok_s"]) > 0.5:
         assert dep["hours"] != before["hours"]
+
+
+def test_a_calibrated_plan_is_not_measured_again_unless_forced(stack, calibrated):
+    out = stack["out"]
+    before = (out / "measurements.yml").read_text()
+    again = playbook("calibrate.yml", {"codestack_output": str(out)})
+    recap = [x for x in again.splitlines() if x.startswith("localhost") and "changed=" in x][-1]
+    assert int(recap.split("changed=")[1].split()[0]) == 0
+    assert "already measures this plan" in again
+    assert (out / "measurements.yml").read_text() == before
+    playbook("calibrate.yml", {"codestack_output": str(out), "codestack_calibrate_force": True,
+                               "codestack_calibrate_requests": 1,
+                               "codestack_calibrate_learn": False})
+    assert (out / "measurements.yml").read_text() == before
+    assert json.loads((out / "calibration.json").read_text())["calibration"][0]["measured"][
+        "samples"] == 1
+
+
+def test_missing_gateway_is_one_clear_failure(tmp_path, stack):
+    (tmp_path / "plan.json").write_text(json.dumps(stack["plan"]))
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCALHOST_WARNING="0")
+    proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local",
+                           "-e", json.dumps({"codestack_output": str(tmp_path),
+                                             "ansible_python_interpreter": sys.executable}),
+                           os.path.join(REPO, "playbooks", "calibrate.yml")],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0
+    assert "records no gateway" in proc.stdout
