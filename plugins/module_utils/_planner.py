@@ -190,7 +190,7 @@ def enumerate_options(catalog, constraints, providers=None):
                 prefill = (params.prefill_mfu * gpu.fp16_tflops * scale * 1e3
                            / (2.0 * model.params_b * active))
                 if measured is not None:
-                    # a calibration run measures decode only; its prefill stays modelled
+                    # a calibration run measures decode only: then the modelled prefill stays
                     decode = measured.decode_tok_s
                     prefill = measured.prefill_tok_s or prefill
                 opt.batching, opt.ttft_tokens = batching, params.ttft_prompt_tokens
