@@ -257,7 +257,7 @@ def define_module():
             roles=dict(type="list", elements="str",
                        choices=["architect", "coder", "debugger", "reviewer"]),
             requests=dict(type="int", default=3),
-            max_tokens=dict(type="int", default=64),
+            max_tokens=dict(type="int", default=64, no_log=False),
             prompt=dict(type="str"),
             retries=dict(type="int", default=3),
             measurements_file=dict(type="path"),

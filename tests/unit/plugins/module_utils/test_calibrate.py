@@ -189,16 +189,15 @@ def test_calibrate_medians_ratios_and_repricing(gateway, plan):
     assert len(set(c["body"]["messages"][0]["content"] for c in gateway.calls[:3])) == 3
     route = result["calibration"][1]
     assert (route["role"], route["alias"], route["deployment"]) == ("coder", "coder", dep["name"])
-    assert (route["model"], route["quantization"], route["engine"]) == ("smollm2-135m", "q4_1",
-                                                                          "llamacpp")
+    assert (route["model"], route["quantization"]) == ("smollm2-135m", "q4_1")
+    assert route["engine"] == "llamacpp"
     assert route["predicted"]["tok_s"] == dep["single_stream_tok_s"] == 65.0
     # predicted TTFT for the 30-token prompt sent: 30 / prefill + 1 / decode
     assert route["predicted"]["ttft_s"] == round(30 / 300.0 + 1 / 65.0, 3)
     measured = route["measured"]
     assert measured["samples"] == 3 and measured["prompt_tokens"] == 30
     assert measured["tok_s"] > 0 and measured["ttft_s"] >= FIRST_DELAY
-    assert route["ratio"]["tok_s"] == round(measured["tok_s"] / 65.0, 3) or \
-        abs(route["ratio"]["tok_s"] - measured["tok_s"] / 65.0) < 0.01
+    assert abs(route["ratio"]["tok_s"] - measured["tok_s"] / 65.0) < 0.01
     rep = result["plan_repriced"]
     assert rep["before"] == {"hours": dep["hours"], "cost_usd": dep["cost_usd"]}
     row = rep["deployments"][0]
