@@ -9,8 +9,9 @@ Each sample is one short streaming chat completion (OpenAI wire format, ``stream
     ttft_s       = first content chunk - request sent
     decode_tok_s = (completion_tokens - 1) / (last content chunk - first content chunk)
 
-``completion_tokens`` comes from the final usage chunk, else from the number of content chunks
-(one token each on llama.cpp and vLLM). A route's figure is the median of its samples; a
+``completion_tokens`` is the final usage chunk's figure, or the number of content chunks when
+that is larger (each chunk carries at least one token; a smaller usage figure is the gateway's
+own tokenizer estimate). A route's figure is the median of its samples; a
 deployment's measured decode is the median over all samples of the routes it serves, and the
 deployment is re-priced with it by the planner's own ``Option.block`` (docs/calibration.md).
 """
@@ -103,14 +104,18 @@ def read_stream(resp, sent_at, clock=time.monotonic):
     if first is None:
         raise CalibrationError("the stream carried no tokens (%s)"
                                % ("usage %s" % json.dumps(usage) if usage else "no usage"))
-    tokens = usage.get("completion_tokens") or chunks
+    # Every content chunk carries at least one token, so the chunk count is a lower bound: a
+    # smaller usage figure is the gateway's own tokenizer estimate (LiteLLM counts itself when
+    # the engine, like llama-cpp-python's server, sends no usage) and is not used.
+    reported = usage.get("completion_tokens") or 0
+    tokens = max(reported, chunks)
     span = last - first
     return {
         "ttft_s": first - sent_at,
         "decode_tok_s": (tokens - 1) / span if tokens > 1 and span > 0 else None,
         "completion_tokens": tokens,
         "prompt_tokens": usage.get("prompt_tokens"),
-        "tokens_from": "usage" if usage.get("completion_tokens") else "chunks",
+        "tokens_from": "usage" if reported >= chunks else "chunks",
     }
 
 
@@ -165,9 +170,12 @@ def _route(plan, role, deployment, samples):
     predicted_tok_s = deployment["single_stream_tok_s"]
     if prompt_tokens is not None:
         # predicted for the prompt actually sent, so that the two figures compare
+        predicted_prompt = prompt_tokens
         predicted_ttft = predicted_ttft_s(deployment["prefill_tok_s"], predicted_tok_s,
                                           prompt_tokens)
     else:
+        # the plan's reference prompt: shown, but not compared with a shorter measured one
+        predicted_prompt = deployment.get("ttft_prompt_tokens")
         predicted_ttft = deployment.get("ttft_s")
     return {
         "role": role,
@@ -181,6 +189,7 @@ def _route(plan, role, deployment, samples):
         "predicted": {
             "tok_s": predicted_tok_s,
             "ttft_s": round(predicted_ttft, 3) if predicted_ttft is not None else None,
+            "prompt_tokens": predicted_prompt,
             "source": deployment.get("throughput_source"),
         },
         "measured": {
@@ -192,7 +201,8 @@ def _route(plan, role, deployment, samples):
             "samples": len(samples),
         },
         "ratio": {"tok_s": _ratio(measured_tok_s, predicted_tok_s),
-                  "ttft_s": _ratio(measured_ttft, predicted_ttft)},
+                  "ttft_s": _ratio(measured_ttft, predicted_ttft)
+                  if prompt_tokens is not None else None},
     }
 
 

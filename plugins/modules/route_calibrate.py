@@ -147,10 +147,11 @@ calibration:
       type: str
       sample: llamacpp
     predicted:
-      description: The plan's single-stream decode (C(tok_s)), the TTFT for the prompt length
-        measured (C(ttft_s)) and where the plan's throughput came from (C(source)).
+      description: The plan's single-stream decode (C(tok_s)), the TTFT (C(ttft_s)) for the
+        prompt length measured (C(prompt_tokens); the plan's reference length when the gateway
+        reported none) and where the plan's throughput came from (C(source)).
       type: dict
-      sample: {tok_s: 65.0, ttft_s: 0.136, source: measured}
+      sample: {tok_s: 65.0, ttft_s: 0.122, prompt_tokens: 32, source: measured}
     measured:
       description: Medians of the samples (C(tok_s), C(ttft_s), C(prompt_tokens),
         C(completion_tokens)) and their number (C(samples)); null figures in check mode.

@@ -74,9 +74,10 @@ class FakeGateway(BaseHTTPRequestHandler):
             event({"error": {"message": "backend died"}})
             return
         event({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
-        if reply == "stream":
-            event({"choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": tokens,
-                                            "total_tokens": 30 + tokens}})
+        if reply in ("stream", "low-usage"):
+            reported = tokens if reply == "stream" else tokens - 2
+            event({"choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": reported,
+                                            "total_tokens": 30 + reported}})
         self.wfile.write(b"data: [DONE]\n\n")
 
 
@@ -355,3 +356,23 @@ def test_module_rejects_a_file_that_is_not_a_plan(tmp_path, capsys):
     bad.write_text("{}")
     result = run_module({"api_key": "k", "plan": str(bad)}, capsys)
     assert result["failed"] is True and "must be a plan.json document" in result["msg"]
+
+
+def test_a_usage_count_below_the_chunk_count_is_not_trusted(gateway):
+    """LiteLLM estimates usage with its own tokenizer when the engine sends none."""
+    gateway.script = ["low-usage"]
+    sample = calibrator(gateway).sample("coder", 0)
+    assert sample["completion_tokens"] == 11 and sample["tokens_from"] == "chunks"
+    assert sample["prompt_tokens"] == 30
+
+
+def test_without_prompt_tokens_the_ttft_is_not_compared(plan):
+    class NoUsage:
+        def measure(self, alias):
+            return [{"ttft_s": 0.2, "decode_tok_s": 40.0, "completion_tokens": 64,
+                     "prompt_tokens": None}]
+    route = calibrate(plan, NoUsage(), roles=["coder"])["calibration"][0]
+    dep = plan["deployments"][0]
+    assert route["predicted"]["prompt_tokens"] == dep["ttft_prompt_tokens"] == 1000
+    assert route["predicted"]["ttft_s"] == dep["ttft_s"]
+    assert route["ratio"] == {"tok_s": round(40.0 / 65.0, 3), "ttft_s": None}
