@@ -123,20 +123,21 @@ class Calibrator:
     """Streams ``requests`` completions per role alias through one gateway."""
 
     def __init__(self, api_base, api_key, timeout=30, retries=3, requests=3, max_tokens=64,
-                 prompt=DEFAULT_PROMPT, client=None):
+                 prompt=DEFAULT_PROMPT, client=None, warmup=1):
         base = api_base.rstrip("/")
         self.client = client or HttpClient(base if base.endswith("/v1") else base + "/v1",
                                            token=api_key, timeout=timeout, retries=retries)
         self.requests = requests
+        self.warmup = warmup
         self.max_tokens = max_tokens
         self.prompt = prompt
 
-    def sample(self, alias, index):
+    def sample(self, alias, index, max_tokens=None):
         body = {
             "model": alias,
             # a different first line per sample keeps the engine's prefix cache out of TTFT
             "messages": [{"role": "user", "content": "Run %d. %s" % (index + 1, self.prompt)}],
-            "max_tokens": self.max_tokens,
+            "max_tokens": max_tokens or self.max_tokens,
             "temperature": 0,
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -156,6 +157,10 @@ class Calibrator:
                                    body=exc.body)
 
     def measure(self, alias):
+        # The first request of a group through LiteLLM pays one-off set-up (client, tokenizer
+        # for its usage count): ~1 s of TTFT here, so warm-up requests are sent and not counted.
+        for index in range(self.warmup):
+            self.sample(alias, self.requests + index, max_tokens=2)
         return [self.sample(alias, index) for index in range(self.requests)]
 
 

@@ -55,6 +55,12 @@ options:
       - Streaming requests per alias; the medians are reported.
     type: int
     default: 3
+  warmup:
+    description:
+      - Requests per alias sent first and not counted (the gateway's first request of a model
+        group pays one-off set-up that would inflate TTFT).
+    type: int
+    default: 1
   max_tokens:
     description:
       - Completion tokens asked for per request (the decode measurement needs at least two).
@@ -224,8 +230,9 @@ class RouteCalibrate:
         return plan
 
     def run(self):
-        if self.params["requests"] < 1 or self.params["max_tokens"] < 2:
-            raise CalibrationError("requests must be >= 1 and max_tokens >= 2")
+        if self.params["requests"] < 1 or self.params["max_tokens"] < 2 or \
+                self.params["warmup"] < 0:
+            raise CalibrationError("requests must be >= 1, warmup >= 0 and max_tokens >= 2")
         plan = self._plan()
         calibrator = None
         if not self.module.check_mode:
@@ -235,7 +242,8 @@ class RouteCalibrate:
             calibrator = Calibrator(
                 self.params["api_endpoint"] or "http://127.0.0.1:4000", self.params["api_key"],
                 timeout=self.params["http_timeout"], retries=self.params["retries"],
-                requests=self.params["requests"], max_tokens=self.params["max_tokens"],
+                requests=self.params["requests"], warmup=self.params["warmup"],
+                max_tokens=self.params["max_tokens"],
                 prompt=self.params["prompt"] or DEFAULT_PROMPT)
         result = calibrate(plan, calibrator, roles=self.params["roles"])
         result["skipped"] = calibrator is None
@@ -258,6 +266,7 @@ def define_module():
             roles=dict(type="list", elements="str",
                        choices=["architect", "coder", "debugger", "reviewer"]),
             requests=dict(type="int", default=3),
+            warmup=dict(type="int", default=1),
             max_tokens=dict(type="int", default=64, no_log=False),
             prompt=dict(type="str"),
             retries=dict(type="int", default=3),
