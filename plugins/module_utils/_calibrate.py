@@ -123,7 +123,7 @@ class Calibrator:
     """Streams ``requests`` completions per role alias through one gateway."""
 
     def __init__(self, api_base, api_key, timeout=30, retries=3, requests=3, max_tokens=64,
-                 prompt=DEFAULT_PROMPT, client=None, warmup=1):
+                 prompt=DEFAULT_PROMPT, client=None, warmup=2):
         base = api_base.rstrip("/")
         self.client = client or HttpClient(base if base.endswith("/v1") else base + "/v1",
                                            token=api_key, timeout=timeout, retries=retries)
@@ -157,8 +157,8 @@ class Calibrator:
                                    body=exc.body)
 
     def measure(self, alias):
-        # The first request of a group through LiteLLM pays one-off set-up (client, tokenizer
-        # for its usage count): ~1 s of TTFT here, so warm-up requests are sent and not counted.
+        # LiteLLM's first requests pay one-off set-up (about 1 s of TTFT here; one warm-up was
+        # not enough for the first alias), so short warm-up requests are sent and not counted.
         for index in range(self.warmup):
             self.sample(alias, self.requests + index, max_tokens=2)
         return [self.sample(alias, index) for index in range(self.requests)]

@@ -57,10 +57,10 @@ options:
     default: 3
   warmup:
     description:
-      - Requests per alias sent first and not counted (the gateway's first request of a model
-        group pays one-off set-up that would inflate TTFT).
+      - Short requests per alias sent first and not counted (the gateway's first requests pay
+        one-off set-up that would inflate TTFT).
     type: int
-    default: 1
+    default: 2
   max_tokens:
     description:
       - Completion tokens asked for per request (the decode measurement needs at least two).
@@ -266,7 +266,7 @@ def define_module():
             roles=dict(type="list", elements="str",
                        choices=["architect", "coder", "debugger", "reviewer"]),
             requests=dict(type="int", default=3),
-            warmup=dict(type="int", default=1),
+            warmup=dict(type="int", default=2),
             max_tokens=dict(type="int", default=64, no_log=False),
             prompt=dict(type="str"),
             retries=dict(type="int", default=3),

@@ -184,11 +184,11 @@ def test_calibrate_medians_ratios_and_repricing(gateway, plan):
     result = calibrate(plan, cal)
     dep = plan["deployments"][0]
     assert len(result["calibration"]) == 4
-    # four aliases, one deployment: per alias one uncounted warm-up and 3 measured requests
-    assert len(gateway.calls) == 16
-    assert [c["body"]["max_tokens"] for c in gateway.calls[:4]] == [2, 64, 64, 64]
+    # four aliases, one deployment: per alias two uncounted warm-ups and 3 measured requests
+    assert len(gateway.calls) == 20
+    assert [c["body"]["max_tokens"] for c in gateway.calls[:5]] == [2, 2, 64, 64, 64]
     # every request's prompt differs (no shared cached prefix)
-    assert len(set(c["body"]["messages"][0]["content"] for c in gateway.calls[:4])) == 4
+    assert len(set(c["body"]["messages"][0]["content"] for c in gateway.calls[:5])) == 5
     route = result["calibration"][1]
     assert (route["role"], route["alias"], route["deployment"]) == ("coder", "coder", dep["name"])
     assert (route["model"], route["quantization"]) == ("smollm2-135m", "q4_1")
@@ -334,7 +334,7 @@ def test_module_check_mode_then_real(gateway, plan, tmp_path, capsys):
     args["_ansible_check_mode"] = False
     real = run_module(dict(args, plan=plan), capsys)
     assert real["changed"] is True and real["skipped"] is False
-    assert len(gateway.calls) == 3   # one warm-up, two measured
+    assert len(gateway.calls) == 4   # two warm-ups, two measured
     assert real["calibration"][0]["measured"]["samples"] == 2
     assert stat.S_IMODE(os.stat(str(meas)).st_mode) == 0o644
     assert "sk-secret-key" not in json.dumps(real) and "sk-secret-key" not in meas.read_text()
