@@ -119,11 +119,18 @@ if HAS_PYDANTIC:
         init_s: float = Field(ge=0)
 
     class Measurement(_Entry):
-        offer: str
+        offer: Optional[str] = None
+        gpu: Optional[str] = None
+        gpu_count: int = Field(default=1, ge=1)
         model: str
         quantization: str
+        engine: Optional[Literal["vllm", "llamacpp"]] = None
         decode_tok_s: float = Field(gt=0)
-        prefill_tok_s: float = Field(gt=0)
+        prefill_tok_s: Optional[float] = Field(default=None, gt=0)
+        ttft_s: Optional[float] = Field(default=None, gt=0)
+        prompt_tokens: Optional[int] = Field(default=None, ge=0)
+        samples: Optional[int] = Field(default=None, ge=1)
+        measured_at: Optional[str] = None
 
     class Currency(_Entry):
         usd_per_unit: float = Field(gt=0)
@@ -144,6 +151,7 @@ if HAS_PYDANTIC:
         role_quality_weight: Dict[Literal["architect", "coder", "debugger", "reviewer"], float]
         role_context: Dict[Literal["architect", "coder", "debugger", "reviewer"], int]
         deadline_weight: float = Field(ge=0)
+        ttft_prompt_tokens: int = Field(default=1000, gt=0)
         residency_groups: Dict[str, List[str]] = Field(default_factory=dict)
 
     class RoleRatio(BaseModel):
@@ -225,6 +233,10 @@ class Catalog(object):
                     item = model.model_validate(entry)
                 except ValidationError as exc:
                     raise _describe(exc, origin, section, index, entry_id)
+                earlier = target.get(item.id)
+                if section == "measurements" and item.prefill_tok_s is None and earlier:
+                    # a calibration run measures decode only: keep the prefill known before
+                    item.prefill_tok_s = earlier.prefill_tok_s
                 target[item.id] = item
         self.paths.append(origin)
 
@@ -250,9 +262,33 @@ class Catalog(object):
             need("engines", quant.engine, "quantizations[id=%s]" % quant.id)
         for meas in self.measurements.values():
             what = "measurements[id=%s]" % meas.id
-            need("offers", meas.offer, what)
+            if meas.offer is None and meas.gpu is None:
+                raise CatalogError("catalog: %s names neither an offer nor a gpu; fix: add "
+                                   "'offer' (one offer) or 'gpu' (every offer of that GPU)"
+                                   % what)
+            if meas.offer is not None:
+                need("offers", meas.offer, what)
+            if meas.gpu is not None:
+                need("gpus", meas.gpu, what)
             need("models", meas.model, what)
+            need("quantizations", meas.quantization, what)
         return self
+
+    def measurement_for(self, offer, model, quantization):
+        """The measurement that prices (offer, model, quantization): the one for this offer,
+        else the newest for its GPU type and count (a calibration run on one provider's RTX 4090
+        informs every RTX 4090 offer), else None."""
+        exact = self.measurements.get("%s/%s/%s" % (offer.id, model, quantization))
+        if exact is not None:
+            return exact
+        best = None
+        for meas in self.measurements.values():
+            if (meas.gpu == offer.gpu and meas.gpu_count == offer.count and meas.model == model
+                    and meas.quantization == quantization):
+                if best is None or (meas.as_of, meas.measured_at or "") >= \
+                        (best.as_of, best.measured_at or ""):
+                    best = meas
+        return best
 
     def usd(self, amount, currency):
         return amount * self.currencies[currency].usd_per_unit

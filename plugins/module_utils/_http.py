@@ -84,8 +84,14 @@ class HttpClient:
             url += "?" + urlencode(sorted(query.items()))
         return url
 
-    def request(self, method, path, body=None, query=None, expect=(200, 201, 202, 204)):
-        """Send one call, retrying transient failures. Returns the decoded JSON (or None)."""
+    def request(self, method, path, body=None, query=None, expect=(200, 201, 202, 204),
+                reader=None):
+        """Send one call, retrying transient failures. Returns the decoded JSON (or None).
+
+        ``reader(response, sent_at)`` consumes a successful response itself (a stream read line
+        by line); ``sent_at`` is the ``time.monotonic()`` at which that attempt was sent, and
+        what the reader returns is returned. A network error while it reads is retried too.
+        """
         data = json.dumps(body).encode("utf-8") if body is not None else None
         url = self.url(path, query)
         delay = self.backoff
@@ -93,9 +99,13 @@ class HttpClient:
         while True:
             attempt += 1
             self.attempts += 1
-            status, headers, payload, network_error = self._send(method, url, data)
+            if reader is None:
+                status, headers, payload, network_error = self._send(method, url, data)
+            else:
+                status, headers, payload, network_error = self._send(method, url, data, reader,
+                                                                     expect)
             if network_error is None and status in expect:
-                return _decode(payload)
+                return payload if reader is not None else _decode(payload)
             retryable = (self.retry_network if network_error is not None
                          else status in self.retry_statuses)
             if not retryable or attempt > self.retries:
@@ -107,11 +117,15 @@ class HttpClient:
             self._sleep(min(self.max_backoff, wait) * (1 + random.random() * 0.1))
             delay = min(self.max_backoff, delay * 2)
 
-    def _send(self, method, url, data):
+    def _send(self, method, url, data, reader=None, expect=()):
         req = Request(headers=self._headers(), timeout=self.timeout, follow_redirects="safe")
         try:
+            sent_at = time.monotonic()
             resp = req.open(method, url, data=data)
-            return resp.getcode(), dict(resp.headers), resp.read(), None
+            status = resp.getcode()
+            if reader is not None and status in expect:
+                return status, dict(resp.headers), reader(resp, sent_at), None
+            return status, dict(resp.headers), resp.read(), None
         except HTTPError as exc:
             try:
                 payload = exc.read()

@@ -45,7 +45,32 @@ class Option(object):
 
     __slots__ = ("offer", "group", "gpu", "model", "quant_id", "quant", "weight_gb", "engine",
                  "max_model_len", "decode", "agg_decode", "prefill", "quality", "rework", "spo",
-                 "spi", "cold_s", "price", "min_billing", "setup", "interrupt", "measured")
+                 "spi", "cold_s", "price", "min_billing", "setup", "interrupt", "measured",
+                 "batching", "ttft_tokens")
+
+    def set_rates(self, decode, prefill, batching, prefix_cache_hit):
+        """Single-stream decode and prefill (tok/s) -> the per-token seconds the cost uses."""
+        self.decode, self.prefill = decode, prefill
+        self.agg_decode = decode * batching
+        self.spo = 1.0 / self.agg_decode
+        self.spi = (1.0 - prefix_cache_hit) / prefill
+
+    @classmethod
+    def from_plan(cls, deployment, decode_tok_s=None, prefill_tok_s=None):
+        """The pricing of a plan deployment (its ``cost_terms``), optionally at other rates:
+        what calibration uses to re-price a deployment with measured throughput."""
+        terms = deployment.get("cost_terms")
+        if not terms:
+            raise PlanError("deployment %s has no cost_terms (the plan predates them); "
+                            "fix: re-plan with this collection" % deployment.get("name"))
+        opt = cls()
+        opt.set_rates(decode_tok_s or terms["decode_tok_s"],
+                      prefill_tok_s or terms["prefill_tok_s"],
+                      terms["batching_factor"], terms["prefix_cache_hit"])
+        opt.rework, opt.interrupt = terms["rework"], terms["interruption_overhead"]
+        opt.cold_s, opt.price = terms["cold_start_s"], terms["price_per_hour_usd"]
+        opt.min_billing, opt.setup = terms["min_billing_hours"], terms["setup_fee_usd"]
+        return opt
 
     def seconds(self, tokens_in, tokens_out):
         return self.rework * (tokens_out * self.spo + tokens_in * self.spi)
@@ -158,21 +183,21 @@ def enumerate_options(catalog, constraints, providers=None):
                 opt.offer, opt.group, opt.gpu, opt.model = offer, group, gpu, model
                 opt.quant_id, opt.quant, opt.weight_gb = quant_id, quant, weights.weight_gb
                 opt.engine, opt.max_model_len = quant.engine, ctx
-                measured = catalog.measurements.get("%s/%s/%s" % (offer.id, model.id, quant_id))
+                measured = catalog.measurement_for(offer, model.id, quant_id)
                 opt.measured = measured is not None
+                decode = (params.decode_efficiency * gpu.bandwidth_gbs * scale
+                          / (weights.weight_gb * active))
+                prefill = (params.prefill_mfu * gpu.fp16_tflops * scale * 1e3
+                           / (2.0 * model.params_b * active))
                 if measured is not None:
-                    opt.decode, opt.prefill = measured.decode_tok_s, measured.prefill_tok_s
-                else:
-                    opt.decode = (params.decode_efficiency * gpu.bandwidth_gbs * scale
-                                  / (weights.weight_gb * active))
-                    opt.prefill = (params.prefill_mfu * gpu.fp16_tflops * scale * 1e3
-                                   / (2.0 * model.params_b * active))
-                opt.agg_decode = opt.decode * batching
+                    # a calibration run measures decode only: then the modelled prefill stays
+                    decode = measured.decode_tok_s
+                    prefill = measured.prefill_tok_s or prefill
+                opt.batching, opt.ttft_tokens = batching, params.ttft_prompt_tokens
+                opt.set_rates(decode, prefill, batching, params.prefix_cache_hit)
                 opt.quality = max(0.0, model.score.value - quant.penalty)
                 opt.rework = 1.0 + params.rework_per_point * max(
                     0.0, params.rework_reference_score - opt.quality)
-                opt.spo = 1.0 / opt.agg_decode
-                opt.spi = (1.0 - params.prefix_cache_hit) / opt.prefill
                 download = (weights.weight_gb * 8.0 / cold.download_gbps
                             if cold.download_gbps else 0.0)
                 opt.cold_s = (cold.scheduling_s + cold.image_pull_s + download
@@ -376,7 +401,33 @@ def _option_doc(opt, offer=None):
         "single_stream_tok_s": _r(opt.decode, 1),
         "prefill_tok_s": _r(opt.prefill, 1),
         "throughput_source": "measured" if opt.measured else "roofline",
+        "ttft_s": _r(predicted_ttft_s(opt.prefill, opt.decode, opt.ttft_tokens), 3),
+        "ttft_prompt_tokens": opt.ttft_tokens,
         "cold_start_s": int(round(opt.cold_s)),
+    }
+
+
+def predicted_ttft_s(prefill_tok_s, decode_tok_s, prompt_tokens):
+    """Time to first token of one uncached request: its prompt's prefill plus one decode step."""
+    return prompt_tokens / float(prefill_tok_s) + 1.0 / float(decode_tok_s)
+
+
+def reprice_deployment(plan, deployment, decode_tok_s=None, prefill_tok_s=None):
+    """(hours, cost_usd) of a plan deployment's work at other single-stream decode / prefill
+    rates (None keeps the planned one), by the planner's own Option.block."""
+    tokens = [plan["roles"][role]["tokens"] for role in deployment["roles"]]
+    opt = Option.from_plan(deployment, decode_tok_s, prefill_tok_s)
+    return opt.block(sum(t["input"] for t in tokens), sum(t["output"] for t in tokens))
+
+
+def _cost_terms(opt, params):
+    """Everything Option.from_plan needs to price this deployment again at other rates."""
+    return {
+        "decode_tok_s": _r(opt.decode, 6), "prefill_tok_s": _r(opt.prefill, 6),
+        "batching_factor": opt.batching, "prefix_cache_hit": params.prefix_cache_hit,
+        "rework": _r(opt.rework, 6), "interruption_overhead": opt.interrupt,
+        "cold_start_s": _r(opt.cold_s, 3), "price_per_hour_usd": _r(opt.price, 6),
+        "min_billing_hours": opt.min_billing, "setup_fee_usd": _r(opt.setup, 6),
     }
 
 
@@ -671,6 +722,7 @@ def build_plan(blueprint, intent, catalog, **options):
         total_work = sum(work.values()) or 1.0
         doc.update({
             "roles": list(block["roles"]),
+            "cost_terms": _cost_terms(opt, params),
             "hours": _r(block["hours"], 3),
             "cost_usd": _r(block["cost"], 4),
             "alternatives": _alternatives(ctx, block, candidates,
