@@ -65,7 +65,20 @@ def test_first_run_builds_every_stage(stack):
     assert {d["provider"] for d in plan["deployments"]} == {"local"}
     assert (stack["out"] / "stack" / "report.md").exists()
     state = json.loads((stack["out"] / "stack" / "state.json").read_text())
-    assert {r["id"] for r in state["resources"]} == {"llamacpp", "litellm"}
+    assert {r["id"] for r in state["resources"]} == {"llamacpp", "litellm", "code-server"}
+    assert oct((stack["out"] / "stack" / "state.json").stat().st_mode & 0o777) == "0o600"
+    # No GPU rented: no budget guard, no key for rented model servers.
+    assert not (stack["out"] / "stack" / "budget-guard").exists()
+
+
+def test_calibration_compares_the_planner_with_the_local_engine(stack):
+    calibration = json.loads((stack["out"] / "stack" / "calibration.json").read_text())
+    routes = calibration["calibration"]
+    assert {r["alias"] for r in routes} >= {"architect", "coder", "debugger", "reviewer"}
+    for route in routes:
+        assert route["measured"]["tok_s"] > 0 and route["measured"]["ttft_s"] > 0, route
+        assert route["predicted"]["tok_s"] > 0, route
+    assert "Predicted vs measured" in (stack["out"] / "stack" / "calibration.md").read_text()
 
 
 def test_every_role_alias_answers_through_the_gateway(stack):
@@ -95,3 +108,18 @@ def test_ide_serves_login_and_knows_the_gateway(stack):
 def test_second_run_changes_nothing(stack):
     second = _play(stack["extra"], stack["out"])
     assert _stats(second)["changed"] == 0 and _stats(second)["failures"] == 0
+
+
+def test_teardown_stops_every_local_service(stack):
+    down = subprocess.run(
+        ["ansible-playbook", os.path.join(REPO, "playbooks", "teardown.yml"),
+         "-e", json.dumps({"codestack_output": stack["extra"]["codestack_output"]})],
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1"), capture_output=True, text=True, timeout=600, check=False)
+    (stack["out"] / "teardown.log").write_text(down.stdout + down.stderr)
+    assert down.returncode == 0, down.stdout[-4000:]
+    state = json.loads((stack["out"] / "stack" / "state.json").read_text())
+    assert state["resources"] == []
+    assert {r["id"] for r in state["removed"]} == {"llamacpp", "litellm", "code-server"}
+    for port in stack["ports"].values():
+        with pytest.raises(OSError):
+            urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=5)
