@@ -1,0 +1,136 @@
+"""site.yml against zero-latency fakes: wall time of a full build and of the no-change re-run,
+and where the time goes.
+
+The RunPod and Vast.ai fakes answer at once and their machines are "running" the moment they
+are created; the model behind them is tests/fakes/openai_backend_fake.py (answers instantly).
+So what remains is Ansible and our own code: the real LiteLLM gateway still starts (a build
+waits for it), calibration still sends its requests (first build only).
+
+Each run uses the ``ansible.builtin.json`` callback's per-task start/end times to split the
+wall time into:
+
+- ``our modules``: tasks whose action is ``llmops.codestack.*`` (provisioning, waits, state
+  file, calibration), as Ansible measures them (module transfer and fork included);
+- ``builtin modules``: other modules that run on the host (``copy``, ``uri``, ``command``,
+  ``pip``, ``slurp``, ...);
+- ``controller-only tasks``: ``set_fact``, ``assert``, ``debug``, includes, handlers' ``meta``:
+  Ansible evaluating templates and conditions;
+- ``outside tasks``: the rest of the wall time (interpreter start, parsing, role and include
+  loading, play set-up, fact gathering's own overhead is inside its task).
+
+    python3 benchmarks/site_bench.py [--runs 3]
+
+Prints the medians of each figure for the first build and the re-run, in one run of the
+script (the machine is shared and noisy: compare ratios, not absolute seconds).
+"""
+
+import argparse
+import json
+import pathlib
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+sys.path.insert(0, str(REPO / "tests" / "fakes"))
+
+import conftest  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
+from _cloudstack import CloudStack, plan_blueprint, split_plan  # noqa: E402  pylint: disable=wrong-import-position
+from openai_backend_fake import FakeOpenAIBackend  # noqa: E402  pylint: disable=wrong-import-position
+
+CONTROLLER = {"ansible.builtin.set_fact", "ansible.builtin.assert", "ansible.builtin.debug",
+              "ansible.builtin.include_tasks", "ansible.builtin.import_tasks", "ansible.builtin.include_role",
+              "ansible.builtin.meta", "ansible.builtin.fail", "set_fact", "assert", "debug", "include_tasks",
+              "include_role", "meta", "fail"}
+
+
+def _seconds(stamp):
+    return datetime.strptime(stamp.rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+
+
+def split(result_json, wall):
+    """Seconds per category from the json callback's output."""
+    shares = {"our modules": 0.0, "builtin modules": 0.0, "controller-only tasks": 0.0}
+    calls = 0
+    for play in result_json["plays"]:
+        for task in play["tasks"]:
+            duration = task["task"].get("duration") or {}
+            if not duration.get("start") or not duration.get("end"):
+                continue
+            seconds = _seconds(duration["end"]) - _seconds(duration["start"])
+            action = next(iter(task["hosts"].values()), {}).get("action", "")
+            if action.startswith("llmops.codestack."):
+                shares["our modules"] += seconds
+                calls += 1
+            elif action in CONTROLLER or not action:
+                shares["controller-only tasks"] += seconds
+            else:
+                shares["builtin modules"] += seconds
+    shares["outside tasks"] = max(0.0, wall - sum(shares.values()))
+    shares["wall"] = wall
+    shares["our module tasks"] = calls
+    return shares
+
+
+def one(tmp, plan_file, backend):
+    stack = CloudStack(tmp, backend.url.rsplit("/v1", 1)[0],
+                       runpod_config={"created_delay": 0.0, "running_delay": 0.0},
+                       vast_config={"created_delay": 0.0, "running_delay": 0.0, "steal_offers": [3001]})
+    try:
+        variables = stack.site_vars(plan_file, codestack_calibrate_requests=1)
+        out = {}
+        for label in ("build", "re-run"):
+            proc = stack.run("site.yml", variables, json_output=True)
+            if proc.returncode != 0:
+                raise SystemExit("site.yml failed (%s):\n%s" % (label, proc.stdout[-4000:]))
+            doc = json.loads(proc.stdout)
+            out[label] = split(doc, proc.wall_s)
+            out[label]["changed"] = doc["stats"]["localhost"]["changed"]
+        down = stack.teardown()
+        if down.returncode != 0:
+            raise SystemExit("teardown failed:\n" + down.stdout[-4000:])
+        out["teardown"] = {"wall": down.wall_s}
+        return out
+    finally:
+        stack.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    base = pathlib.Path(tempfile.mkdtemp(prefix="site-bench-"))
+    try:
+        plan_file = base / "plan.json"
+        plan_file.write_text(json.dumps(split_plan(plan_blueprint(base))))
+        results = []
+        with FakeOpenAIBackend("bench") as backend:
+            for index in range(args.runs):
+                tmp = base / ("run%d" % index)
+                tmp.mkdir()
+                started = time.monotonic()
+                results.append(one(tmp, plan_file, backend))
+                print("run %d: %.1f s" % (index + 1, time.monotonic() - started), flush=True)
+        for label in ("build", "re-run"):
+            rows = [r[label] for r in results]
+            wall = statistics.median(r["wall"] for r in rows)
+            print("\n%s (median of %d): wall %.1f s, changed=%s" % (
+                label, len(rows), wall, sorted(set(r["changed"] for r in rows))))
+            for key in ("our modules", "builtin modules", "controller-only tasks", "outside tasks"):
+                value = statistics.median(r[key] for r in rows)
+                share = statistics.median(r[key] / r["wall"] for r in rows)
+                print("  %-22s %6.1f s  %4.0f %%" % (key, value, share * 100))
+            print("  %-22s %6d" % ("our module tasks", statistics.median(r["our module tasks"] for r in rows)))
+        print("\nteardown (median): %.1f s" % statistics.median(r["teardown"]["wall"] for r in results))
+        print("re-run / build wall: %.2f" % statistics.median(r["re-run"]["wall"] / r["build"]["wall"] for r in results))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
