@@ -57,6 +57,7 @@ def split(result_json, wall):
     """Seconds per category from the json callback's output."""
     shares = {"our modules": 0.0, "builtin modules": 0.0, "controller-only tasks": 0.0}
     calls = 0
+    per_task = {}
     for play in result_json["plays"]:
         for task in play["tasks"]:
             duration = task["task"].get("duration") or {}
@@ -64,6 +65,7 @@ def split(result_json, wall):
                 continue
             seconds = _seconds(duration["end"]) - _seconds(duration["start"])
             action = next(iter(task["hosts"].values()), {}).get("action", "")
+            per_task[task["task"]["name"]] = per_task.get(task["task"]["name"], 0.0) + seconds
             if action.startswith("llmops.codestack."):
                 shares["our modules"] += seconds
                 calls += 1
@@ -74,6 +76,7 @@ def split(result_json, wall):
     shares["outside tasks"] = max(0.0, wall - sum(shares.values()))
     shares["wall"] = wall
     shares["our module tasks"] = calls
+    shares["tasks"] = per_task
     return shares
 
 
@@ -126,6 +129,9 @@ def main():
                 share = statistics.median(r[key] / r["wall"] for r in rows)
                 print("  %-22s %6.1f s  %4.0f %%" % (key, value, share * 100))
             print("  %-22s %6d" % ("our module tasks", statistics.median(r["our module tasks"] for r in rows)))
+            names = set().union(*(r["tasks"] for r in rows))
+            slowest = sorted(((statistics.median(r["tasks"].get(n, 0.0) for r in rows), n) for n in names), reverse=True)
+            print("  slowest tasks: " + "; ".join("%s %.1f s" % (n, v) for v, n in slowest[:6]))
         print("\nteardown (median): %.1f s" % statistics.median(r["teardown"]["wall"] for r in results))
         print("re-run / build wall: %.2f" % statistics.median(r["re-run"]["wall"] / r["build"]["wall"] for r in results))
     finally:
