@@ -182,3 +182,29 @@ def test_missing_key_fails_before_anything_is_rented(stack_factory, plan_file):
     assert "The plan rents on vast: set VAST_API_KEY" in failed.stdout
     assert stack.runpod.snapshot()["counters"]["graphql"] == 0
     assert stack.vast.snapshot()["counters"]["requests"] == 0
+
+
+def test_changed_plan_changes_only_what_depends_on_it(stack_factory, plan_file, tmp_path):
+    stack = stack_factory(vast_config={"steal_offers": [3001]})
+    _ok(stack.run("site.yml", stack.site_vars(plan_file, codestack_calibrate=False)))
+    before = dict((r["name"], r["id"]) for r in stack.state()["resources"] if r["provider"] in PAID)
+
+    # The reviewer swaps the coder's model: a new deployment replaces the old one; the H100 stays.
+    plan = json.loads(plan_file.read_text())
+    small = plan["deployments"][1]
+    small["name"] = "small-qwen-7b-4090"
+    small["model"] = dict(small["model"], key="qwen2.5-coder-7b", hf_repo="Qwen/Qwen2.5-Coder-7B-Instruct")
+    for role in ("coder", "debugger"):
+        plan["roles"][role]["deployment"] = small["name"]
+    changed = tmp_path / "changed-plan.json"
+    changed.write_text(json.dumps(plan))
+    _ok(stack.run("site.yml", stack.site_vars(changed, codestack_calibrate=False)))
+
+    after = dict((r["name"], r["id"]) for r in stack.state()["resources"] if r["provider"] in PAID)
+    assert set(after) == {"big-qwen-h100", "small-qwen-7b-4090"}
+    assert after["big-qwen-h100"] == before["big-qwen-h100"]
+    live = stack.live()
+    assert (live["runpod_pods"], live["vast_instances"]) == (1, 1)
+    assert [i["id"] for i in stack.vast.snapshot()["instances"]] == [int(after["small-qwen-7b-4090"])]
+    assert _ask(stack, "coder")["choices"][0]["message"]["content"]
+    _ok(stack.teardown())
