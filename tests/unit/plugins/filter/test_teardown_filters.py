@@ -1,0 +1,109 @@
+"""Unit tests of the teardown_targets / teardown_report and usable_alternatives /
+gateway_endpoints filters."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.llmops.codestack.plugins.filter import stack, teardown
+
+STATE = {
+    "stack_id": "codestack-demo",
+    "resources": [
+        {"provider": "local", "kind": "service", "id": "litellm", "name": "LiteLLM gateway",
+         "cost_per_hour": 0, "created_at": "2026-11-29T10:00:00Z",
+         "attributes": {"stop_argv": ["/srv/litellm/ctl.sh", "stop"]}},
+        {"provider": "runpod", "kind": "pod", "id": "pod1", "name": "big", "cost_per_hour": 2.0,
+         "created_at": "2026-11-29T10:00:00Z", "attributes": {}},
+        {"provider": "vast", "kind": "instance", "id": "77", "name": "small", "cost_per_hour": 0.5,
+         "created_at": "2026-11-29T10:00:00Z", "stopped_at": "2026-11-29T10:30:00Z", "attributes": {}},
+        {"provider": "local", "kind": "guard", "id": "budget-guard", "name": "budget guard",
+         "created_at": "2026-11-29T10:01:00Z", "attributes": {"stop_argv": ["start-stop-daemon", "--stop"]}},
+    ],
+}
+RUNPOD = {"pods": [{"id": "pod1", "name": "big", "cost_per_hr": 2.0, "uptime_seconds": 3500},
+                   {"id": "pod9", "name": "orphan", "cost_per_hr": 1.0, "uptime_seconds": 1800}],
+          "endpoints": [{"id": "ep1", "name": "serverless"}]}
+VAST = {"instances": [{"id": 77, "name": "small", "dph_total": 0.5}]}
+
+
+def _by_id(targets):
+    return dict((t["id"], t) for t in targets)
+
+
+def test_targets_merge_state_and_labels_paid_first():
+    targets = teardown.teardown_targets(STATE, RUNPOD, VAST)
+    by_id = _by_id(targets)
+    assert (by_id["pod1"]["in_state"], by_id["pod1"]["labelled"]) == (True, True)
+    assert (by_id["pod9"]["in_state"], by_id["pod9"]["labelled"]) == (False, True)   # crash before the record
+    assert by_id["ep1"]["provider"] == "runpod_serverless"
+    assert by_id["77"]["stopped_at"] == "2026-11-29T10:30:00Z"
+    assert by_id["litellm"]["stop_argv"] == ["/srv/litellm/ctl.sh", "stop"]
+    kinds = [t["kind"] for t in targets]
+    assert kinds.index("service") > kinds.index("endpoint") > kinds.index("pod")
+    assert kinds[-1] == "guard"
+
+
+def test_targets_without_state_file_come_from_labels_only():
+    targets = teardown.teardown_targets({}, RUNPOD, {})
+    assert sorted(t["id"] for t in targets) == ["ep1", "pod1", "pod9"]
+    assert not any(t["in_state"] for t in targets)
+
+
+def test_targets_reject_broken_state():
+    with pytest.raises(AnsibleFilterError, match="lacks id"):
+        teardown.teardown_targets({"resources": [{"provider": "runpod", "kind": "pod"}]})
+    with pytest.raises(AnsibleFilterError, match="must be a dict"):
+        teardown.teardown_targets(["nope"])
+
+
+def test_report_outcomes_hours_and_cost():
+    targets = teardown.teardown_targets(STATE, RUNPOD, VAST)
+    by_id = _by_id(targets)
+    results = [
+        {"item": by_id["pod1"], "changed": True},
+        {"item": by_id["pod9"], "changed": True},
+        {"item": by_id["77"], "failed": True, "msg": "Vast.ai answered 500"},
+        {"item": by_id["litellm"], "changed": True, "rc": 0},
+    ]
+    report = teardown.teardown_report(targets, results, "destroy", "2026-11-29T11:00:00Z")
+    lines = dict((line["id"], line) for line in report["resources"])
+    assert lines["pod1"]["outcome"] == "removed" and lines["pod1"]["hours"] == 1.0 and lines["pod1"]["usd"] == 2.0
+    assert lines["pod9"]["source"] == "label" and lines["pod9"]["hours"] == 0.5 and lines["pod9"]["usd"] == 0.5
+    # Stopped at 10:30: billed half an hour, whatever the time of the report.
+    assert lines["77"]["outcome"] == "failed" and lines["77"]["usd"] == 0.25
+    assert "Vast.ai answered 500" in lines["77"]["text"]
+    assert lines["ep1"]["outcome"] == "kept" and lines["ep1"]["hours"] is None
+    assert report["unpriced"] == 1 and report["total_usd"] == pytest.approx(2.75)
+    assert [line["id"] for line in report["failed"]] == ["77"]
+    assert report["removed"] == 3
+
+
+def test_report_stop_mode_and_gone_resources():
+    targets = teardown.teardown_targets(STATE, {}, {})   # providers no longer list them
+    report = teardown.teardown_report(targets, [], "stop", "2026-11-29T11:00:00Z")
+    outcomes = dict((line["id"], line["outcome"]) for line in report["resources"])
+    assert outcomes == {"pod1": "gone", "77": "gone", "litellm": "kept", "budget-guard": "kept"}
+    stopped = teardown.teardown_report(targets, [{"item": targets[0], "changed": True}], "stop")
+    assert stopped["resources"][0]["outcome"] == "stopped"
+    with pytest.raises(AnsibleFilterError, match="mode"):
+        teardown.teardown_report(targets, [], "erase")
+
+
+def test_usable_alternatives_drops_providers_without_key():
+    deployments = [{"name": "a", "provider": "vast", "alternatives": [
+        {"provider": "runpod"}, {"provider": "vast"}, {"provider": "hetzner"}]}, {"name": "b", "provider": "local"}]
+    out = stack.usable_alternatives(deployments, ["local", "vast"])
+    assert [alt["provider"] for alt in out[0]["alternatives"]] == ["vast"]
+    assert out[1]["alternatives"] == []
+    assert deployments[0]["alternatives"][0] == {"provider": "runpod"}   # input untouched
+    with pytest.raises(AnsibleFilterError):
+        stack.usable_alternatives({"name": "a"}, [])
+
+
+def test_gateway_endpoints_from_provision_results():
+    results = {"big": {"endpoint_url": "http://pod/v1", "served_model_name": "qwen", "provider": "runpod", "id": "p"}}
+    assert stack.gateway_endpoints(results, "sk-x") == {"big": {"api_base": "http://pod/v1", "api_key": "sk-x",
+                                                                 "model": "qwen"}}
+    assert stack.gateway_endpoints(results)["big"]["api_key"] == "none"
+    with pytest.raises(AnsibleFilterError, match="small has no endpoint URL"):
+        stack.gateway_endpoints({"small": {"endpoint_url": None, "provider": "vast", "id": 7}})
