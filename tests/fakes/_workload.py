@@ -13,10 +13,11 @@ an upstream every other path answers the model list too (provisioning tests need
 """
 
 import http.client
-import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+from _fakehttp import send_json
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
                "proxy-authorization", "proxy-authenticate", "host", "content-length"}
@@ -45,17 +46,6 @@ def served_model_name(args, default):
             if arg.startswith(flag + "="):
                 return arg.split("=", 1)[1]
     return default
-
-
-def send_json(handler, status, payload, headers=None):
-    data = json.dumps(payload).encode("utf-8")
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    for key, value in (headers or {}).items():
-        handler.send_header(key, value)
-    handler.end_headers()
-    handler.wfile.write(data)
 
 
 def serve(handler, method, path, upstream, api_key, model_name, body=None):

@@ -25,8 +25,10 @@ import copy
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from _fakehttp import JsonHandler
 
 LOCATIONS = [
     {"id": 1, "name": "fsn1", "description": "Falkenstein DC Park 1", "country": "DE",
@@ -242,23 +244,7 @@ class HetznerFake:
                      "root_password": None if body.get("ssh_keys") else "fake-root-password"}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    fake = None
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *_args):
-        pass
-
-    def _send(self, status, payload, headers=None):
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
+class _Handler(JsonHandler):
     def _dispatch(self, method):
         fake = self.fake
         parts = urlsplit(self.path)

@@ -40,11 +40,12 @@ import json
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 from graphql import GraphQLError, build_schema, graphql_sync, parse
 
 import _workload
+from _fakehttp import JsonHandler
 
 CAPACITY_MESSAGE = ("There are no longer any instances available with the requested "
                     "specifications. Please refresh and try again.")
@@ -658,23 +659,7 @@ def _field_resolver(source, info, **args):
     return value
 
 
-class _Handler(BaseHTTPRequestHandler):
-    fake = None
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *_args):  # keep test output quiet
-        pass
-
-    def _send(self, status, payload, headers=None):
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
+class _Handler(JsonHandler):
     def _body(self):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""

