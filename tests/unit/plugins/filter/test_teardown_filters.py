@@ -102,8 +102,8 @@ def test_usable_alternatives_drops_providers_without_key():
 
 def test_gateway_endpoints_from_provision_results():
     results = {"big": {"endpoint_url": "http://pod/v1", "served_model_name": "qwen", "provider": "runpod", "id": "p"}}
-    assert stack.gateway_endpoints(results, "sk-x") == {"big": {"api_base": "http://pod/v1", "api_key": "sk-x",
-                                                                 "model": "qwen"}}
+    expected = {"big": {"api_base": "http://pod/v1", "api_key": "sk-x", "model": "qwen"}}
+    assert stack.gateway_endpoints(results, "sk-x") == expected
     assert stack.gateway_endpoints(results)["big"]["api_key"] == "none"
     with pytest.raises(AnsibleFilterError, match="small has no endpoint URL"):
         stack.gateway_endpoints({"small": {"endpoint_url": None, "provider": "vast", "id": 7}})
