@@ -5,7 +5,8 @@
 
 ``usable_alternatives`` drops the capacity fallbacks a run cannot use (no key for their
 provider); ``gateway_endpoints`` turns what llmops.codestack.gpu_provision rented into the
-endpoints the LiteLLM gateway routes to. Their documentation lives in the YAML files beside
+endpoints the LiteLLM gateway routes to; ``stack_endpoints`` derives the same from the state file
+alone (so the route stage runs by itself); ``stack_service`` reads a local service's record. Their documentation lives in the YAML files beside
 this one.
 """
 
@@ -13,18 +14,65 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.llmops.codestack.plugins.module_utils import _stack
+
 
 def usable_alternatives(deployments, providers):
     """The deployments with only the alternatives whose provider is in ``providers``."""
     if not isinstance(deployments, list):
         raise AnsibleFilterError("usable_alternatives: expected the plan's deployments (a list)")
-    allowed = set(providers or [])
-    out = []
-    for dep in deployments:
-        dep = dict(dep)
-        dep["alternatives"] = [alt for alt in dep.get("alternatives") or [] if alt.get("provider") in allowed]
-        out.append(dep)
-    return out
+    return _stack.usable_alternatives(deployments, providers)
+
+
+def stack_endpoints(state, plan, local_api_key="", vllm_api_key=""):
+    """{deployment: {api_base, api_key, model}} for the gateway, from the stack's state file."""
+    try:
+        return _stack.stack_endpoints(plan or {}, state or {}, local_api_key, vllm_api_key)
+    except _stack.StackError as exc:
+        raise AnsibleFilterError("stack_endpoints: %s" % exc)
+
+
+def same_plan(previous, plan):
+    """Whether ``previous`` (plan.json as read by slurp: base64, or text) plans the same stack as
+    ``plan``: equal but for the time it was generated."""
+    if not previous:
+        return False
+    try:
+        old = _stack.decode_document(previous)
+    except _stack.StackError:
+        return False
+    if not isinstance(old, dict) or not isinstance(plan, dict):
+        return False
+    return dict(old, generated_at=plan.get("generated_at")) == plan
+
+
+def plan_document(text, path="plan.json"):
+    """A reviewed plan.json's text as a plan, with one error naming the file when it is not one."""
+    try:
+        return _stack.parse_plan(text, path)
+    except _stack.StackError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def stack_model_servers(state):
+    """[{deployment, url, model, id, provider}]: the rented model servers the state file lists."""
+    return _stack.model_servers(state or {})
+
+
+def stack_scaling(state, plan):
+    """[{deployment, provider, kind, mode, idle_billing}]: how each deployment really scales."""
+    return _stack.scaling_report(plan or {}, state or {})
+
+
+def stack_summary(state, plan, directory):
+    """The lines that end site.yml: where the plan, gateway, IDE and guard are, and teardown."""
+    return _stack.summary(plan or {}, state or {}, directory)
+
+
+def stack_service(state, resource_id):
+    """The attributes of the stack's local service ``resource_id`` (empty when not recorded)."""
+    res = _stack.find_resource(state or {}, resource_id)
+    return dict((res or {}).get("attributes") or {})
 
 
 def gateway_endpoints(results, api_key=""):
@@ -42,4 +90,8 @@ def gateway_endpoints(results, api_key=""):
 
 class FilterModule(object):
     def filters(self):
-        return {"usable_alternatives": usable_alternatives, "gateway_endpoints": gateway_endpoints}
+        return {"usable_alternatives": usable_alternatives, "gateway_endpoints": gateway_endpoints,
+                "stack_endpoints": stack_endpoints, "stack_service": stack_service,
+                "same_plan": same_plan, "plan_document": plan_document,
+                "stack_model_servers": stack_model_servers, "stack_scaling": stack_scaling,
+                "stack_summary": stack_summary}

@@ -297,10 +297,25 @@ def _task_files(path):
     return [name for name in found if os.path.exists(name)]
 
 
+def _imported_playbooks(path):
+    """A playbook and the playbooks it imports (site.yml imports one playbook per stage)."""
+    found, pending = [], [path]
+    while pending:
+        current = pending.pop(0)
+        if current in found or not os.path.exists(current):
+            continue
+        found.append(current)
+        for entry in _load_yaml(current) or []:
+            name = entry.get("ansible.builtin.import_playbook") or entry.get("import_playbook")
+            if name:
+                pending.append(os.path.join(os.path.dirname(current), name))
+    return found
+
+
 def evaluated_text(playbook):
     """The expressions a playbook and the roles it uses evaluate (role templates included)."""
     texts, seen = [], set()
-    pending = [os.path.join(REPO, playbook)]
+    pending = _imported_playbooks(os.path.join(REPO, playbook))
     while pending:
         path = pending.pop()
         if path in seen:
@@ -349,14 +364,16 @@ def test_the_read_check_counts_expressions_not_definitions(tmp_path):
 
 def _playbook_default(playbook, variable):
     """The playbook's default for a variable: its play vars, a '| default(x)' or the role default."""
-    path = os.path.join(REPO, playbook)
-    play_vars = (_load_yaml(path)[0].get("vars") or {})
-    if variable in play_vars:
-        return play_vars[variable]
-    with open(path) as handle:
-        match = re.search(r"\b%s\s*\|\s*default\(([^)]*)\)" % re.escape(variable), handle.read())
-    if match:
-        return yaml.safe_load(match.group(1))
+    paths = _imported_playbooks(os.path.join(REPO, playbook))
+    for path in paths:
+        for play in _load_yaml(path) or []:
+            if "hosts" in play and variable in (play.get("vars") or {}):
+                return play["vars"][variable]
+    for path in paths:
+        with open(path) as handle:
+            match = re.search(r"\b%s\s*\|\s*default\(([^)]*)\)" % re.escape(variable), handle.read())
+        if match:
+            return yaml.safe_load(match.group(1))
     role_var = {"codestack_budget_action": "budget_guard_action",
                 "codestack_budget_warn_ratio": "budget_guard_warn_ratio"}.get(variable)
     if role_var:
@@ -370,12 +387,14 @@ OUTPUT_DIRS = {"plan_output", "codestack_output"}
 def resolves_from_working_directory(playbook, variable):
     """Ansible runs local tasks in the playbook's directory: a relative output directory means
     the job's working directory only when the playbook makes it absolute on the controller."""
-    path = os.path.join(REPO, playbook)
     text = ""
-    for name in [path] + _task_files(path):
-        with open(name) as handle:
-            text += handle.read()
-    return bool(re.search(r"\b%s\b[^}\n]*\|\s*(?:ansible\.builtin\.)?realpath" % variable, text))
+    for path in _imported_playbooks(os.path.join(REPO, playbook)):
+        for name in [path] + _task_files(path):
+            with open(name) as handle:
+                text += handle.read()
+    # llmops.codestack.stack_context resolves its path from the working directory (unit-tested).
+    return bool(re.search(r"\b%s\b[^}\n]*\|\s*(?:ansible\.builtin\.)?realpath" % variable, text)
+                or re.search(r"llmops\.codestack\.stack_context:\s*\n\s*path: \"\{\{ %s \}\}\"" % variable, text))
 
 
 def _resolve(default, playbook):

@@ -1,0 +1,70 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.codestack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of llmops.codestack.stack_context: a stage's view of its stack directory."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.llmops.codestack.plugins.module_utils import _stack
+
+ARGUMENT_SPEC = dict(
+    path=dict(type="str", required=True),
+    build=dict(type="bool", default=False),
+    require_state=dict(type="bool", default=False),
+)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _supports_check_mode = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        _valid, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        result["changed"] = False
+        try:
+            directory = _stack.stack_dir(args["path"])
+            plan_file = os.path.join(directory, "plan.json")
+            state_file = os.path.join(directory, "state.json")
+            plan = _stack.load_plan(plan_file)
+            if args["require_state"] and not os.path.exists(state_file):
+                raise _stack.StackError("the stack %s has no state file %s: build it first (site.yml or "
+                                        "provision.yml)" % (plan["stack_id"], state_file))
+            state = _stack.load_state(state_file, plan["stack_id"])
+        except _stack.StackError as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
+        keyed = _stack.keyed_providers(os.environ)
+        if args["build"]:
+            problems = _stack.build_problems(plan, os.environ)
+            if problems:
+                result.update(failed=True, msg="The plan cannot be built here, nothing was created: %s."
+                              % "; ".join(problems))
+                return result
+            plan = dict(plan, deployments=_stack.usable_alternatives(plan["deployments"], keyed))
+        local, rented = _stack.split_deployments(plan)
+        facts = {
+            "codestack_stack_dir": directory,
+            "codestack_plan_path": plan_file,
+            "codestack_state_file": state_file,
+            "codestack_plan": plan,
+            "codestack_state": state,
+            "codestack_budget_usd": _stack.budget_usd(plan),
+            "codestack_local_deployments": local,
+            "codestack_rented_deployments": rented,
+            "codestack_paid": bool(rented),
+            "codestack_keyed_providers": keyed,
+            "codestack_stale_rented": _stack.stale_rented(state, plan),
+        }
+        result["ansible_facts"] = facts
+        result["stack_id"] = plan["stack_id"]
+        result["stack_dir"] = directory
+        return result

@@ -1,0 +1,307 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.codestack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The contract between the stage playbooks: a stack directory with plan.json and state.json.
+
+Every stage (plan, provision, serve, route, scale, ide, guard) starts from the stack directory
+only, so each one also runs alone. This module reads that directory and derives what the stages
+share: the budget in USD, the local and rented deployments, the providers a run can build with
+the credentials it has, and the endpoints the gateway routes to. Pure functions: they raise
+``StackError`` and never print a secret.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import binascii
+import json
+import os
+
+# The providers the stage playbooks build, and the environment variable holding each one's key.
+# "local" needs none: it runs on the control host.
+CREDENTIALS = {
+    "runpod": "RUNPOD_API_KEY",
+    "runpod_serverless": "RUNPOD_API_KEY",
+    "vast": "VAST_API_KEY",
+}
+LOCAL_PROVIDERS = ("local",)
+
+
+class StackError(Exception):
+    """A stack directory that the stages cannot use, with a message naming the file."""
+
+
+def stack_dir(path, cwd=None):
+    """The absolute stack directory: a relative one is the job's working directory's."""
+    if not path:
+        raise StackError("codestack_output is empty: name the stack's directory")
+    path = os.path.expanduser(str(path))
+    if not os.path.isabs(path):
+        path = os.path.join(cwd or os.getcwd(), path)
+    return os.path.realpath(path)
+
+
+def _read_json(path, what):
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise StackError("cannot read the %s %s: %s" % (what, path, exc.strerror or exc))
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise StackError("the %s %s is not UTF-8 (byte %d)" % (what, path, exc.start))
+    except ValueError as exc:
+        raise StackError("the %s %s is not JSON: %s" % (what, path, exc))
+
+
+def decode_document(content):
+    """A JSON document given as text or as slurp's base64."""
+    if isinstance(content, bytes):
+        content = content.decode("utf-8", "replace")
+    text = content.strip()
+    if text and text[0] not in "{[":
+        try:
+            text = base64.b64decode(text, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError) as exc:
+            raise StackError("not JSON and not base64: %s" % exc)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise StackError("not JSON: %s" % exc)
+
+
+def parse_plan(content, path="plan.json"):
+    """A plan from its text (or base64), checked for the fields every stage relies on."""
+    try:
+        plan = decode_document(content)
+    except StackError as exc:
+        raise StackError("%s is not a plan.json (docs/plan-format.md): %s" % (path, exc))
+    return _check_plan(plan, path)
+
+
+def load_plan(path):
+    """plan.json, checked for the fields every stage relies on."""
+    return _check_plan(_read_json(path, "plan"), path)
+
+
+def _check_plan(plan, path):
+    missing = [key for key in ("stack_id", "deployments", "roles") if not isinstance(plan, dict) or key not in plan]
+    if missing:
+        raise StackError("%s is not a plan.json (docs/plan-format.md): missing %s" % (path, ", ".join(missing)))
+    return plan
+
+
+def load_state(path, stack_id=None):
+    """state.json, or an empty document when the stack has no resource yet."""
+    if not os.path.exists(path):
+        return {"stack_id": stack_id, "resources": [], "removed": []}
+    state = _read_json(path, "state file")
+    if not isinstance(state, dict) or not isinstance(state.get("resources", []), list):
+        raise StackError("the state file %s has no list of resources" % path)
+    if stack_id and state.get("stack_id") not in (None, stack_id):
+        raise StackError("the state file %s belongs to stack %s, not %s: give each stack its own codestack_output"
+                         % (path, state.get("stack_id"), stack_id))
+    state.setdefault("resources", [])
+    state.setdefault("removed", [])
+    return state
+
+
+def budget_usd(plan):
+    """The blueprint's budget in USD (the guard's limit), from the plan's budget check."""
+    budget = (plan.get("checks") or {}).get("budget") or {}
+    limit = float(budget.get("limit") or 0.0)
+    if budget.get("currency") == "EUR":
+        limit *= float((plan.get("totals") or {}).get("usd_per_eur") or 1.0)
+    return round(limit, 2)
+
+
+def split_deployments(plan):
+    """(local, rented) deployments of the plan."""
+    deployments = plan.get("deployments") or []
+    local = [d for d in deployments if d.get("provider") in LOCAL_PROVIDERS]
+    rented = [d for d in deployments if d.get("provider") not in LOCAL_PROVIDERS]
+    return local, rented
+
+
+def keyed_providers(environ):
+    """The providers whose key is set in ``environ``, "local" first."""
+    return list(LOCAL_PROVIDERS) + sorted(p for p, var in CREDENTIALS.items() if environ.get(var))
+
+
+def build_problems(plan, environ):
+    """Every reason this plan cannot be built with these credentials, one message each."""
+    problems = []
+    providers = sorted({d.get("provider") for d in plan.get("deployments") or []})
+    supported = set(LOCAL_PROVIDERS) | set(CREDENTIALS)
+    unsupported = [p for p in providers if p not in supported]
+    if unsupported:
+        problems.append("the stage playbooks provision %s deployments; the plan asks for %s: limit "
+                        "constraints.providers in the blueprint" % (", ".join(sorted(supported)), ", ".join(unsupported)))
+    keyed = set(keyed_providers(environ))
+    missing = [p for p in providers if p in CREDENTIALS and p not in keyed]
+    if missing:
+        names = sorted({CREDENTIALS[p] for p in missing})
+        problems.append("the plan rents on %s: set %s (or limit constraints.providers in the blueprint)"
+                        % (", ".join(missing), " and ".join(names)))
+    return problems
+
+
+def usable_alternatives(deployments, providers):
+    """The deployments with only the alternatives whose provider is in ``providers``."""
+    allowed = set(providers or [])
+    out = []
+    for dep in deployments:
+        dep = dict(dep)
+        dep["alternatives"] = [alt for alt in dep.get("alternatives") or [] if alt.get("provider") in allowed]
+        out.append(dep)
+    return out
+
+
+def find_resource(state, resource_id, provider="local"):
+    """The live resource of ``state`` with this id and provider, or None."""
+    for res in (state or {}).get("resources") or []:
+        if res.get("id") == resource_id and res.get("provider") == provider:
+            return res
+    return None
+
+
+def stale_rented(state, plan):
+    """Names of the rented deployments recorded in ``state`` that the plan no longer has."""
+    _local, rented = split_deployments(plan)
+    wanted = {d.get("name") for d in rented}
+    names = []
+    for res in (state or {}).get("resources") or []:
+        if res.get("provider") in CREDENTIALS and res.get("name") not in wanted and res.get("name") not in names:
+            names.append(res.get("name"))
+    return names
+
+
+def stack_endpoints(plan, state, local_api_key="", vllm_api_key=""):
+    """{deployment: {api_base, api_key, model}} for the gateway, from the state file alone.
+
+    Local deployments route to the local engine's service record (id ``llamacpp``); rented ones
+    to the resource recorded for them (``attributes.deployment``) with its endpoint URL and served
+    model. Raises ``StackError`` naming every deployment that has no endpoint yet.
+    """
+    local, rented = split_deployments(plan)
+    endpoints = {}
+    missing = []
+    engine = find_resource(state, "llamacpp")
+    for dep in local:
+        attrs = (engine or {}).get("attributes") or {}
+        if not attrs.get("api_base"):
+            missing.append("%s (local engine not recorded: run the serve stage)" % dep.get("name"))
+            continue
+        endpoints[dep["name"]] = {"api_base": attrs["api_base"], "api_key": local_api_key or "none",
+                                  "model": attrs.get("model") or dep["name"]}
+    by_deployment = {}
+    for res in (state or {}).get("resources") or []:
+        attrs = res.get("attributes") or {}
+        if res.get("provider") in CREDENTIALS and attrs.get("deployment"):
+            by_deployment[attrs["deployment"]] = res
+    for dep in rented:
+        res = by_deployment.get(dep.get("name"))
+        url = ((res or {}).get("attributes") or {}).get("endpoint_url")
+        if not url:
+            missing.append("%s (%s)" % (dep.get("name"), "no endpoint URL yet" if res else "not provisioned"))
+            continue
+        endpoints[dep["name"]] = {"api_base": url, "api_key": vllm_api_key or "none",
+                                  "model": res["attributes"].get("model") or dep["name"]}
+    if missing:
+        raise StackError("no endpoint to route to for: %s" % "; ".join(missing))
+    return endpoints
+
+
+def model_servers(state):
+    """The rented model servers to wait for: [{deployment, url, model}] (serverless endpoints
+    have no server of their own to wait for)."""
+    servers = []
+    for res in (state or {}).get("resources") or []:
+        attrs = res.get("attributes") or {}
+        if res.get("provider") in CREDENTIALS and res.get("kind") != "endpoint" and attrs.get("endpoint_url"):
+            url = attrs["endpoint_url"].rstrip("/")
+            if url.endswith("/v1"):
+                url = url[:-3]
+            servers.append({"deployment": attrs.get("deployment") or res.get("name"), "url": url,
+                            "model": attrs.get("model") or res.get("name"), "id": res.get("id"),
+                            "provider": res.get("provider")})
+    return servers
+
+
+# How each kind of deployment scales today, and what it bills while idle (docs/site.md, "scale").
+SCALING = {
+    ("local", "service"): ("always_on", "nothing: it runs on the control host"),
+    ("runpod", "pod"): ("always_on", "the pod's hourly price until the budget guard stops it or teardown"),
+    ("vast", "instance"): ("always_on", "the instance's hourly price until the budget guard stops it or teardown"),
+    ("runpod_serverless", "endpoint"): ("serverless", "nothing: RunPod scales the workers to zero after idleTimeout"),
+}
+
+
+def scaling_report(plan, state):
+    """[{deployment, provider, kind, mode, idle_billing}] for every plan deployment, as the stack
+    really scales it."""
+    by_deployment = {}
+    for res in (state or {}).get("resources") or []:
+        attrs = res.get("attributes") or {}
+        if attrs.get("deployment"):
+            by_deployment[attrs["deployment"]] = res
+    rows = []
+    for dep in plan.get("deployments") or []:
+        provider = dep.get("provider")
+        res = by_deployment.get(dep.get("name"))
+        kind = (res or {}).get("kind") or ("service" if provider in LOCAL_PROVIDERS else "not provisioned")
+        mode, idle = SCALING.get((provider, kind), ("always_on", "until teardown"))
+        if res is None and provider not in LOCAL_PROVIDERS:
+            mode, idle = "none", "nothing: not provisioned"
+        rows.append({"deployment": dep.get("name"), "provider": provider, "kind": kind,
+                     "mode": mode, "idle_billing": idle})
+    return rows
+
+
+def summary(plan, state, directory):
+    """The lines site.yml ends with: where everything is, per role what serves it, the estimate,
+    the guard and the teardown command."""
+    deployments = dict((d.get("name"), d) for d in plan.get("deployments") or [])
+    lines = ["Stack %s: plan %s/plan.json, report %s/report.md, state %s/state.json"
+             % (plan.get("stack_id"), directory, directory, directory)]
+    gateway = (find_resource(state, "litellm") or {}).get("attributes") or {}
+    aliases = sorted({r.get("alias") for r in (plan.get("roles") or {}).values() if r.get("alias")})
+    if gateway:
+        lines.append("Gateway: %s (master key in %s on %s); aliases: %s"
+                     % (gateway.get("api_base"), gateway.get("master_key_file"), gateway.get("host", "localhost"),
+                        ", ".join(aliases)))
+    ide = (find_resource(state, "code-server") or {}).get("attributes") or {}
+    lines.append("IDE: %s (password in %s)" % (ide["url"], ide.get("password_file")) if ide.get("url")
+                 else "IDE: not installed (ide: none)")
+    per_role = []
+    for role, info in sorted((plan.get("roles") or {}).items()):
+        dep = deployments.get(info.get("deployment")) or {}
+        model = dep.get("model") or {}
+        gpu = dep.get("gpu") or {}
+        per_role.append("%s -> %s %s on %sx %s (%s, %s)" % (
+            role, model.get("name"), model.get("quantization"), gpu.get("count"), gpu.get("name"),
+            dep.get("provider"), info.get("deployment")))
+    lines.append("Per role: " + "; ".join(per_role))
+    serving = []
+    for res in state.get("resources") or []:
+        attrs = res.get("attributes") or {}
+        if res.get("provider") in CREDENTIALS:
+            serving.append("%s on %s %s (%s %s, USD %s/h)" % (
+                attrs.get("deployment") or res.get("name"), res.get("provider"), attrs.get("gpu"), res.get("kind"),
+                res.get("id"), res.get("cost_per_hour")))
+    if find_resource(state, "llamacpp"):
+        serving.append("local deployments on the control host (llama.cpp)")
+    lines.append("Serving: " + ("; ".join(serving) or "nothing"))
+    totals = plan.get("totals") or {}
+    lines.append("Estimated: USD %s over %s h" % (totals.get("cost_usd"), totals.get("hours")))
+    calibrated = os.path.exists(os.path.join(directory, "calibration.md"))
+    lines.append("Calibration (predicted vs measured): %s/calibration.md" % directory if calibrated
+                 else "Calibration: not run (codestack_calibrate=false)")
+    guard = (find_resource(state, "budget-guard") or {}).get("attributes") or {}
+    lines.append("Budget guard: at USD %s, status in %s" % (budget_usd(plan), guard.get("status_file")) if guard
+                 else "Budget guard: none (nothing rented)")
+    lines.append("Tear down: ansible-playbook llmops.codestack.teardown -e codestack_output=%s" % directory)
+    return lines

@@ -1,0 +1,169 @@
+"""The stage playbooks' contract: a stack directory with plan.json and state.json (_stack.py)."""
+
+import base64
+import json
+import os
+
+import pytest
+
+from ansible_collections.llmops.codestack.plugins.filter import stack as stack_filters
+from ansible_collections.llmops.codestack.plugins.module_utils import _stack
+
+PLAN = {
+    "stack_id": "cs-1",
+    "generated_at": "2026-12-01T00:00:00Z",
+    "checks": {"budget": {"limit": 10, "currency": "EUR"}},
+    "totals": {"usd_per_eur": 1.1, "cost_usd": 2.5, "hours": 3},
+    "roles": {"coder": {"alias": "coder", "deployment": "gpu-a"},
+              "reviewer": {"alias": "reviewer", "deployment": "cpu"}},
+    "deployments": [
+        {"name": "cpu", "provider": "local", "model": {"name": "SmolLM2", "quantization": "q4"},
+         "gpu": {"count": 0, "name": "cpu"}},
+        {"name": "gpu-a", "provider": "runpod", "model": {"name": "Codestral", "quantization": "awq"},
+         "gpu": {"count": 1, "name": "RTX 4090"},
+         "alternatives": [{"provider": "vast"}, {"provider": "runpod"}]},
+        {"name": "gpu-b", "provider": "vast", "alternatives": []},
+    ],
+}
+
+STATE = {
+    "stack_id": "cs-1",
+    "resources": [
+        {"provider": "local", "kind": "service", "id": "llamacpp", "name": "local model engine",
+         "attributes": {"api_base": "http://127.0.0.1:8001/v1", "model": "smollm2",
+                        "api_key_file": "/x/api_key"}},
+        {"provider": "runpod", "kind": "pod", "id": "p1", "name": "gpu-a", "cost_per_hour": 0.6,
+         "attributes": {"deployment": "gpu-a", "endpoint_url": "https://p1-8000.proxy.runpod.net/v1",
+                        "model": "codestral", "gpu": "RTX 4090"}},
+        {"provider": "vast", "kind": "instance", "id": "9", "name": "gpu-b",
+         "attributes": {"deployment": "gpu-b", "endpoint_url": "https://1.2.3.4:4433/v1", "model": "qwen"}},
+        {"provider": "vast", "kind": "instance", "id": "7", "name": "old",
+         "attributes": {"deployment": "old", "endpoint_url": "https://5.6.7.8:1/v1"}},
+    ],
+}
+
+
+def test_stack_dir_is_absolute_from_the_working_directory(tmp_path):
+    assert _stack.stack_dir("out/stack", cwd=str(tmp_path)) == str(tmp_path / "out" / "stack")
+    assert _stack.stack_dir(str(tmp_path)) == str(tmp_path)
+    with pytest.raises(_stack.StackError, match="codestack_output is empty"):
+        _stack.stack_dir("")
+
+
+def test_load_plan_names_the_file_and_what_is_missing(tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"stack_id": "x"}))
+    with pytest.raises(_stack.StackError, match=r"plan.json is not a plan.json .*missing deployments, roles"):
+        _stack.load_plan(str(path))
+    path.write_bytes(b"\xff\xfe{")
+    with pytest.raises(_stack.StackError, match=r"plan .*plan.json is not UTF-8"):
+        _stack.load_plan(str(path))
+    with pytest.raises(_stack.StackError, match=r"cannot read the plan .*nothere"):
+        _stack.load_plan(str(tmp_path / "nothere"))
+
+
+def test_load_state_missing_is_empty_and_another_stack_is_refused(tmp_path):
+    path = tmp_path / "state.json"
+    assert _stack.load_state(str(path), "cs-1") == {"stack_id": "cs-1", "resources": [], "removed": []}
+    path.write_text(json.dumps({"stack_id": "other", "resources": []}))
+    with pytest.raises(_stack.StackError, match="belongs to stack other, not cs-1"):
+        _stack.load_state(str(path), "cs-1")
+    path.write_text("{not json")
+    with pytest.raises(_stack.StackError, match="is not JSON"):
+        _stack.load_state(str(path), "cs-1")
+
+
+def test_budget_in_usd_converts_euros():
+    assert _stack.budget_usd(PLAN) == 11.0
+    assert _stack.budget_usd({"checks": {"budget": {"limit": 5, "currency": "USD"}}}) == 5.0
+    assert _stack.budget_usd({}) == 0.0
+
+
+def test_build_problems_name_every_missing_key_and_unsupported_provider():
+    plan = dict(PLAN, deployments=PLAN["deployments"] + [{"name": "h", "provider": "hetzner"}])
+    problems = _stack.build_problems(plan, {})
+    assert len(problems) == 2
+    assert "hetzner" in problems[0]
+    assert "runpod, vast" in problems[1] and "RUNPOD_API_KEY and VAST_API_KEY" in problems[1]
+    assert _stack.build_problems(PLAN, {"RUNPOD_API_KEY": "k", "VAST_API_KEY": "v"}) == []
+
+
+def test_keyed_providers_and_usable_alternatives():
+    keyed = _stack.keyed_providers({"RUNPOD_API_KEY": "k", "VAST_API_KEY": ""})
+    assert keyed == ["local", "runpod", "runpod_serverless"]
+    deps = _stack.usable_alternatives(PLAN["deployments"], keyed)
+    assert deps[1]["alternatives"] == [{"provider": "runpod"}]
+    assert PLAN["deployments"][1]["alternatives"] == [{"provider": "vast"}, {"provider": "runpod"}]
+
+
+def test_stale_rented_are_the_recorded_deployments_the_plan_dropped():
+    assert _stack.stale_rented(STATE, PLAN) == ["old"]
+
+
+def test_endpoints_come_from_the_state_file_alone():
+    endpoints = _stack.stack_endpoints(PLAN, STATE, "engine-key", "vllm-key")
+    assert endpoints == {
+        "cpu": {"api_base": "http://127.0.0.1:8001/v1", "api_key": "engine-key", "model": "smollm2"},
+        "gpu-a": {"api_base": "https://p1-8000.proxy.runpod.net/v1", "api_key": "vllm-key", "model": "codestral"},
+        "gpu-b": {"api_base": "https://1.2.3.4:4433/v1", "api_key": "vllm-key", "model": "qwen"},
+    }
+
+
+def test_endpoints_name_every_deployment_without_one():
+    state = {"resources": [STATE["resources"][1]]}
+    with pytest.raises(_stack.StackError) as err:
+        _stack.stack_endpoints(PLAN, state)
+    assert "cpu (local engine not recorded" in str(err.value) and "gpu-b (not provisioned)" in str(err.value)
+
+
+def test_model_servers_leave_out_serverless_endpoints():
+    state = {"resources": STATE["resources"] + [
+        {"provider": "runpod_serverless", "kind": "endpoint", "id": "e1",
+         "attributes": {"deployment": "sls", "endpoint_url": "https://api.runpod.ai/v2/e1/openai/v1"}}]}
+    servers = _stack.model_servers(state)
+    assert [s["deployment"] for s in servers] == ["gpu-a", "gpu-b", "old"]
+    assert servers[0]["url"] == "https://p1-8000.proxy.runpod.net"
+
+
+def test_scaling_report_says_what_bills_while_idle():
+    rows = dict((r["deployment"], r) for r in _stack.scaling_report(PLAN, STATE))
+    assert rows["cpu"]["mode"] == "always_on" and rows["cpu"]["kind"] == "service"
+    assert rows["gpu-a"]["mode"] == "always_on" and "hourly price" in rows["gpu-a"]["idle_billing"]
+    missing = _stack.scaling_report(PLAN, {"resources": []})
+    assert [r["mode"] for r in missing] == ["always_on", "none", "none"]
+
+
+def test_summary_lists_gateway_ide_roles_and_teardown(tmp_path):
+    state = {"resources": STATE["resources"] + [
+        {"provider": "local", "kind": "service", "id": "litellm",
+         "attributes": {"api_base": "http://127.0.0.1:4000/v1", "master_key_file": "/k", "host": "localhost"}}]}
+    lines = _stack.summary(PLAN, state, str(tmp_path))
+    text = "\n".join(lines)
+    assert "Gateway: http://127.0.0.1:4000/v1 (master key in /k on localhost); aliases: coder, reviewer" in text
+    assert "IDE: not installed" in text
+    assert "coder -> Codestral awq on 1x RTX 4090 (runpod, gpu-a)" in text
+    assert "Budget guard: none" in text and "Calibration: not run" in text
+    assert lines[-1].endswith("-e codestack_output=%s" % tmp_path)
+
+
+def test_same_plan_ignores_only_the_timestamp():
+    previous = base64.b64encode(json.dumps(dict(PLAN, generated_at="earlier")).encode()).decode()
+    assert stack_filters.same_plan(previous, PLAN)
+    assert stack_filters.same_plan(json.dumps(PLAN), PLAN)
+    assert not stack_filters.same_plan(previous, dict(PLAN, stack_id="cs-2"))
+    assert not stack_filters.same_plan("", PLAN)
+    assert not stack_filters.same_plan("!!!", PLAN)
+
+
+def test_plan_document_names_the_reviewed_file():
+    assert stack_filters.plan_document(json.dumps(PLAN), "r.json")["stack_id"] == "cs-1"
+    with pytest.raises(Exception, match=r"r.json is not a plan.json"):
+        stack_filters.plan_document("[]", "r.json")
+    with pytest.raises(Exception, match=r"r.json is not a plan.json .*not JSON"):
+        stack_filters.plan_document("{", "r.json")
+
+
+def test_stack_service_reads_a_record():
+    assert stack_filters.stack_service(STATE, "llamacpp")["model"] == "smollm2"
+    assert stack_filters.stack_service(STATE, "code-server") == {}
+    assert os.path.basename(stack_filters.stack_service(STATE, "llamacpp")["api_key_file"]) == "api_key"
