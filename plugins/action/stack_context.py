@@ -46,8 +46,7 @@ class ActionModule(ActionBase):
         if args["build"]:
             problems = _stack.build_problems(plan, os.environ)
             if problems:
-                result.update(failed=True, msg="The plan cannot be built here, nothing was created: %s."
-                              % "; ".join(problems))
+                result.update(failed=True, msg="%s. Nothing was created." % ". ".join(problems))
                 return result
             plan = dict(plan, deployments=_stack.usable_alternatives(plan["deployments"], keyed))
         local, rented = _stack.split_deployments(plan)

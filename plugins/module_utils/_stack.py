@@ -138,13 +138,13 @@ def build_problems(plan, environ):
     supported = set(LOCAL_PROVIDERS) | set(CREDENTIALS)
     unsupported = [p for p in providers if p not in supported]
     if unsupported:
-        problems.append("the stage playbooks provision %s deployments; the plan asks for %s: limit "
+        problems.append("The stage playbooks provision %s deployments; the plan asks for %s: limit "
                         "constraints.providers in the blueprint" % (", ".join(sorted(supported)), ", ".join(unsupported)))
     keyed = set(keyed_providers(environ))
     missing = [p for p in providers if p in CREDENTIALS and p not in keyed]
     if missing:
         names = sorted({CREDENTIALS[p] for p in missing})
-        problems.append("the plan rents on %s: set %s (or limit constraints.providers in the blueprint)"
+        problems.append("The plan rents on %s: set %s (or limit constraints.providers in the blueprint)"
                         % (", ".join(missing), " and ".join(names)))
     return problems
 

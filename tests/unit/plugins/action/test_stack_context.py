@@ -50,7 +50,7 @@ def test_facts_of_a_stack_without_state(stack, monkeypatch):
 
 def test_build_names_the_missing_key_before_anything_is_created(stack, monkeypatch):
     result = run({"path": str(stack), "build": True}, monkeypatch)
-    assert result["failed"] and "set RUNPOD_API_KEY" in result["msg"] and "nothing was created" in result["msg"]
+    assert result["failed"] and "set RUNPOD_API_KEY" in result["msg"] and result["msg"].endswith("Nothing was created.")
 
 
 def test_build_keeps_only_alternatives_with_a_key(stack, monkeypatch):
