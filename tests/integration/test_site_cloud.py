@@ -208,3 +208,30 @@ def test_changed_plan_changes_only_what_depends_on_it(stack_factory, plan_file, 
     assert [i["id"] for i in stack.vast.snapshot()["instances"]] == [int(after["small-qwen-7b-4090"])]
     assert _ask(stack, "coder")["choices"][0]["message"]["content"]
     _ok(stack.teardown())
+
+
+def test_each_stage_runs_alone_from_the_stack_directory(stack_factory, plan_file):
+    stack = stack_factory()
+    variables = stack.site_vars(plan_file, codestack_budget_guard=False)
+
+    # A stage that needs a built stack says so, naming the missing state file.
+    _ok(stack.run("plan.yml", dict(variables, plan_output=str(stack.out), plan_file=str(plan_file))))
+    early = stack.run("route.yml", variables)
+    assert early.returncode == 2 and "has no state file" in early.stdout, early.stdout[-3000:]
+    assert stack.runpod.snapshot()["counters"]["graphql"] == 0
+
+    _ok(stack.run("provision.yml", variables))
+    assert _paid(stack.state()) == [("runpod", "pod", "big-qwen-h100"), ("vast", "instance", "small-qwen-4090")]
+    _ok(stack.run("serve.yml", variables))
+    _ok(stack.run("route.yml", variables))
+    assert {r["id"] for r in stack.state()["resources"] if r["provider"] == "local"} == {"litellm"}
+    assert _ask(stack, "coder")["choices"][0]["message"]["content"]
+    scale = stack.run("scale.yml", variables)
+    _ok(scale)
+    assert scale.stdout.count('"mode": "always_on"') == 2, scale.stdout[-3000:]
+    _ok(stack.run("ide.yml", variables))       # ide: none in this blueprint: nothing to do
+    _ok(stack.run("guard.yml", variables))     # codestack_budget_guard=false: nothing installed
+    assert not (stack.out / "budget-guard").exists()
+    _ok(stack.teardown())
+    live = stack.live()
+    assert (live["runpod_pods"], live["vast_instances"]) == (0, 0)
