@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover
     HAS_YAML = False
 
 try:
-    from typing import Dict, List, Literal, Optional
+    from typing import Annotated, Dict, List, Literal, Optional
 
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
     HAS_PYDANTIC = True
@@ -38,7 +38,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by ansible-test's im
     def Field(*args, **kwargs):  # noqa: N802 - mirrors pydantic's name
         return None
 
-    Dict = List = Literal = Optional = None
+    Annotated = Dict = List = Literal = Optional = None
 
 ROLES = ("architect", "coder", "debugger", "reviewer")
 PRICINGS = ("owned", "on_demand", "spot", "bid", "serverless")
@@ -100,6 +100,7 @@ if HAS_PYDANTIC:
         region: str = "ALL"
         country: Optional[str] = None
         min_billing_hours: float = Field(default=0, ge=0)
+        billing_period_hours: float = Field(default=0, ge=0)
         setup_fee: float = Field(default=0, ge=0)
 
     class Quantization(_Entry):
@@ -149,7 +150,10 @@ if HAS_PYDANTIC:
         rework_per_point: float = Field(ge=0)
         quality_thresholds: Dict[Literal["draft", "standard", "high"], float]
         role_quality_weight: Dict[Literal["architect", "coder", "debugger", "reviewer"], float]
-        role_context: Dict[Literal["architect", "coder", "debugger", "reviewer"], int]
+        role_context: Dict[Literal["architect", "coder", "debugger", "reviewer"],
+                           Annotated[int, Field(gt=0)]]
+        role_concurrency: Dict[Literal["architect", "coder", "debugger", "reviewer"],
+                               Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
         deadline_weight: float = Field(ge=0)
         ttft_prompt_tokens: int = Field(default=1000, gt=0)
         residency_groups: Dict[str, List[str]] = Field(default_factory=dict)
