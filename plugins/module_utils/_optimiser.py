@@ -121,6 +121,13 @@ class Problem(object):
         self.partitions = sorted((tuple(tuple(b) for b in p) for p in partitions(ROLES)),
                                  key=len)
 
+    def with_limits(self, budget, deadline, threshold):
+        """The same blocks and fronts (the same workload) under other limits."""
+        other = Problem.__new__(Problem)
+        other.__dict__.update(self.__dict__)
+        other.budget, other.deadline, other.threshold = float(budget), float(deadline), threshold
+        return other
+
     # -- keys ------------------------------------------------------------------------------
     def key(self, objective, cost, hours, wq, count):
         """The lexicographic key a plan is ranked by (lower is better)."""

@@ -490,9 +490,13 @@ def _pareto(ctx, named, front):
 class _Solution(object):
     """The four named plans of one workload and one set of limits."""
 
-    def __init__(self, ctx, tokens, budget_usd, deadline, quality, options=None):
-        self.problem = build_problem(options if options is not None else ctx.options, tokens,
-                                     ctx.params, budget_usd, deadline, quality)
+    def __init__(self, ctx, tokens, budget_usd, deadline, quality, options=None, like=None):
+        if like is not None:   # same workload and options: only the limits differ
+            self.problem = like.problem.with_limits(
+                budget_usd, deadline, ctx.params.quality_thresholds[quality])
+        else:
+            self.problem = build_problem(options if options is not None else ctx.options,
+                                         tokens, ctx.params, budget_usd, deadline, quality)
         if not any(all(self.problem.blocks[b] for b in partition)
                    for partition in self.problem.partitions):
             raise PlanError("no catalog option has room for the KV cache of a deployment "
@@ -571,7 +575,8 @@ def _tradeoffs(ctx, solution, features):
             not plans_fit_budget(plans["balanced"], ctx.budget_usd):
         need = _ceil(ctx.to_currency(sum(b["cost"] for b in plans["cheapest"])))
         need_usd = need if ctx.currency == "USD" else need * ctx.usd_per_eur
-        trial = _Solution(ctx, ctx.tokens, max(need_usd, 1e-6), ctx.deadline, ctx.quality)
+        trial = _Solution(ctx, ctx.tokens, max(need_usd, 1e-6), ctx.deadline, ctx.quality,
+                          like=solution)
         if trial.fits:
             key = "budget_usd" if ctx.currency == "USD" else "budget_eur"
             out.append(_tradeoff(
@@ -581,7 +586,7 @@ def _tradeoffs(ctx, solution, features):
     # 3. extend the deadline to the fastest plan within budget and quality
     if solution.met["fastest"] == FALLBACKS["fastest"][0] and solution.hours > ctx.deadline + 1e-9:
         need = _ceil(max(b["hours"] for b in plans["fastest"]))
-        trial = _Solution(ctx, ctx.tokens, ctx.budget_usd, need, ctx.quality)
+        trial = _Solution(ctx, ctx.tokens, ctx.budget_usd, need, ctx.quality, like=solution)
         if trial.fits:
             out.append(_tradeoff(
                 ctx, "extend_deadline", {"deadline_hours": need}, trial,
@@ -589,7 +594,7 @@ def _tradeoffs(ctx, solution, features):
                     need, ctx.money(trial.cost), trial.hours)))
     # 4. a lower quality level (the highest that fits)
     for level in reversed(QUALITY_ORDER[:QUALITY_ORDER.index(ctx.quality)]):
-        trial = _Solution(ctx, ctx.tokens, ctx.budget_usd, ctx.deadline, level)
+        trial = _Solution(ctx, ctx.tokens, ctx.budget_usd, ctx.deadline, level, like=solution)
         if trial.fits:
             out.append(_tradeoff(
                 ctx, "lower_quality", {"quality": level}, trial,

@@ -12,24 +12,23 @@ import os
 import pytest
 import yaml
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import (  # noqa: E402
+from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import (
     validate_blueprint,
 )
-from ansible_collections.llmops.codestack.plugins.module_utils._catalog import (  # noqa: E402
+from ansible_collections.llmops.codestack.plugins.module_utils._catalog import (
     BUNDLED_DIR,
     load_catalog,
 )
-from ansible_collections.llmops.codestack.plugins.module_utils._optimiser import (  # noqa: E402
+from ansible_collections.llmops.codestack.plugins.module_utils._optimiser import (
     EPS,
     FALLBACKS,
     OBJECTIVES,
     ROLES,
 )
-from ansible_collections.llmops.codestack.plugins.module_utils._planner import (  # noqa: E402
+from ansible_collections.llmops.codestack.plugins.module_utils._planner import (
     build_plan,
     build_problem,
     enumerate_options,
