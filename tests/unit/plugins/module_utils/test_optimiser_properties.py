@@ -9,7 +9,6 @@ cost-time front. Monotonicity and trade-off properties run on the same generator
 import itertools
 import os
 
-import pytest
 import yaml
 
 from hypothesis import HealthCheck, given, settings
