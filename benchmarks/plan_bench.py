@@ -126,8 +126,30 @@ def main():
     parser.add_argument("--blueprint", default=os.path.join(REPO, "blueprints",
                                                             "medium-webapp.yml"))
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--out", help="also write the results JSON (date, machine, versions, "
+                                      "load average) to this file")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     results = run(args.sizes, args.runs, args.blueprint)
+    if args.out:
+        import datetime
+        import platform
+        import pydantic
+        record = {
+            "benchmark": "benchmarks/plan_bench.py",
+            "command": " ".join(["python3", "benchmarks/plan_bench.py"] + sys.argv[1:]),
+            "date": datetime.datetime.now(datetime.timezone.utc).replace(
+                microsecond=0).isoformat(),
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                        "processor": platform.processor() or platform.machine(),
+                        "pinned_to_one_core": hasattr(os, "sched_setaffinity")},
+            "versions": {"python": platform.python_version(), "pydantic": pydantic.VERSION},
+            "load_average_before": load_before, "load_average_after": os.getloadavg(),
+            "blueprint": os.path.relpath(args.blueprint, REPO),
+            "results": results,
+        }
+        with open(args.out, "w") as handle:
+            json.dump(record, handle, indent=2)
     if args.json:
         print(json.dumps(results, indent=2))
         return

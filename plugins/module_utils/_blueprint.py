@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import difflib
 import re
 
 try:
@@ -65,6 +66,7 @@ class BlueprintError(Exception):
         super(BlueprintError, self).__init__(message)
         self.field = field
         self.fix = fix
+        self.problems = [(field, message)]
 
 
 if HAS_PYDANTIC:
@@ -128,8 +130,24 @@ def _field_path(loc):
     return ".".join(parts) or "(top level)"
 
 
-def _one_message(exc):
-    err = exc.errors()[0]
+def _allowed_keys(loc):
+    """The keys allowed where an unknown key ``loc`` sits (for a did-you-mean)."""
+    model = Blueprint
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        inner = {"project": Project, "features": Feature, "constraints": Constraints}.get(part)
+        if inner is None:
+            return []
+        model = inner
+    return sorted(model.model_fields)
+
+
+def _problem(err):
+    """(field, text, fix) of one pydantic error."""
     loc = [p for p in err.get("loc", ()) if not (isinstance(p, str) and p.startswith("function-"))]
     field = _field_path(loc)
     kind = err.get("type", "")
@@ -141,14 +159,28 @@ def _one_message(exc):
         fix = "use one of %s" % err["ctx"]["expected"]
     elif kind.endswith("_type") or kind.endswith("_parsing"):
         fix = "give a value of the right type"
+    elif kind == "extra_forbidden" and loc:
+        close = difflib.get_close_matches(str(loc[-1]), _allowed_keys(loc), n=1)
+        fix = ("did you mean '%s'? remove it or rename it" % close[0]) if close else \
+            "remove it (allowed here: %s)" % ", ".join(_allowed_keys(loc))
     got = err.get("input")
     got_text = "" if kind == "missing" or isinstance(got, (dict, list)) else " (got %r)" % (got,)
     text = "blueprint field '%s': %s%s" % (field, message, got_text)
     if fix:
         text += "; fix: %s" % fix
-    if len(exc.errors()) > 1:
-        text += " (%d more problem(s) after this one)" % (len(exc.errors()) - 1)
-    return BlueprintError(text, field=field, fix=fix)
+    return field, text, fix
+
+
+def _all_messages(exc):
+    """One BlueprintError listing every problem, one per line; ``field``/``fix`` are the
+    first one's, ``problems`` all (field, message) pairs."""
+    problems = [_problem(err) for err in exc.errors()]
+    field, text, fix = problems[0]
+    if len(problems) > 1:
+        text = "\n".join(p[1] for p in problems) + "\n(%d problems in all)" % len(problems)
+    error = BlueprintError(text, field=field, fix=fix)
+    error.problems = [(p[0], p[1]) for p in problems]
+    return error
 
 
 def validate_blueprint(data):
@@ -163,7 +195,7 @@ def validate_blueprint(data):
     try:
         return Blueprint.model_validate(data)
     except ValidationError as exc:
-        raise _one_message(exc)
+        raise _all_messages(exc)
 
 
 def load_blueprint(path):
@@ -171,8 +203,12 @@ def load_blueprint(path):
     if not HAS_YAML:
         raise BlueprintError("PyYAML is required to read blueprints")
     try:
-        with open(path, "r") as handle:
+        with open(path, "r", encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
+    except UnicodeDecodeError as exc:
+        raise BlueprintError("blueprint file %s is not UTF-8 text: byte 0x%02x at offset %d "
+                             "cannot be decoded" % (path, exc.object[exc.start], exc.start),
+                             field="blueprint", fix="save the file as UTF-8")
     except (IOError, OSError) as exc:
         raise BlueprintError("cannot read blueprint file %s: %s" % (path, exc.strerror or exc),
                              field="blueprint", fix="pass -e blueprint=PATH to a readable file")

@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import difflib
 import os
 
 try:
@@ -23,7 +24,7 @@ except ImportError:  # pragma: no cover
     HAS_YAML = False
 
 try:
-    from typing import Dict, List, Literal, Optional
+    from typing import Annotated, Dict, List, Literal, Optional
 
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
     HAS_PYDANTIC = True
@@ -38,7 +39,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by ansible-test's im
     def Field(*args, **kwargs):  # noqa: N802 - mirrors pydantic's name
         return None
 
-    Dict = List = Literal = Optional = None
+    Annotated = Dict = List = Literal = Optional = None
 
 ROLES = ("architect", "coder", "debugger", "reviewer")
 PRICINGS = ("owned", "on_demand", "spot", "bid", "serverless")
@@ -100,6 +101,7 @@ if HAS_PYDANTIC:
         region: str = "ALL"
         country: Optional[str] = None
         min_billing_hours: float = Field(default=0, ge=0)
+        billing_period_hours: float = Field(default=0, ge=0)
         setup_fee: float = Field(default=0, ge=0)
 
     class Quantization(_Entry):
@@ -149,7 +151,10 @@ if HAS_PYDANTIC:
         rework_per_point: float = Field(ge=0)
         quality_thresholds: Dict[Literal["draft", "standard", "high"], float]
         role_quality_weight: Dict[Literal["architect", "coder", "debugger", "reviewer"], float]
-        role_context: Dict[Literal["architect", "coder", "debugger", "reviewer"], int]
+        role_context: Dict[Literal["architect", "coder", "debugger", "reviewer"],
+                           Annotated[int, Field(gt=0)]]
+        role_concurrency: Dict[Literal["architect", "coder", "debugger", "reviewer"],
+                               Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
         deadline_weight: float = Field(ge=0)
         ttft_prompt_tokens: int = Field(default=1000, gt=0)
         residency_groups: Dict[str, List[str]] = Field(default_factory=dict)
@@ -187,18 +192,28 @@ _SECTION_NAMES = ("gpus", "models", "offers", "quantizations", "cold_start", "en
                   "measurements", "currencies", "cost_model", "estimator")
 
 
-def _describe(exc, origin, section, index, entry_id):
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err.get("loc", ()))
+def _close(word, choices):
+    found = difflib.get_close_matches(str(word), sorted(choices), n=1)
+    return found[0] if found else None
+
+
+def _describe(exc, origin, section, index, entry_id, model):
+    """One line per problem of one entry, each naming file, entry and field."""
     where = "%s[%s]" % (section, ("id=%s" % entry_id) if entry_id else index)
-    got = err.get("input")
-    got_text = "" if err.get("type") == "missing" or isinstance(got, (dict, list)) \
-        else " (got %r)" % (got,)
-    fix = "add it" if err.get("type") == "missing" else "see docs/catalog.md for the format"
-    if err.get("type") == "extra_forbidden":
-        fix = "remove it or check its spelling"
-    return CatalogError("catalog %s: %s.%s: %s%s; fix: %s"
-                        % (origin, where, loc, err.get("msg"), got_text, fix))
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        got = err.get("input")
+        got_text = "" if err.get("type") == "missing" or isinstance(got, (dict, list)) \
+            else " (got %r)" % (got,)
+        fix = "add it" if err.get("type") == "missing" else "see docs/catalog.md for the format"
+        if err.get("type") == "extra_forbidden":
+            allowed = model.model_fields if len(err.get("loc", ())) == 1 else ()
+            close = _close(err["loc"][-1], allowed)
+            fix = ("did you mean '%s'?" % close) if close else "remove it or check its spelling"
+        lines.append("catalog %s: %s.%s: %s%s; fix: %s"
+                     % (origin, where, loc, err.get("msg"), got_text, fix))
+    return lines
 
 
 class Catalog(object):
@@ -212,19 +227,30 @@ class Catalog(object):
             setattr(self, name, entries)
 
     def add(self, data, origin):
-        """Layer one parsed file (a mapping of section -> list of entries) over this catalog."""
+        """Layer one parsed file (a mapping of section -> list of entries) over this catalog;
+        raise one CatalogError listing every problem of the file."""
+        problems = self._add(data, origin)
+        if problems:
+            raise CatalogError(_joined(problems))
+
+    def _add(self, data, origin):
         if data is None:
-            return
+            return []
         if not isinstance(data, dict):
-            raise CatalogError("catalog %s: must be a mapping of sections (%s); got %s"
-                               % (origin, ", ".join(_SECTION_NAMES), type(data).__name__))
+            return ["catalog %s: must be a mapping of sections (%s); got %s"
+                    % (origin, ", ".join(_SECTION_NAMES), type(data).__name__)]
+        problems = []
         for section, entries in data.items():
             if section not in SECTIONS:
-                raise CatalogError("catalog %s: unknown section '%s'; fix: use one of %s"
-                                   % (origin, section, ", ".join(_SECTION_NAMES)))
+                close = _close(section, _SECTION_NAMES)
+                problems.append("catalog %s: unknown section '%s'; fix: %s" % (
+                    origin, section, ("did you mean '%s'?" % close) if close else
+                    "use one of %s" % ", ".join(_SECTION_NAMES)))
+                continue
             if not isinstance(entries, list):
-                raise CatalogError("catalog %s: section '%s' must be a list of entries"
-                                   % (origin, section))
+                problems.append("catalog %s: section '%s' must be a list of entries"
+                                % (origin, section))
+                continue
             model = SECTIONS[section]
             target = self.sections[section]
             for index, entry in enumerate(entries):
@@ -232,21 +258,26 @@ class Catalog(object):
                 try:
                     item = model.model_validate(entry)
                 except ValidationError as exc:
-                    raise _describe(exc, origin, section, index, entry_id)
+                    problems.extend(_describe(exc, origin, section, index, entry_id, model))
+                    continue
                 earlier = target.get(item.id)
                 if section == "measurements" and item.prefill_tok_s is None and earlier:
                     # a calibration run measures decode only: keep the prefill known before
                     item.prefill_tok_s = earlier.prefill_tok_s
                 target[item.id] = item
         self.paths.append(origin)
+        return problems
 
     def check(self):
-        """Cross-references between sections; raise one CatalogError."""
+        """Cross-references between sections; raise one CatalogError listing them all."""
+        problems = []
+
         def need(section, key, what):
             if key not in self.sections[section]:
-                raise CatalogError("catalog: %s refers to unknown %s '%s'; fix: add it to "
-                                   "section '%s' or correct the reference" % (what, section,
-                                                                              key, section))
+                close = _close(key, self.sections[section])
+                problems.append("catalog: %s refers to unknown %s '%s'; fix: %s" % (
+                    what, section, key, ("did you mean '%s'?" % close) if close else
+                    "add it to section '%s' or correct the reference" % section))
         for name in ("cost_model", "estimator"):
             need(name, "default", "the planner")
         need("currencies", "USD", "the planner")
@@ -263,32 +294,38 @@ class Catalog(object):
         for meas in self.measurements.values():
             what = "measurements[id=%s]" % meas.id
             if meas.offer is None and meas.gpu is None:
-                raise CatalogError("catalog: %s names neither an offer nor a gpu; fix: add "
-                                   "'offer' (one offer) or 'gpu' (every offer of that GPU)"
-                                   % what)
+                problems.append("catalog: %s names neither an offer nor a gpu; fix: add "
+                                "'offer' (one offer) or 'gpu' (every offer of that GPU)"
+                                % what)
             if meas.offer is not None:
                 need("offers", meas.offer, what)
             if meas.gpu is not None:
                 need("gpus", meas.gpu, what)
             need("models", meas.model, what)
             need("quantizations", meas.quantization, what)
+        if problems:
+            raise CatalogError(_joined(problems))
         return self
 
     def measurement_for(self, offer, model, quantization):
-        """The measurement that prices (offer, model, quantization): the one for this offer,
-        else the newest for its GPU type and count (a calibration run on one provider's RTX 4090
-        informs every RTX 4090 offer), else None."""
-        exact = self.measurements.get("%s/%s/%s" % (offer.id, model, quantization))
-        if exact is not None:
-            return exact
-        best = None
+        """The measurement that prices (offer, model, quantization), matched by its fields
+        (whatever its id): the newest naming this offer, else the newest for its GPU type and
+        count (a calibration run on one provider's RTX 4090 informs every RTX 4090 offer),
+        else None."""
+        exact, by_gpu = None, None
         for meas in self.measurements.values():
-            if (meas.gpu == offer.gpu and meas.gpu_count == offer.count and meas.model == model
-                    and meas.quantization == quantization):
-                if best is None or (meas.as_of, meas.measured_at or "") >= \
-                        (best.as_of, best.measured_at or ""):
-                    best = meas
-        return best
+            if meas.model != model or meas.quantization != quantization:
+                continue
+            rank = (meas.as_of, meas.measured_at or "")
+            if meas.offer is not None:
+                if meas.offer == offer.id and (exact is None or rank >= exact[0]):
+                    exact = (rank, meas)
+            elif meas.gpu == offer.gpu and meas.gpu_count == offer.count and \
+                    (by_gpu is None or rank >= by_gpu[0]):
+                by_gpu = (rank, meas)
+        if exact is not None:
+            return exact[1]
+        return by_gpu[1] if by_gpu is not None else None
 
     def usd(self, amount, currency):
         return amount * self.currencies[currency].usd_per_unit
@@ -311,10 +348,20 @@ def _files(path):
     return [path]
 
 
+def _joined(problems):
+    if len(problems) == 1:
+        return problems[0]
+    return "\n".join(problems) + "\n(%d problems in all)" % len(problems)
+
+
 def _read(path):
     try:
-        with open(path, "r") as handle:
+        with open(path, "r", encoding="utf-8") as handle:
             return yaml.safe_load(handle)
+    except UnicodeDecodeError as exc:
+        raise CatalogError("catalog file %s is not UTF-8 text: byte 0x%02x at offset %d cannot "
+                           "be decoded; fix: save it as UTF-8"
+                           % (path, exc.object[exc.start], exc.start))
     except (IOError, OSError) as exc:
         raise CatalogError("cannot read catalog file %s: %s; fix: pass a readable file"
                            % (path, exc.strerror or exc))
@@ -334,12 +381,15 @@ def load_catalog(paths=None, bundled=True, data=None):
         paths = [paths]
     catalog = Catalog()
     sources = ([BUNDLED_DIR] if bundled else []) + list(paths or [])
+    problems = []
     for source in sources:
         if not os.path.exists(source):
             raise CatalogError("cannot read catalog file %s: no such file or directory; fix: "
                                "pass an existing file" % source)
         for path in _files(source):
-            catalog.add(_read(path), path)
+            problems.extend(catalog._add(_read(path), path))
     for index, item in enumerate(data or []):
-        catalog.add(item, "data[%d]" % index)
+        problems.extend(catalog._add(item, "data[%d]" % index))
+    if problems:
+        raise CatalogError(_joined(problems))
     return catalog.check()

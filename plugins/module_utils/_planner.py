@@ -10,11 +10,11 @@ quantization whose weights + KV cache fit in VRAM x utilisation:
     prefill = mfu x FP16 FLOPs / (2 x active parameters)
     work    = rework(quality) x (output / decode + input x (1 - prefix cache hit) / prefill)
     hours   = (work x (1 + interruption) + cold start) / 3600
-    cost    = max(hours, min billing) x price per GPU x count + setup fee
+    cost    = whole billing periods of max(hours, min billing) x price x count + setup fee
 
-Roles are assigned by trying every way of sharing deployments between the four roles (15 set
-partitions) over each role's best candidates, so a shared deployment wins when one cold start
-and one rental are cheaper than two.
+The KV cache of a deployment is sized from the roles it serves (their context and
+concurrency). Roles are assigned by the exact optimiser in ``_optimiser.py`` over every way of
+sharing deployments (15 set partitions) and every option: nothing is shortlisted.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -22,18 +22,25 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import heapq
+import itertools
+import math
 import re
 
 from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import (
     validate_blueprint,
 )
+from ansible_collections.llmops.codestack.plugins.module_utils._optimiser import (
+    FALLBACKS,
+    Cand,
+    Problem,
+    subsets,
+)
 
 ROLES = ("architect", "coder", "debugger", "reviewer")
 QUALITY_ORDER = ("draft", "standard", "high")
 OBJECTIVES = ("balanced", "cheapest", "fastest", "best_quality")
-_QUALITY_MISS = 10.0   # score penalty per role under the quality threshold: a soft constraint
-_TOP_K = 12
+_FRONT_POINTS = 8      # Pareto-front points listed in plan.json besides the named plans
+_DROP_SETS = 24        # feature subsets re-planned at most when looking for one to drop
 
 
 class PlanError(Exception):
@@ -45,12 +52,14 @@ class Option(object):
 
     __slots__ = ("offer", "group", "gpu", "model", "quant_id", "quant", "weight_gb", "engine",
                  "max_model_len", "decode", "agg_decode", "prefill", "quality", "rework", "spo",
-                 "spi", "cold_s", "price", "min_billing", "setup", "interrupt", "measured",
-                 "batching", "ttft_tokens")
+                 "spi", "cold_s", "price", "min_billing", "billing_period", "setup", "interrupt",
+                 "measured", "batching", "max_batching", "batching_seqs", "ttft_tokens",
+                 "prefix_cache_hit", "kv_tokens", "index")
 
     def set_rates(self, decode, prefill, batching, prefix_cache_hit):
         """Single-stream decode and prefill (tok/s) -> the per-token seconds the cost uses."""
         self.decode, self.prefill = decode, prefill
+        self.batching, self.prefix_cache_hit = batching, prefix_cache_hit
         self.agg_decode = decode * batching
         self.spo = 1.0 / self.agg_decode
         self.spi = (1.0 - prefix_cache_hit) / prefill
@@ -70,17 +79,40 @@ class Option(object):
         opt.rework, opt.interrupt = terms["rework"], terms["interruption_overhead"]
         opt.cold_s, opt.price = terms["cold_start_s"], terms["price_per_hour_usd"]
         opt.min_billing, opt.setup = terms["min_billing_hours"], terms["setup_fee_usd"]
+        opt.billing_period = terms.get("billing_period_hours", 0.0)
         return opt
 
-    def seconds(self, tokens_in, tokens_out):
-        return self.rework * (tokens_out * self.spo + tokens_in * self.spi)
+    def batching_for(self, seqs):
+        """Aggregate decode over single-stream decode with ``seqs`` concurrent sequences:
+        1 for one sequence, rising linearly to the catalog's batching_factor at
+        concurrent_sequences (and no further)."""
+        if self.max_batching <= 1.0 or self.batching_seqs <= 1:
+            return self.max_batching if seqs >= self.batching_seqs else 1.0
+        used = min(seqs, self.batching_seqs)
+        return 1.0 + (self.max_batching - 1.0) * (used - 1) / float(self.batching_seqs - 1)
 
-    def block(self, tokens_in, tokens_out):
-        """(hours, cost_usd) to serve this much work on one deployment of this option."""
-        work = self.seconds(tokens_in, tokens_out) * (1.0 + self.interrupt)
-        hours = (work + self.cold_s) / 3600.0
+    def seconds(self, tokens_in, tokens_out, batching=None):
+        """Seconds of work (before interruptions) for this many tokens."""
+        batching = self.batching if batching is None else batching
+        return self.rework * (tokens_out / (self.decode * batching) + tokens_in * self.spi)
+
+    def billed_cost(self, hours):
+        """What the provider charges for a deployment up for ``hours``: its minimum billing,
+        whole billing periods, the setup fee. The one place billing terms apply."""
         billed = hours if hours > self.min_billing else self.min_billing
-        return hours, billed * self.price + self.setup
+        period = self.billing_period
+        if period:
+            billed = math.ceil(billed / period - 1e-9) * period
+        return billed * self.price + self.setup
+
+    def block(self, tokens_in, tokens_out, batching=None):
+        """(hours, cost_usd) to serve this much work on one deployment of this option: the
+        cost of a deployment, used for every block the optimiser prices."""
+        batching = self.batching if batching is None else batching
+        work = self.rework * (tokens_out / (self.decode * batching) + tokens_in * self.spi) \
+            * (1.0 + self.interrupt)
+        hours = (work + self.cold_s) / 3600.0
+        return hours, self.billed_cost(hours)
 
 
 def _allowed_offers(catalog, constraints, params, providers=None):
@@ -109,13 +141,17 @@ def _allowed_offers(catalog, constraints, params, providers=None):
         yield offer
 
 
+def _billing_terms(offer, catalog):
+    return (offer.min_billing_hours, offer.billing_period_hours,
+            catalog.usd(offer.setup_fee, offer.currency))
+
+
 def _economics(offer, price, catalog, params):
     """What makes one offer of a GPU type cheaper or slower than another (lower is better)."""
     cold = catalog.cold_start[offer.provider]
     return (price, cold.scheduling_s + cold.image_pull_s,
             8.0 / cold.download_gbps if cold.download_gbps else 0.0, 1.0 / cold.load_gb_per_s,
-            params.interruption_overhead.get(offer.pricing, 0.0), offer.min_billing_hours,
-            catalog.usd(offer.setup_fee, offer.currency))
+            params.interruption_overhead.get(offer.pricing, 0.0)) + _billing_terms(offer, catalog)
 
 
 def _undominated(groups, catalog):
@@ -139,50 +175,71 @@ def _undominated(groups, catalog):
     return kept
 
 
+def role_needs(params):
+    """{role: (context tokens, concurrent sequences)} from the cost model."""
+    return dict((role, (params.role_context[role], params.role_concurrency.get(role, 1)))
+                for role in ROLES)
+
+
+def serving_for(opt, roles, needs):
+    """(max_model_len, max_num_seqs) of a deployment of ``opt`` serving ``roles``, or None
+    when that KV cache does not fit next to the weights."""
+    context = min(max(needs[r][0] for r in roles), opt.model.context)
+    seqs = sum(needs[r][1] for r in roles)
+    if context * seqs > opt.kv_tokens:
+        return None
+    return context, seqs
+
+
 def enumerate_options(catalog, constraints, providers=None):
-    """Every fitting Option for the allowed offers; the cheapest offer of each (provider,
-    pricing, GPU, count) group stands for the group, the others are capacity fallbacks."""
+    """Every Option for the allowed offers whose weights fit with the KV cache of at least
+    one role; the cheapest offer of each (provider, pricing, GPU, count, billing terms) group
+    stands for the group, the others are capacity fallbacks."""
     params = catalog.cost_model["default"]
     groups = {}
     rates = dict((key, c.usd_per_unit) for key, c in catalog.currencies.items())
     for offer in _allowed_offers(catalog, constraints, params, providers):
-        key = (offer.provider, offer.pricing, offer.gpu, offer.count)
+        # billing terms are part of the group: a monthly server never stands for hourly ones
+        key = (offer.provider, offer.pricing, offer.gpu, offer.count) + \
+            _billing_terms(offer, catalog)
         price = offer.price_per_hour * rates[offer.currency]
         if key in groups:
             groups[key].append((price, offer.id, offer))
         else:
             groups[key] = [(price, offer.id, offer)]
     groups = _undominated(groups, catalog)
-    context_need = max(params.role_context.values())
+    needs = role_needs(params)
+    smallest = min(needs.values(), key=lambda n: n[0] * n[1])
     util = params.gpu_memory_utilization
     options = []
     rejected = 0
-    for members in groups.values():
+    for gkey in sorted(groups):
+        members = groups[gkey]
         price, _unused, offer = members[0]
         gpu = catalog.gpus[offer.gpu]
         cold = catalog.cold_start[offer.provider]
         count = offer.count
         scale = 1.0 + (count - 1) * params.multi_gpu_efficiency
         memory = gpu.vram_gb * count * util - params.overhead_gb
-        batching = params.batching_factor if gpu.kind == "gpu" else 1.0
         interrupt = params.interruption_overhead.get(offer.pricing, 0.0)
         group = [m[2] for m in members]
-        for model in catalog.models.values():
-            ctx = min(context_need, model.context)
-            kv_gb = model.kv_kb_per_token * 1024.0 * ctx * params.concurrent_sequences / 1e9
+        for model in sorted(catalog.models.values(), key=lambda m: m.id):
             active = (model.active_params_b or model.params_b) / model.params_b
-            for quant_id, weights in model.quantizations.items():
+            kv_bytes = model.kv_kb_per_token * 1024.0
+            for quant_id in sorted(model.quantizations):
+                weights = model.quantizations[quant_id]
                 quant = catalog.quantizations[quant_id]
                 if (quant.engine == "llamacpp") != (gpu.kind == "cpu") or \
                         (quant.needs_fp8 and not gpu.fp8):
                     continue
-                if weights.weight_gb + kv_gb > memory:
+                kv_tokens = (memory - weights.weight_gb) * 1e9 / kv_bytes
+                if min(smallest[0], model.context) * smallest[1] > kv_tokens:
                     rejected += 1
                     continue
                 opt = Option()
                 opt.offer, opt.group, opt.gpu, opt.model = offer, group, gpu, model
                 opt.quant_id, opt.quant, opt.weight_gb = quant_id, quant, weights.weight_gb
-                opt.engine, opt.max_model_len = quant.engine, ctx
+                opt.engine, opt.kv_tokens = quant.engine, kv_tokens
                 measured = catalog.measurement_for(offer, model.id, quant_id)
                 opt.measured = measured is not None
                 decode = (params.decode_efficiency * gpu.bandwidth_gbs * scale
@@ -193,8 +250,14 @@ def enumerate_options(catalog, constraints, providers=None):
                     # a calibration run measures decode only: then the modelled prefill stays
                     decode = measured.decode_tok_s
                     prefill = measured.prefill_tok_s or prefill
-                opt.batching, opt.ttft_tokens = batching, params.ttft_prompt_tokens
-                opt.set_rates(decode, prefill, batching, params.prefix_cache_hit)
+                opt.max_batching = params.batching_factor if gpu.kind == "gpu" else 1.0
+                opt.batching_seqs = params.concurrent_sequences
+                opt.ttft_tokens = params.ttft_prompt_tokens
+                all_roles = serving_for(opt, ROLES, needs) or \
+                    (min(max(n[0] for n in needs.values()), model.context), 1)
+                opt.max_model_len = all_roles[0]
+                opt.set_rates(decode, prefill, opt.batching_for(all_roles[1]),
+                              params.prefix_cache_hit)
                 opt.quality = max(0.0, model.score.value - quant.penalty)
                 opt.rework = 1.0 + params.rework_per_point * max(
                     0.0, params.rework_reference_score - opt.quality)
@@ -205,155 +268,54 @@ def enumerate_options(catalog, constraints, providers=None):
                               + catalog.engines[quant.engine].init_s)
                 opt.price = price * count
                 opt.min_billing = offer.min_billing_hours
+                opt.billing_period = offer.billing_period_hours
                 opt.setup = catalog.usd(offer.setup_fee, offer.currency)
                 opt.interrupt = interrupt
+                opt.index = len(options)
                 options.append(opt)
     return options, rejected
 
 
-class _Solver(object):
-    """Assign roles to deployments for one token workload and one objective.
-
-    Single-role rankings run over every option with the option rates held in flat lists
-    (this is the hot loop of the planner); shared deployments are only tried over the union
-    of each role's best candidates.
-    """
-
-    def __init__(self, options, role_tokens, params, budget_usd, deadline_h, quality):
-        self.options = options
-        self.tokens = role_tokens
-        self.params = params
-        self.budget = budget_usd
-        self.deadline = deadline_h
-        self.threshold = params.quality_thresholds[quality]
-        self._columns = None
-        self._tables = {}
-
-    def _cols(self):
-        if self._columns is None:
-            opts = self.options
-            self._columns = (
-                [o.rework * (1.0 + o.interrupt) * o.spo for o in opts],
-                [o.rework * (1.0 + o.interrupt) * o.spi for o in opts],
-                [o.cold_s for o in opts],
-                [o.price for o in opts],
-                [o.min_billing for o in opts],
-                [o.setup for o in opts],
-                [o.quality for o in opts],
-            )
-        return self._columns
-
-    def _table(self, role):
-        """(hours, cost) of every option serving this role alone."""
-        if role not in self._tables:
-            spo, spi, cold, price, minb, setup, _q = self._cols()
-            tin, tout = self.tokens[role]
-            hours = [(tout * a + tin * b + c) / 3600.0 for a, b, c in zip(spo, spi, cold)]
-            cost = [(h if h > m else m) * p + s for h, m, p, s in zip(hours, minb, price, setup)]
-            self._tables[role] = (hours, cost)
-        return self._tables[role]
-
-    def _scores(self, objective, role):
-        hours, cost = self._table(role)
-        quality = self._cols()[6]
-        thr = self.threshold
-        if objective == "cheapest":
-            return [c + h * 1e-6 + (1e6 if q < thr else 0.0)
-                    for h, c, q in zip(hours, cost, quality)]
-        if objective == "fastest":
-            return [h + c * 1e-6 + (1e6 if q < thr else 0.0)
-                    for h, c, q in zip(hours, cost, quality)]
-        if objective == "best_quality":
-            return [c * 1e-6 - q for c, q in zip(cost, quality)]
-        weight = self.params.role_quality_weight.get(role, 0.0) / 100.0
-        inv_b = 1.0 / self.budget
-        dl = self.params.deadline_weight / self.deadline
-        return [c * inv_b + h * dl - weight * q + (_QUALITY_MISS if q < thr else 0.0)
-                for h, c, q in zip(hours, cost, quality)]
-
-    def score(self, objective, roles, opt, hours, cost):
-        # cheapest / fastest: among the options that meet the quality threshold when any do
-        miss = len(roles) * 1e6 if opt.quality < self.threshold else 0.0
-        if objective == "cheapest":
-            return cost + hours * 1e-6 + miss
-        if objective == "fastest":
-            return hours + cost * 1e-6 + miss
-        if objective == "best_quality":
-            return -opt.quality * len(roles) + cost * 1e-6
-        weights = self.params.role_quality_weight
-        value = cost / self.budget + self.params.deadline_weight * hours / self.deadline
-        for role in roles:
-            value -= weights.get(role, 0.0) * opt.quality / 100.0
-            if opt.quality < self.threshold:
-                value += _QUALITY_MISS
-        return value
-
-    def evaluate(self, objective, roles, opt):
-        tin = sum(self.tokens[r][0] for r in roles)
-        tout = sum(self.tokens[r][1] for r in roles)
-        hours, cost = opt.block(tin, tout)
-        return self.score(objective, roles, opt, hours, cost), hours, cost
-
-    def ranked(self, objective, roles, candidates, limit):
-        scored = []
-        for index, opt in enumerate(candidates):
-            value, hours, cost = self.evaluate(objective, roles, opt)
-            scored.append((value, index, opt, hours, cost))
-        return heapq.nsmallest(limit, scored, key=lambda item: (item[0], item[1]))
-
-    def best_single(self, objective, role, limit):
-        scores = self._scores(objective, role)
-        if len(scores) > limit:
-            # the limit-th smallest score via C sort, then only the few indices under it
-            kth = sorted(scores)[limit - 1]
-            picked = [i for i, value in enumerate(scores) if value <= kth]
-        else:
-            picked = range(len(scores))
-        picked = sorted(picked, key=lambda i: (scores[i], i))[:limit]
-        return [self.options[i] for i in picked]
-
-    def solve(self, objective):
-        candidates = []
-        seen = set()
-        for role in ROLES:
-            for opt in self.best_single(objective, role, _TOP_K):
-                if id(opt) not in seen:
-                    seen.add(id(opt))
-                    candidates.append(opt)
-        best_for = {}
-        for subset in _subsets(ROLES):
-            best_for[subset] = self.ranked(objective, subset, candidates, 1)[0]
-        best = None
-        for partition in _partitions(list(ROLES)):
-            values = [best_for[tuple(block)][0] for block in partition]
-            # deployments run in parallel: wall time is the slowest one's
-            total = max(values) + 1e-6 * sum(values) if objective == "fastest" else sum(values)
-            if best is None or total < best[0] - 1e-12:
-                best = (total, partition)
-        blocks = []
-        for block in best[1]:
-            value, _unused, opt, hours, cost = best_for[tuple(block)]
-            blocks.append({"roles": tuple(block), "option": opt, "hours": hours, "cost": cost,
-                           "score": value})
-        return blocks, candidates
-
-
-def _subsets(roles):
+def block_candidates(options, roles, tokens, needs, weights):
+    """Every option that can serve this block of roles, priced for the block's work."""
+    tin = sum(tokens[r][0] for r in roles)
+    tout = sum(tokens[r][1] for r in roles)
+    weight = sum(weights[r] for r in roles)
+    context = max(needs[r][0] for r in roles)
+    seqs = sum(needs[r][1] for r in roles)
     out = []
-    for mask in range(1, 1 << len(roles)):
-        out.append(tuple(r for i, r in enumerate(roles) if mask & (1 << i)))
+    batchings = {}   # batching depends on the host kind only, not on the option
+    for opt in options:
+        mml = context if context < opt.model.context else opt.model.context
+        if mml * seqs > opt.kv_tokens:
+            continue
+        batching = batchings.get(opt.max_batching)
+        if batching is None:
+            batching = batchings[opt.max_batching] = opt.batching_for(seqs)
+        hours, cost = opt.block(tin, tout, batching)
+        out.append(Cand(opt, cost, hours, opt.quality, weight * opt.quality,
+                        (mml, seqs, batching), opt.index,
+                        opt.offer.id if opt.offer.pricing == "owned" else None))
     return out
 
 
-def _partitions(items):
-    if not items:
-        yield []
-        return
-    first, rest = items[0], items[1:]
-    for smaller in _partitions(rest):
-        for index in range(len(smaller)):
-            yield smaller[:index] + [[first] + smaller[index]] + smaller[index + 1:]
-        yield [[first]] + smaller
+def build_problem(options, tokens, params, budget_usd, deadline_h, quality):
+    """The optimiser's problem: every block of roles with its candidates."""
+    needs = role_needs(params)
+    problem_weights = dict((r, params.role_quality_weight.get(r, 0.0)) for r in ROLES)
+    if not sum(problem_weights.values()):
+        problem_weights = dict((r, 1.0) for r in ROLES)
+    blocks = dict((roles, block_candidates(options, roles, tokens, needs, problem_weights))
+                  for roles in subsets(ROLES))
+    return Problem(blocks, budget_usd, deadline_h, params.quality_thresholds[quality],
+                   problem_weights, params.deadline_weight)
+
+
+def _blocks_of(plan):
+    """Optimiser plan [(roles, Cand)] -> the planner's block dicts."""
+    return [{"roles": tuple(roles), "option": cand.opt, "hours": cand.hours,
+             "cost": cand.cost, "serving": cand.serving, "cand": cand}
+            for roles, cand in plan]
 
 
 def _role_tokens(tasks, skip_features=()):
@@ -374,8 +336,12 @@ def _r(value, digits=2):
     return round(float(value), digits)
 
 
-def _option_doc(opt, offer=None):
+def _option_doc(opt, offer=None, serving=None):
+    """The plan's description of an option; ``serving`` (max_model_len, max_num_seqs,
+    batching) is the block's, else the all-roles deployment's."""
     offer = offer or opt.offer
+    max_model_len, batching = (serving[0], serving[2]) if serving else \
+        (opt.max_model_len, opt.batching)
     return {
         "provider": offer.provider,
         "offer_id": offer.id,
@@ -385,6 +351,9 @@ def _option_doc(opt, offer=None):
         "region": offer.region,
         "country": offer.country,
         "price_per_hour_usd": _r(opt.price, 4),
+        "billing": {"min_billing_hours": offer.min_billing_hours,
+                    "billing_period_hours": offer.billing_period_hours,
+                    "setup_fee_usd": _r(opt.setup, 4)},
         "model": {
             "key": opt.model.id,
             "name": opt.model.name,
@@ -392,12 +361,12 @@ def _option_doc(opt, offer=None):
             "quantization": opt.quant_id,
             "vllm_quantization": opt.quant.vllm_quantization,
             "weight_gb": opt.weight_gb,
-            "max_model_len": opt.max_model_len,
+            "max_model_len": max_model_len,
             "licence": opt.model.licence,
         },
         "engine": opt.engine,
         "quality_score": _r(opt.quality, 1),
-        "throughput_tok_s": _r(opt.agg_decode, 1),
+        "throughput_tok_s": _r(opt.decode * batching, 1),
         "single_stream_tok_s": _r(opt.decode, 1),
         "prefill_tok_s": _r(opt.prefill, 1),
         "throughput_source": "measured" if opt.measured else "roofline",
@@ -420,14 +389,15 @@ def reprice_deployment(plan, deployment, decode_tok_s=None, prefill_tok_s=None):
     return opt.block(sum(t["input"] for t in tokens), sum(t["output"] for t in tokens))
 
 
-def _cost_terms(opt, params):
+def _cost_terms(opt, params, batching):
     """Everything Option.from_plan needs to price this deployment again at other rates."""
     return {
         "decode_tok_s": _r(opt.decode, 6), "prefill_tok_s": _r(opt.prefill, 6),
-        "batching_factor": opt.batching, "prefix_cache_hit": params.prefix_cache_hit,
+        "batching_factor": _r(batching, 6), "prefix_cache_hit": params.prefix_cache_hit,
         "rework": _r(opt.rework, 6), "interruption_overhead": opt.interrupt,
         "cold_start_s": _r(opt.cold_s, 3), "price_per_hour_usd": _r(opt.price, 6),
-        "min_billing_hours": opt.min_billing, "setup_fee_usd": _r(opt.setup, 6),
+        "min_billing_hours": opt.min_billing, "billing_period_hours": opt.billing_period,
+        "setup_fee_usd": _r(opt.setup, 6),
     }
 
 
@@ -447,198 +417,242 @@ class _Context(object):
             return "EUR %.2f" % (usd / self.usd_per_eur)
         return "USD %.2f" % usd
 
+    def to_currency(self, usd):
+        return usd if self.currency == "USD" else usd / self.usd_per_eur
+
 
 def _weighted_quality(params, blocks):
     """Role-weighted mean quality (architect/reviewer count more than coder/debugger)."""
-    weights = params.role_quality_weight
-    total = sum(weights.get(r, 0.0) for b in blocks for r in b["roles"]) or 1.0
-    return sum(weights.get(r, 0.0) * b["option"].quality for b in blocks for r in b["roles"]) \
-        / total
+    weights = dict((r, params.role_quality_weight.get(r, 0.0)) for r in ROLES)
+    if not sum(weights.values()):
+        weights = dict((r, 1.0) for r in ROLES)
+    total = sum(weights[r] for b in blocks for r in b["roles"])
+    return sum(weights[r] * b["option"].quality for b in blocks for r in b["roles"]) / total
 
 
-def _summarise(ctx, blocks, label):
+def _summarise(ctx, blocks, label, budget_usd=None, deadline=None, threshold=None):
+    budget_usd = ctx.budget_usd if budget_usd is None else budget_usd
+    deadline = ctx.deadline if deadline is None else deadline
+    threshold = ctx.threshold if threshold is None else threshold
     hours = max(b["hours"] for b in blocks)
     cost = sum(b["cost"] for b in blocks)
     lowest = min(b["option"].quality for b in blocks)
     return {
         "label": label,
-        "cost_usd": _r(cost, 2),
-        "hours": _r(hours, 2),
+        "cost_usd": _r(cost, 4),
+        "hours": _r(hours, 3),
         "quality_score": _r(_weighted_quality(ctx.params, blocks), 1),
         "min_quality_score": _r(lowest, 1),
-        "fits_budget": cost <= ctx.budget_usd + 1e-9,
-        "meets_deadline": hours <= ctx.deadline + 1e-9,
-        "meets_quality": lowest >= ctx.threshold,
+        "fits_budget": cost <= budget_usd + 1e-9,
+        "meets_deadline": hours <= deadline + 1e-9,
+        "meets_quality": lowest >= threshold,
         "deployments": ["%s: %s" % ("+".join(b["roles"]), _describe_option(b["option"]))
                         for b in blocks],
     }
 
 
-def _pareto(ctx, named, candidates):
-    """Named plans plus every 'all roles on one deployment' point; flag the non-dominated."""
-    points = [dict(plan, kind=label) for label, plan in named]
-    for opt in candidates:
-        hours, cost = opt.block(ctx.total_in, ctx.total_out)
-        blocks = [{"roles": ROLES, "option": opt, "hours": hours, "cost": cost}]
-        points.append(dict(_summarise(ctx, blocks, "single deployment"), kind="single"))
-
-    def dominated(p, q):
-        return (q["cost_usd"] <= p["cost_usd"] and q["hours"] <= p["hours"]
-                and q["quality_score"] >= p["quality_score"]
-                and (q["cost_usd"], q["hours"], q["quality_score"])
-                != (p["cost_usd"], p["hours"], p["quality_score"]))
-    for point in points:
-        point["pareto_optimal"] = not any(dominated(point, other) for other in points)
-    keep = [p for p in points if p["kind"] != "single" or p["pareto_optimal"]]
-    named_part = [p for p in keep if p["kind"] != "single"]
-    singles = sorted((p for p in keep if p["kind"] == "single"),
-                     key=lambda p: (p["cost_usd"], p["hours"]))
-    seen = set((p["cost_usd"], p["hours"], p["quality_score"]) for p in named_part)
-    out = list(named_part)
-    for point in singles:
-        key = (point["cost_usd"], point["hours"], point["quality_score"])
-        if key not in seen and len(out) < 12:
-            seen.add(key)
-            out.append(point)
-    return out
+def _fits(summary):
+    return summary["fits_budget"] and summary["meets_deadline"] and summary["meets_quality"]
 
 
-def _tradeoffs(ctx, chosen, plans, features):
-    out = []
-    cost = sum(b["cost"] for b in chosen)
-    hours = max(b["hours"] for b in chosen)
-    budget_ok = cost <= ctx.budget_usd + 1e-9
-    if not budget_ok:
-        # 1. drop could, then should features, biggest cost share first, until it fits
-        order = sorted((f for f in features if f["priority"] == "could"),
-                       key=lambda f: -f["share"])
-        order += sorted((f for f in features if f["priority"] == "should"),
-                        key=lambda f: -f["share"])
-        dropped = []
-        result = None
-        for feature in order:
-            dropped.append(feature["name"])
-            tokens = _role_tokens(ctx.tasks, set(dropped))
-            solver = _Solver(ctx.options, tokens, ctx.params, ctx.budget_usd, ctx.deadline,
-                             ctx.quality)
-            blocks, _unused = solver.solve("balanced")
-            result = (sum(b["cost"] for b in blocks), max(b["hours"] for b in blocks))
-            if result[0] <= ctx.budget_usd:
+def _pareto(ctx, named, front):
+    """The named plans plus a sample of the exact cost-time front; every point flagged
+    against the whole front (docs/cost-model.md: what Pareto-optimal is measured against)."""
+    def dominated(cost, hours):
+        for f_hours, f_cost, _plan in front:
+            if f_hours > hours + 1e-9:
                 break
-        if dropped:
-            fits = result[0] <= ctx.budget_usd
-            out.append({
-                "kind": "drop_features",
-                "features": dropped,
-                "cost_usd": _r(result[0]),
-                "hours": _r(result[1]),
-                "fits_budget": fits,
-                "summary": ("Drop %s to fit the budget: the plan then costs %s (%.1f h)."
-                            if fits else
-                            "Even without %s the plan costs %s (%.1f h): more is needed.")
-                % (", ".join("'%s'" % name for name in dropped), ctx.money(result[0]),
-                   result[1]),
-            })
+            if f_cost <= cost + 1e-9 and (f_cost < cost - 1e-9 or f_hours < hours - 1e-9):
+                return True
+        return False
+
+    points = []
+    for label, blocks, summary in named:
+        cost = sum(b["cost"] for b in blocks)
+        hours = max(b["hours"] for b in blocks)
+        points.append(dict(summary, kind=label, pareto_optimal=not dominated(cost, hours)))
+    if len(front) <= _FRONT_POINTS:
+        sample = front
+    else:
+        step = (len(front) - 1) / float(_FRONT_POINTS - 1)
+        sample = [front[int(round(i * step))] for i in range(_FRONT_POINTS)]
+    seen = set((p["cost_usd"], p["hours"]) for p in points)
+    for _hours, _cost, plan in sample:
+        blocks = _blocks_of(plan)
+        summary = _summarise(ctx, blocks, "Pareto front")
+        if (summary["cost_usd"], summary["hours"]) in seen:
+            continue
+        seen.add((summary["cost_usd"], summary["hours"]))
+        points.append(dict(summary, kind="front", pareto_optimal=True))
+    return points
+
+
+class _Solution(object):
+    """The four named plans of one workload and one set of limits."""
+
+    def __init__(self, ctx, tokens, budget_usd, deadline, quality, options=None, like=None):
+        if like is not None:   # same workload and options: only the limits differ
+            self.problem = like.problem.with_limits(
+                budget_usd, deadline, ctx.params.quality_thresholds[quality])
         else:
-            out.append({"kind": "drop_features", "features": [], "fits_budget": False,
-                        "summary": "Every feature is a must: no feature can be dropped."})
-        # 2. the cheapest plan: which cheaper GPU, and how many hours the budget buys there
-        for block in plans["cheapest"]:
-            opt = block["option"]
-            affordable = ctx.budget_usd / opt.price if opt.price > 0 else None
-            out.append({
-                "kind": "cheaper_gpu",
-                "roles": list(block["roles"]),
-                "option": _option_doc(opt),
-                "hours_needed": _r(block["hours"]),
-                "hours_affordable": _r(affordable) if affordable is not None else None,
-                "cost_usd": _r(block["cost"]),
-                "meets_quality": opt.quality >= ctx.threshold,
-                "summary": "%s on %s: needs %.1f h (%s); the whole budget buys %s of it%s."
-                % ("+".join(block["roles"]), _describe_option(opt), block["hours"],
-                   ctx.money(block["cost"]),
-                   ("%.1f h" % affordable) if affordable is not None else "unlimited hours",
-                   "" if opt.quality >= ctx.threshold else
-                   " (quality %.1f, below the '%s' threshold %g)"
-                   % (opt.quality, ctx.quality, ctx.threshold)),
-            })
-    if hours > ctx.deadline + 1e-9:
-        fast = plans["fastest"]
-        fast_hours = max(b["hours"] for b in fast)
-        out.append({
-            "kind": "faster_gpu",
-            "hours": _r(fast_hours),
-            "cost_usd": _r(sum(b["cost"] for b in fast)),
-            "deployments": ["%s: %s" % ("+".join(b["roles"]), _describe_option(b["option"]))
-                            for b in fast],
-            "meets_deadline": fast_hours <= ctx.deadline,
-            "summary": "Fastest option: %.1f h for %s using %s." % (
-                fast_hours, ctx.money(sum(b["cost"] for b in fast)),
-                "; ".join("%s on %s" % ("+".join(b["roles"]), _describe_option(b["option"]))
-                          for b in fast)),
-        })
-    for block in chosen:
-        opt = block["option"]
-        if opt.quality >= ctx.threshold:
-            continue
-        tin = sum(ctx.tokens[r][0] for r in block["roles"])
-        tout = sum(ctx.tokens[r][1] for r in block["roles"])
-        best = None
-        for pool, note in ((ctx.options, ""), (ctx.all_options, " (needs a provider that the "
-                                                                "blueprint does not allow)")):
-            for cand in pool:
-                if cand.quality < ctx.threshold:
+            self.problem = build_problem(options if options is not None else ctx.options,
+                                         tokens, ctx.params, budget_usd, deadline, quality)
+        if not any(all(self.problem.blocks[b] for b in partition)
+                   for partition in self.problem.partitions):
+            raise PlanError("no catalog option has room for the KV cache of a deployment "
+                            "serving the roles (cost_model role_context x role_concurrency); "
+                            "fix: lower role_context or role_concurrency in a user catalog, "
+                            "or allow bigger GPUs")
+        self.plans, self.met = {}, {}
+        for objective in OBJECTIVES:
+            plan, met = self.problem.best(objective)
+            self.plans[objective] = _blocks_of(plan)
+            self.met[objective] = met
+        self.fits = self.met["balanced"] == FALLBACKS["balanced"][0]
+        self.cost = sum(b["cost"] for b in self.plans["balanced"])
+        self.hours = max(b["hours"] for b in self.plans["balanced"])
+
+
+def _ceil(value, digits=2):
+    scale = 10 ** digits
+    return math.ceil(value * scale - 1e-6) / float(scale)
+
+
+def _tradeoff(ctx, kind, changes, solution, summary):
+    chosen = solution.plans["balanced"]
+    return {
+        "kind": kind,
+        "changes": changes,
+        "cost_usd": _r(solution.cost, 4),
+        "hours": _r(solution.hours, 3),
+        "quality_score": _r(_weighted_quality(ctx.params, chosen), 1),
+        "fits": True,
+        "deployments": ["%s: %s" % ("+".join(b["roles"]), _describe_option(b["option"]))
+                        for b in chosen],
+        "summary": summary,
+    }
+
+
+def _tradeoffs(ctx, solution, features):
+    """Blueprint changes that make it fit, each re-planned and shown only if it then fits:
+    drop the fewest should/could features, raise the budget, extend the deadline, lower the
+    quality level, allow more providers (docs/cost-model.md, section 6)."""
+    out = []
+    plans = solution.plans
+    quality_met = "quality" in solution.met["balanced"]
+    # 1. drop features: smallest sets first, the largest cost share first within a size
+    droppable = [f for f in features if f["priority"] != "must"]
+    if quality_met and droppable:
+        tried = 0
+        found = None
+        for size in range(1, len(droppable) + 1):
+            sets = sorted(itertools.combinations(droppable, size),
+                          key=lambda fs: (-sum(f["share"] for f in fs),
+                                          [("could", "should").index(f["priority"]) for f in fs],
+                                          [f["name"] for f in fs]))
+            for subset in sets:
+                if tried >= _DROP_SETS:
+                    break
+                tried += 1
+                names = [f["name"] for f in subset]
+                tokens = _role_tokens(ctx.tasks, set(names))
+                if not any(sum(t) for t in tokens.values()):
                     continue
-                c_hours, c_cost = cand.block(tin, tout)
-                if best is None or c_cost < best[2]:
-                    best = (cand, c_hours, c_cost, note)
-            if best is not None:
+                trial = _Solution(ctx, tokens, ctx.budget_usd, ctx.deadline, ctx.quality)
+                if trial.fits:
+                    found = (names, trial)
+                    break
+            if found or tried >= _DROP_SETS:
                 break
-        if best is None:
-            out.append({"kind": "quality_upgrade", "roles": list(block["roles"]),
-                        "summary": "No catalog option reaches quality '%s' (%g) for %s."
-                        % (ctx.quality, ctx.threshold, "+".join(block["roles"]))})
-            continue
-        cand, c_hours, c_cost, note = best
-        out.append({
-            "kind": "quality_upgrade",
-            "roles": list(block["roles"]),
-            "option": _option_doc(cand),
-            "hours": _r(c_hours),
-            "cost_usd": _r(c_cost),
-            "extra_cost_usd": _r(c_cost - block["cost"]),
-            "summary": "For quality '%s' run %s on %s: score %.1f instead of %.1f, %.1f h, "
-                       "%s (%s more)%s." % (ctx.quality, "+".join(block["roles"]),
-                                            _describe_option(cand), cand.quality, opt.quality,
-                                            c_hours, ctx.money(c_cost),
-                                            ctx.money(c_cost - block["cost"]), note),
-        })
+        if found:
+            names, trial = found
+            out.append(_tradeoff(
+                ctx, "drop_features", {"drop_features": names}, trial,
+                "Drop %s: the plan then fits, %s in %.1f h." % (
+                    ", ".join("'%s'" % n for n in names), ctx.money(trial.cost), trial.hours)))
+    # 2. raise the budget to what the cheapest plan within deadline and quality costs
+    if plans["cheapest"] and solution.met["cheapest"] == FALLBACKS["cheapest"][0] and \
+            not plans_fit_budget(plans["balanced"], ctx.budget_usd):
+        need = _ceil(ctx.to_currency(sum(b["cost"] for b in plans["cheapest"])))
+        need_usd = need if ctx.currency == "USD" else need * ctx.usd_per_eur
+        trial = _Solution(ctx, ctx.tokens, max(need_usd, 1e-6), ctx.deadline, ctx.quality,
+                          like=solution)
+        if trial.fits:
+            key = "budget_usd" if ctx.currency == "USD" else "budget_eur"
+            out.append(_tradeoff(
+                ctx, "raise_budget", {key: need}, trial,
+                "Raise the budget to %s %.2f: the plan then fits, %s in %.1f h." % (
+                    ctx.currency, need, ctx.money(trial.cost), trial.hours)))
+    # 3. extend the deadline to the fastest plan within budget and quality
+    if solution.met["fastest"] == FALLBACKS["fastest"][0] and solution.hours > ctx.deadline + 1e-9:
+        need = _ceil(max(b["hours"] for b in plans["fastest"]))
+        trial = _Solution(ctx, ctx.tokens, ctx.budget_usd, need, ctx.quality, like=solution)
+        if trial.fits:
+            out.append(_tradeoff(
+                ctx, "extend_deadline", {"deadline_hours": need}, trial,
+                "Extend the deadline to %.2f h: the plan then fits, %s in %.1f h." % (
+                    need, ctx.money(trial.cost), trial.hours)))
+    # 4. a lower quality level (the highest that fits)
+    for level in reversed(QUALITY_ORDER[:QUALITY_ORDER.index(ctx.quality)]):
+        trial = _Solution(ctx, ctx.tokens, ctx.budget_usd, ctx.deadline, level, like=solution)
+        if trial.fits:
+            out.append(_tradeoff(
+                ctx, "lower_quality", {"quality": level}, trial,
+                "Accept quality '%s': the plan then fits, %s in %.1f h." % (
+                    level, ctx.money(trial.cost), trial.hours)))
+            break
+    # 5. more providers (what the blueprint does not allow yet)
+    others = sorted(set(o.provider for o in ctx.catalog.offers.values())
+                    - set(ctx.constraints.providers))
+    if others:
+        wider, _unused = enumerate_options(ctx.catalog, ctx.constraints,
+                                           providers=set(ctx.constraints.providers) | set(others))
+        trial = _Solution(ctx, ctx.tokens, ctx.budget_usd, ctx.deadline, ctx.quality, wider)
+        if trial.fits:
+            used = sorted(set(b["option"].offer.provider for b in trial.plans["balanced"])
+                          - set(ctx.constraints.providers))
+            providers = list(ctx.constraints.providers) + used
+            out.append(_tradeoff(
+                ctx, "allow_providers", {"providers": providers}, trial,
+                "Allow provider(s) %s: the plan then fits, %s in %.1f h." % (
+                    ", ".join(used), ctx.money(trial.cost), trial.hours)))
+    if not out:
+        out.append({"kind": "none", "changes": {}, "fits": False,
+                    "summary": "No single change tried (dropping should/could features, a "
+                               "higher budget, a later deadline, a lower quality level, more "
+                               "providers) makes the blueprint fit."})
     return out
 
 
-def _alternatives(ctx, block, candidates, limit):
+def plans_fit_budget(blocks, budget_usd):
+    return sum(b["cost"] for b in blocks) <= budget_usd + 1e-9
+
+
+def _alternatives(ctx, block, problem, limit):
+    """Capacity fallbacks of a deployment: the next offer of the same kind, then the best
+    other offers for the same roles (quality threshold first, then the balanced score)."""
     opt = block["option"]
-    tin = sum(ctx.tokens[r][0] for r in block["roles"])
-    tout = sum(ctx.tokens[r][1] for r in block["roles"])
     out = []
     used = {opt.offer.id}
     for offer in opt.group[1:2]:   # same GPU and model, next offer of the same kind
-        doc = _option_doc(opt, offer)
+        doc = _option_doc(opt, offer, block["serving"])
         doc["price_per_hour_usd"] = _r(ctx.catalog.usd(offer.price_per_hour, offer.currency)
                                        * offer.count, 4)
         doc["reason"] = "same GPU type, next offer"
         out.append(doc)
         used.add(offer.id)
-    solver = ctx.solver
-    ranked = solver.ranked("balanced", block["roles"], candidates, len(candidates))
-    for _value, _index, cand, hours, cost in ranked:
+    ranked = sorted(problem.blocks[block["roles"]],
+                    key=lambda c: (c.quality < ctx.threshold,
+                                   problem.score(c.cost, c.hours, c.wq), c.index))
+    for cand in ranked:
         if len(out) >= limit:
             break
-        if cand.offer.id in used:
+        if cand.opt.offer.id in used:
             continue
-        used.add(cand.offer.id)
-        doc = _option_doc(cand)
-        doc.update({"reason": "next best option", "hours": _r(hours), "cost_usd": _r(cost)})
+        used.add(cand.opt.offer.id)
+        doc = _option_doc(cand.opt, serving=cand.serving)
+        doc.update({"reason": "next best option", "hours": _r(cand.hours),
+                    "cost_usd": _r(cand.cost)})
         out.append(doc)
     return out
 
@@ -647,7 +661,8 @@ def build_plan(blueprint, intent, catalog, **options):
     """Price every option and return the plan.json mapping (docs/plan-format.md).
 
     Options: ``usd_per_eur`` (overrides the catalog's EUR rate), ``generated_at`` (ISO time,
-    default now), ``max_alternatives`` (3).
+    default now), ``max_alternatives`` (3), ``tradeoffs`` (True: search them when the
+    blueprint does not fit).
     """
     if isinstance(blueprint, dict):
         blueprint = validate_blueprint(blueprint)
@@ -670,7 +685,7 @@ def build_plan(blueprint, intent, catalog, **options):
                             "blueprint's features or '(project)'" % (task.get("title"), ROLES))
 
     ctx = _Context()
-    ctx.catalog, ctx.params = catalog, params
+    ctx.catalog, ctx.params, ctx.constraints = catalog, params, constraints
     ctx.currency, ctx.usd_per_eur = currency, usd_per_eur
     ctx.budget_usd, ctx.deadline = budget_usd, constraints.deadline_hours
     ctx.quality = constraints.quality
@@ -689,25 +704,17 @@ def build_plan(blueprint, intent, catalog, **options):
                               if constraints.residency else "",
                               " in region %s" % constraints.region if constraints.region else "",
                               rejected))
-    ctx.solver = _Solver(ctx.options, ctx.tokens, params, budget_usd, ctx.deadline, ctx.quality)
-    plans = {}
-    candidates = None
-    for objective in OBJECTIVES:
-        blocks, found = ctx.solver.solve(objective)
-        plans[objective] = blocks
-        if objective == "balanced":
-            candidates = found
+    solution = _Solution(ctx, ctx.tokens, budget_usd, ctx.deadline, ctx.quality)
+    ctx.solution = solution
+    plans = solution.plans
     chosen = plans["balanced"]
-    ctx.all_options = ()
-    if any(b["option"].quality < ctx.threshold for b in chosen):
-        ctx.all_options, _unused = enumerate_options(catalog, constraints, providers=set(
-            o.provider for o in catalog.offers.values()))
 
     deployments = []
     role_docs = {}
     used_names = set()
     for block in chosen:
         opt = block["option"]
+        mml, seqs, batching = block["serving"]
         name = _slug("%s-%s-%s-%s" % ("all" if len(block["roles"]) == len(ROLES)
                                       else "-".join(block["roles"]), opt.model.id,
                                       opt.quant_id, opt.gpu.id))[:63].strip("-")
@@ -716,16 +723,17 @@ def build_plan(blueprint, intent, catalog, **options):
             name, n = "%s-%d" % (base, n), n + 1
         used_names.add(name)
         doc = {"name": name}
-        doc.update(_option_doc(opt))
-        work = dict((r, opt.seconds(*ctx.tokens[r]) * (1.0 + opt.interrupt))
-                    for r in block["roles"])
+        doc.update(_option_doc(opt, serving=block["serving"]))
+        work = dict((r, opt.seconds(ctx.tokens[r][0], ctx.tokens[r][1], batching)
+                     * (1.0 + opt.interrupt)) for r in block["roles"])
         total_work = sum(work.values()) or 1.0
         doc.update({
             "roles": list(block["roles"]),
-            "cost_terms": _cost_terms(opt, params),
+            "serving": {"max_model_len": mml, "max_num_seqs": seqs},
+            "cost_terms": _cost_terms(opt, params, batching),
             "hours": _r(block["hours"], 3),
             "cost_usd": _r(block["cost"], 4),
-            "alternatives": _alternatives(ctx, block, candidates,
+            "alternatives": _alternatives(ctx, block, solution.problem,
                                           int(options.get("max_alternatives", 3))),
         })
         deployments.append(doc)
@@ -737,6 +745,8 @@ def build_plan(blueprint, intent, catalog, **options):
                 "alias": role,
                 "deployment": name,
                 "tokens": {"input": ctx.tokens[role][0], "output": ctx.tokens[role][1]},
+                "context_tokens": params.role_context[role],
+                "concurrency": params.role_concurrency.get(role, 1),
                 "hours": _r((work[role] + share_cold) / 3600.0, 3),
                 "cost_usd": _r(block["cost"] * fraction, 4),
                 "quality_score": _r(opt.quality, 1),
@@ -750,15 +760,16 @@ def build_plan(blueprint, intent, catalog, **options):
     for level in QUALITY_ORDER:
         if achieved >= params.quality_thresholds[level]:
             achieved_level = level
-    estimate_in_currency = total_cost if currency == "USD" else total_cost / usd_per_eur
+    estimate_in_currency = ctx.to_currency(total_cost)
     features = []
     shares = dict((d["feature"], d.get("share", 0.0)) for d in intent.get("cost_drivers", []))
     for feature in blueprint.features:
         features.append({"name": feature.name, "priority": feature.priority,
                          "share": shares.get(feature.name, 0.0)})
-    named = [(label, _summarise(ctx, plans[key], label)) for label, key in (
-        ("chosen", "balanced"), ("cheapest", "cheapest"), ("fastest", "fastest"),
-        ("best quality", "best_quality"))]
+    named = [(label, plans[key], dict(_summarise(ctx, plans[key], label),
+                                      constraints_met=list(solution.met[key])))
+             for label, key in (("chosen", "balanced"), ("cheapest", "cheapest"),
+                                ("fastest", "fastest"), ("best quality", "best_quality"))]
     generated = options.get("generated_at") or datetime.datetime.now(
         datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     plan = {
@@ -785,8 +796,7 @@ def build_plan(blueprint, intent, catalog, **options):
             "cost_usd": _r(total_cost, 4),
             "cost_eur": _r(total_cost / usd_per_eur, 4),
             # upper bound when nothing scales to zero: every deployment rented until the deadline
-            "always_on_cost_usd": _r(sum(max(ctx.deadline, b["hours"], b["option"].min_billing)
-                                         * b["option"].price + b["option"].setup
+            "always_on_cost_usd": _r(sum(b["option"].billed_cost(max(ctx.deadline, b["hours"]))
                                          for b in chosen), 4),
             "usd_per_eur": usd_per_eur,
         },
@@ -799,10 +809,10 @@ def build_plan(blueprint, intent, catalog, **options):
                         "required_score": ctx.threshold, "achieved": achieved_level,
                         "achieved_score": _r(achieved, 1)},
         },
-        "pareto": _pareto(ctx, named, candidates),
+        "pareto": _pareto(ctx, named, solution.problem.cost_time_front()),
         "tradeoffs": [],
     }
     plan["fits"] = all(check["ok"] for check in plan["checks"].values())
-    if not plan["fits"]:
-        plan["tradeoffs"] = _tradeoffs(ctx, chosen, plans, features)
+    if not plan["fits"] and options.get("tradeoffs", True):
+        plan["tradeoffs"] = _tradeoffs(ctx, solution, features)
     return plan

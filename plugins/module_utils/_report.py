@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - Python 2
 
 CHART_FILE = "cost-vs-time.svg"
 _COLOURS = {"chosen": "#d62728", "cheapest": "#2ca02c", "fastest": "#1f77b4",
-            "best quality": "#9467bd", "single": "#7f7f7f"}
+            "best quality": "#9467bd", "front": "#7f7f7f"}
 _SOURCES = {
     "deterministic": "the deterministic estimator (no intent LLM configured; formula in "
                      "docs/cost-model.md)",
@@ -45,24 +45,47 @@ def _ticks(high):
     return [i * step for i in range(count + 1)]
 
 
-def _fmt(value):
-    return ("%.2f" % value).rstrip("0").rstrip(".") if value < 10 else "%.0f" % value
+def _fmt(value, step=1.0):
+    """A tick label with as many decimals as the tick step needs (0.0002 stays 0.0002)."""
+    if step >= 1 or value == 0:
+        return "%.0f" % value if value >= 10 or float(value).is_integer() else \
+            ("%.2f" % value).rstrip("0").rstrip(".")
+    decimals = max(0, int(math.ceil(-math.log10(step) - 1e-9)))
+    return ("%.*f" % (decimals + 1, value)).rstrip("0").rstrip(".")
 
 
-def render_svg(plan, width=720, height=440):
-    """Cost (USD) against time (hours) of the plan's alternatives (the Pareto set)."""
+def _axis(values, limit):
+    """Axis maximum: the data and the limit line, unless the limit is far off the data
+    (then it is drawn at the edge, marked off scale)."""
+    high = max(values + [0.0])
+    if high <= 0:
+        high = limit if limit > 0 else 1.0
+    on_scale = limit <= 4 * high
+    ticks = _ticks(max(high, limit if on_scale else 0.0) * 1.05)
+    return ticks, on_scale
+
+
+def render_svg(plan, width=760, height=460):
+    """Cost (USD) against time (hours): the named alternatives (labelled), the exact
+    cost-time Pareto front (a step line), the budget and deadline lines."""
     points = plan.get("pareto", [])
-    left, right, top, bottom = 70, 190, 40, 60
+    left, right, top, bottom = 80, 200, 40, 60
     plot_w, plot_h = width - left - right, height - top - bottom
-    x_ticks = _ticks(max([p["hours"] for p in points] + [1e-3]) * 1.05)
-    y_ticks = _ticks(max([p["cost_usd"] for p in points] + [1e-3]) * 1.05)
+    budget = plan["checks"]["budget"]
+    budget_usd = budget["limit"] * (plan["totals"]["usd_per_eur"]
+                                    if budget["currency"] == "EUR" else 1.0)
+    deadline = plan["checks"]["deadline"]["limit_hours"]
+    x_ticks, deadline_on = _axis([p["hours"] for p in points], deadline)
+    y_ticks, budget_on = _axis([p["cost_usd"] for p in points], budget_usd)
     x_max, y_max = x_ticks[-1] or 1.0, y_ticks[-1] or 1.0
+    x_step = x_ticks[1] - x_ticks[0] if len(x_ticks) > 1 else 1.0
+    y_step = y_ticks[1] - y_ticks[0] if len(y_ticks) > 1 else 1.0
 
     def x(value):
-        return left + plot_w * value / x_max
+        return left + plot_w * min(value, x_max) / x_max
 
     def y(value):
-        return top + plot_h - plot_h * value / y_max
+        return top + plot_h - plot_h * min(value, y_max) / y_max
 
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
            'viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">'
@@ -75,47 +98,67 @@ def render_svg(plan, width=720, height=440):
         out.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#e5e5e5"/>'
                    % (x(tick), top, x(tick), top + plot_h))
         out.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>'
-                   % (x(tick), top + plot_h + 18, _fmt(tick)))
+                   % (x(tick), top + plot_h + 18, _fmt(tick, x_step)))
     for tick in y_ticks:
         out.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#e5e5e5"/>'
                    % (left, y(tick), left + plot_w, y(tick)))
         out.append('<text x="%d" y="%.1f" text-anchor="end">%s</text>'
-                   % (left - 8, y(tick) + 4, _fmt(tick)))
+                   % (left - 8, y(tick) + 4, _fmt(tick, y_step)))
     out.append('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#333"/>'
                % (left, top, plot_w, plot_h))
     out.append('<text x="%.1f" y="%d" text-anchor="middle">hours (wall time)</text>'
                % (left + plot_w / 2.0, height - 15))
     out.append('<text transform="translate(18,%.1f) rotate(-90)" text-anchor="middle">'
                'cost (USD)</text>' % (top + plot_h / 2.0))
-    budget = plan["checks"]["budget"]
-    budget_usd = budget["limit"] * (plan["totals"]["usd_per_eur"]
-                                    if budget["currency"] == "EUR" else 1.0)
-    if budget_usd <= y_max:
-        out.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#d62728" '
-                   'stroke-dasharray="6 4"/><text x="%d" y="%.1f" fill="#d62728">budget</text>'
-                   % (left, y(budget_usd), left + plot_w, y(budget_usd), left + plot_w + 4,
-                      y(budget_usd) + 4))
-    deadline = plan["checks"]["deadline"]["limit_hours"]
-    if deadline <= x_max:
-        out.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#1f77b4" '
-                   'stroke-dasharray="6 4"/><text x="%.1f" y="%d" fill="#1f77b4" '
-                   'text-anchor="middle">deadline</text>'
-                   % (x(deadline), top, x(deadline), top + plot_h, x(deadline), top - 6))
-    ordered = sorted(points, key=lambda p: p["kind"] != "single")   # named points on top
+    if all(p["cost_usd"] == 0 for p in points):
+        out.append('<text x="%.1f" y="%.1f" text-anchor="middle" fill="#555">every '
+                   'alternative costs nothing (owned hardware): they differ in time only'
+                   '</text>' % (left + plot_w / 2.0, top + plot_h - 12))
+    out.append('<line class="budget" x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#d62728" '
+               'stroke-dasharray="6 4"/><text x="%d" y="%.1f" fill="#d62728">budget %s%s'
+               '</text>' % (left, y(budget_usd), left + plot_w, y(budget_usd),
+                            left + plot_w + 4, y(budget_usd) + 4, _fmt(budget_usd, 0.01),
+                            "" if budget_on else " (off scale)"))
+    out.append('<line class="deadline" x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#1f77b4" '
+               'stroke-dasharray="6 4"/><text x="%.1f" y="%d" fill="#1f77b4" '
+               'text-anchor="middle">deadline %s h%s</text>'
+               % (x(deadline), top, x(deadline), top + plot_h, x(deadline), top - 6,
+                  _fmt(deadline, 0.01), "" if deadline_on else " (off scale)"))
+    front = sorted((p for p in points if p.get("pareto_optimal")),
+                   key=lambda p: (p["hours"], p["cost_usd"]))
+    if len(front) > 1:
+        path = []
+        for index, point in enumerate(front):
+            if index:
+                path.append("%.1f,%.1f" % (x(point["hours"]), y(front[index - 1]["cost_usd"])))
+            path.append("%.1f,%.1f" % (x(point["hours"]), y(point["cost_usd"])))
+        out.append('<polyline class="pareto-front" points="%s" fill="none" stroke="#7f7f7f" '
+                   'stroke-width="1.5"/>' % " ".join(path))
+    ordered = sorted(points, key=lambda p: p["kind"] != "front")   # named points on top
     for point in ordered:
         colour = _COLOURS.get(point["kind"], "#7f7f7f")
         radius = 7 if point["kind"] == "chosen" else 5
         out.append('<circle cx="%.1f" cy="%.1f" r="%d" fill="%s" fill-opacity="0.8" '
-                   'stroke="black" stroke-width="%s"><title>%s: $%.2f, %.2f h, quality %.1f'
-                   '</title></circle>'
+                   'stroke="black" stroke-width="%s"><title>%s: $%.4f, %.3f h, quality %.1f'
+                   '%s</title></circle>'
                    % (x(point["hours"]), y(point["cost_usd"]), radius, colour,
                       "1.5" if point.get("pareto_optimal") else "0.5", _esc(point["label"]),
-                      point["cost_usd"], point["hours"], point["quality_score"]))
+                      point["cost_usd"], point["hours"], point["quality_score"],
+                      ", Pareto-optimal" if point.get("pareto_optimal") else ""))
+    labelled = {}
+    for point in points:
+        if point["kind"] == "front":
+            continue
+        spot = (round(x(point["hours"])), round(y(point["cost_usd"])))
+        labelled.setdefault(spot, []).append(point["kind"])
+    for (px, py), kinds in sorted(labelled.items()):
+        out.append('<text class="label" x="%d" y="%d" font-size="11">%s</text>'
+                   % (px + 9, py - 7, _esc(", ".join(kinds))))
     legend_y = top + 10
-    for label in ("chosen", "cheapest", "fastest", "best quality", "single"):
+    for label in ("chosen", "cheapest", "fastest", "best quality", "front"):
         out.append('<circle cx="%d" cy="%d" r="5" fill="%s"/><text x="%d" y="%d">%s</text>'
                    % (width - right + 20, legend_y, _COLOURS[label], width - right + 32,
-                      legend_y + 4, "one deployment for all roles" if label == "single"
+                      legend_y + 4, "Pareto front (cost, time)" if label == "front"
                       else label))
         legend_y += 20
     out.append("</svg>")

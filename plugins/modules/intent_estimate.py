@@ -154,7 +154,7 @@ plan:
       description: True when every check holds.
       type: bool
     pareto:
-      description: Alternatives (chosen, cheapest, fastest, best quality, single deployments).
+      description: Alternatives (chosen, cheapest, fastest, best quality) and points of the exact cost-time Pareto front.
       type: list
       elements: dict
     tradeoffs:

@@ -77,3 +77,44 @@ def test_invalid_yaml_and_not_a_mapping(tmp_path):
     path.write_text(yaml.safe_dump(["a", "b"]))
     with pytest.raises(BlueprintError, match="must be a YAML mapping"):
         load_blueprint(str(path))
+
+
+def test_every_problem_is_reported_at_once():
+    data = blueprint()
+    data["constraints"]["budget_usd"] = -1
+    data["constraints"]["quality"] = "perfect"
+    del data["project"]["description"]
+    with pytest.raises(BlueprintError) as info:
+        validate_blueprint(data)
+    message = str(info.value)
+    for field in ("constraints.budget_usd", "constraints.quality", "project.description"):
+        assert "blueprint field '%s'" % field in message, message
+    assert "(3 problems in all)" in message
+    assert len(info.value.problems) == 3
+
+
+@pytest.mark.parametrize("path, wrong, right", [
+    ([], "featuers", "features"),
+    (["constraints"], "deadline_hour", "deadline_hours"),
+    (["constraints"], "budget_usdd", "budget_usd"),
+    (["project"], "descripton", "description"),
+])
+def test_misspelled_keys_get_a_did_you_mean(path, wrong, right):
+    data = blueprint()
+    node = data
+    for key in path:
+        node = node[key]
+    node[wrong] = node.get(right, "x")
+    with pytest.raises(BlueprintError) as info:
+        validate_blueprint(data)
+    assert "'%s'" % ".".join(path + [wrong]) in str(info.value)
+    assert "did you mean '%s'" % right in str(info.value)
+
+
+def test_non_utf8_blueprint_names_the_file(tmp_path):
+    path = tmp_path / "latin1.yml"
+    path.write_bytes("project: {name: caf\xe9}\n".encode("latin-1"))
+    with pytest.raises(BlueprintError) as info:
+        load_blueprint(str(path))
+    assert str(path) in str(info.value) and "not UTF-8" in str(info.value)
+    assert "0xe9" in str(info.value)

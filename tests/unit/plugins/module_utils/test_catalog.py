@@ -39,7 +39,7 @@ def test_every_entry_is_dated_and_sourced(catalog):
         for entry in section.values():
             assert entry.source and entry.as_of, entry.id
     summary = catalog.summary()
-    assert summary["as_of"] == "2026-11-22"
+    assert summary["as_of"] == "2026-12-01"
     assert all(p.startswith("bundled:catalog/") for p in summary["paths"])
 
 
@@ -56,7 +56,7 @@ def test_user_file_overrides_by_id_and_extends(tmp_path, catalog):
     import yaml
     path = tmp_path / "mine.yml"
     path.write_text(yaml.safe_dump({"offers": [
-        _offer(),
+        _offer(as_of="2026-12-02"),
         _offer(id="vast:RTX 4090:on_demand:mine", price_per_hour=0.02)]}))
     mine = load_catalog([str(path)])
     assert mine.offers["vast:RTX 4090:on_demand"].price_per_hour == 0.01
@@ -64,7 +64,7 @@ def test_user_file_overrides_by_id_and_extends(tmp_path, catalog):
     assert "vast:RTX 4090:on_demand:mine" in mine.offers
     assert len(mine.offers) == len(catalog.offers) + 1
     assert mine.summary()["paths"][-1] == str(path)
-    assert mine.summary()["as_of"] == "2026-11-23"
+    assert mine.summary()["as_of"] == "2026-12-02"
 
 
 def test_user_folder_is_read_in_order(tmp_path):
@@ -112,3 +112,48 @@ def test_unreadable_and_invalid_files(tmp_path):
     bad.write_text("offers: [\n")
     with pytest.raises(CatalogError, match="not valid YAML"):
         load_catalog([str(bad)])
+
+
+def test_every_catalog_problem_is_reported_at_once(tmp_path):
+    import yaml
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml.safe_dump({
+        "offers": [_offer(price_per_hour=-1), _offer(id="b", gpu="rtx409"),
+                   dict(_offer(id="c"), min_biling_hours=1)],
+        "gpu": []}))
+    with pytest.raises(CatalogError) as info:
+        load_catalog([str(path)])
+    message = str(info.value)
+    assert "offers[id=vast:RTX 4090:on_demand].price_per_hour" in message
+    assert "offers[id=c].min_biling_hours" in message
+    assert "did you mean 'min_billing_hours'?" in message
+    assert "unknown section 'gpu'; fix: did you mean 'gpus'?" in message
+    assert "(3 problems in all)" in message
+    path.write_text(yaml.safe_dump({"offers": [_offer(id="b", gpu="rtx409")]}))
+    with pytest.raises(CatalogError, match="unknown gpus 'rtx409'; fix: did you mean 'rtx4090'"):
+        load_catalog([str(path)])
+
+
+def test_non_utf8_catalog_names_the_file(tmp_path):
+    path = tmp_path / "latin1.yml"
+    path.write_bytes("offers: []  # caf\xe9\n".encode("latin-1"))
+    with pytest.raises(CatalogError) as info:
+        load_catalog([str(path)])
+    assert str(path) in str(info.value) and "not UTF-8" in str(info.value)
+
+
+def test_measurements_are_matched_by_their_fields(tmp_path, catalog):
+    import yaml
+    offer = catalog.offers["runpod:NVIDIA GeForce RTX 4090:on_demand"]
+    path = tmp_path / "meas.yml"
+    path.write_text(yaml.safe_dump({"measurements": [
+        {"id": "my run 7", "offer": offer.id, "model": "qwen2.5-coder-7b",
+         "quantization": "awq", "decode_tok_s": 123.0, "source": "test",
+         "as_of": "2026-12-01"},
+        {"id": "gpu-wide", "gpu": "rtx4090", "model": "qwen2.5-coder-7b", "quantization": "awq",
+         "decode_tok_s": 99.0, "source": "test", "as_of": "2026-12-01"}]}))
+    mine = load_catalog([str(path)])
+    assert mine.measurement_for(offer, "qwen2.5-coder-7b", "awq").decode_tok_s == 123.0
+    other = catalog.offers["runpod:NVIDIA GeForce RTX 4090:spot"]
+    assert mine.measurement_for(other, "qwen2.5-coder-7b", "awq").decode_tok_s == 99.0
+    assert mine.measurement_for(offer, "qwen2.5-coder-7b", "fp16") is None

@@ -1,15 +1,22 @@
 """Planner: role assignment, sharing, checks, Pareto set and trade-offs."""
 
+import copy
 import os
 
 import pytest
 
-from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import load_blueprint
+from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import (
+    load_blueprint,
+    validate_blueprint,
+)
 from ansible_collections.llmops.codestack.plugins.module_utils._catalog import load_catalog
 from ansible_collections.llmops.codestack.plugins.module_utils._estimator import estimate
 from ansible_collections.llmops.codestack.plugins.module_utils._planner import (
     PlanError,
     build_plan,
+    enumerate_options,
+    role_needs,
+    serving_for,
 )
 
 from _planner_helpers import BLUEPRINTS, blueprint, intent, task
@@ -78,52 +85,154 @@ def test_medium_roles_favour_quality_or_volume(catalog):
     assert min(score.values()) >= catalog.cost_model["default"].quality_thresholds["standard"]
 
 
-def test_large_platform_does_not_fit_and_shows_tradeoffs(catalog):
-    plan = _example(catalog, "large-platform.yml")
+def _apply(bp, it, tradeoff):
+    """The blueprint and intent after one trade-off's changes."""
+    changed = copy.deepcopy(bp)
+    tasks = it["tasks"]
+    for key, value in tradeoff["changes"].items():
+        if key == "drop_features":
+            changed["features"] = [f for f in changed["features"] if f["name"] not in value]
+            tasks = [t for t in tasks if t["feature"] not in value]
+        else:
+            changed["constraints"][key] = value
+    return changed, dict(it, tasks=tasks)
+
+
+def test_large_platform_does_not_fit_and_every_tradeoff_fits(catalog):
+    bp = load_blueprint(os.path.join(BLUEPRINTS, "large-platform.yml")).model_dump(mode="json")
+    it = estimate(validate_blueprint(bp), catalog)
+    plan = _plan(catalog, bp, it)
     assert not plan["fits"]
-    assert not plan["checks"]["budget"]["ok"]
     assert plan["checks"]["budget"]["currency"] == "EUR"
+    assert plan["tradeoffs"]
     kinds = [t["kind"] for t in plan["tradeoffs"]]
-    assert "drop_features" in kinds and "cheaper_gpu" in kinds and "faster_gpu" in kinds
-    drop = plan["tradeoffs"][kinds.index("drop_features")]
+    assert "raise_budget" in kinds
     priorities = dict((f["name"], f["priority"]) for f in plan["blueprint"]["features"])
-    assert drop["features"] and all(priorities[f] != "must" for f in drop["features"])
-    # could features go before should features
-    ranks = [("could", "should").index(priorities[f]) for f in drop["features"]]
-    assert ranks == sorted(ranks)
-    cheaper = plan["tradeoffs"][kinds.index("cheaper_gpu")]
-    assert cheaper["hours_affordable"] > 0 and cheaper["option"]["gpu"]["name"]
+    for tradeoff in plan["tradeoffs"]:
+        assert tradeoff["fits"] and tradeoff["changes"]
+        for name in tradeoff["changes"].get("drop_features", []):
+            assert priorities[name] != "must"
+        again = _plan(catalog, *_apply(bp, it, tradeoff))
+        assert again["fits"], tradeoff["summary"]
+        assert again["totals"]["cost_usd"] == pytest.approx(tradeoff["cost_usd"], abs=1e-3)
     for dep in plan["deployments"]:
         assert dep["country"] in catalog.cost_model["default"].residency_groups["eu"]
 
 
-def test_dropping_features_is_recomputed(catalog):
-    bp = blueprint(budget_usd=0.03)
+def test_dropping_features_is_recomputed_smallest_set_first(catalog):
+    bp = blueprint(budget_usd=0.05, deadline_hours=48)
     it = intent([task("coder", "core", 2000000, 50000), task("coder", "extra", 8000000, 200000),
                  task("coder", "polish", 1000000, 20000)])
+    it["cost_drivers"] = [{"feature": "extra", "share": 0.7}, {"feature": "polish",
+                                                               "share": 0.1}]
     plan = _plan(catalog, bp, it)
-    drop = [t for t in plan["tradeoffs"] if t["kind"] == "drop_features"][0]
-    assert drop["features"][0] == "extra"     # the only could feature goes first
-    assert drop["cost_usd"] < plan["totals"]["cost_usd"]
+    assert not plan["fits"]
+    drops = [t for t in plan["tradeoffs"] if t["kind"] == "drop_features"]
+    assert drops and drops[0]["changes"]["drop_features"] == ["extra"]
+    assert drops[0]["cost_usd"] <= 0.05 < plan["totals"]["cost_usd"]
+    again = _plan(catalog, *_apply(bp, it, drops[0]))
+    assert again["fits"]
 
 
-def test_quality_upgrade_names_the_bigger_gpu(catalog):
-    bp = blueprint(providers=["local"], quality="high")
+def test_must_features_are_never_dropped(catalog):
+    bp = blueprint(budget_usd=0.01)
+    for feature in bp["features"]:
+        feature["priority"] = "must"
+    it = intent([task("coder", "core", 2000000, 50000), task("coder", "extra", 8000000, 200000)])
+    plan = _plan(catalog, bp, it)
+    assert not plan["fits"]
+    assert all(t["kind"] != "drop_features" for t in plan["tradeoffs"])
+
+
+def test_more_providers_is_offered_for_quality(catalog):
+    bp = blueprint(providers=["local"], quality="high", budget_usd=200)
     plan = _plan(catalog, bp)
     assert not plan["checks"]["quality"]["ok"]
-    upgrades = [t for t in plan["tradeoffs"] if t["kind"] == "quality_upgrade"]
-    assert upgrades
-    assert upgrades[0]["option"]["quality_score"] >= 85
-    assert upgrades[0]["option"]["provider"] != "local"
-    assert "does not allow" in upgrades[0]["summary"]
+    wider = [t for t in plan["tradeoffs"] if t["kind"] == "allow_providers"]
+    assert wider and "local" in wider[0]["changes"]["providers"]
+    assert len(wider[0]["changes"]["providers"]) > 1
+    assert wider[0]["quality_score"] >= 85
 
 
-def test_small_work_shares_one_deployment(catalog):
-    bp = blueprint()
+def test_deadline_advice_does_not_loop(catalog):
+    bp = blueprint(deadline_hours=0.05, budget_usd=500)
+    it = intent([task(r, "core", 3000000, 100000) for r in ROLES])
+    plan = _plan(catalog, bp, it)
+    assert not plan["checks"]["deadline"]["ok"]
+    for tradeoff in plan["tradeoffs"]:
+        if tradeoff["kind"] == "none":
+            continue
+        again = _plan(catalog, *_apply(bp, it, tradeoff))
+        assert again["fits"] and again["tradeoffs"] == []
+
+
+def test_small_work_on_a_tight_budget_shares_one_deployment(catalog):
+    bp = blueprint(budget_usd=0.3, quality="draft")
     it = intent([task(r, "core", 1000, 100) for r in ROLES])
     plan = _plan(catalog, bp, it)
+    assert plan["fits"]
     assert len(plan["deployments"]) == 1
     assert sorted(plan["deployments"][0]["roles"]) == ROLES
+
+
+def test_hard_constraints_choose_a_fitting_plan(catalog):
+    """The score alone picks a dearer plan; below its cost the budget is a hard limit."""
+    it = intent([task(r, "core", 4000000, 150000) for r in ROLES])
+    loose = _plan(catalog, blueprint(budget_usd=1000, deadline_hours=48), it)
+    cost = loose["totals"]["cost_usd"]
+    cheapest = [p for p in loose["pareto"] if p["kind"] == "cheapest"][0]["cost_usd"]
+    assert cheapest < cost
+    budget = (cheapest + cost) / 2.0
+    tight = _plan(catalog, blueprint(budget_usd=budget, deadline_hours=48), it)
+    assert tight["fits"] and tight["totals"]["cost_usd"] <= budget + 1e-6
+    assert tight["tradeoffs"] == []
+
+
+def test_deployment_states_its_serving_settings(catalog):
+    plan = _example(catalog, "medium-webapp.yml")
+    for dep in plan["deployments"]:
+        serving = dep["serving"]
+        assert serving["max_model_len"] == dep["model"]["max_model_len"]
+        assert serving["max_num_seqs"] == sum(plan["roles"][r]["concurrency"]
+                                              for r in dep["roles"])
+        assert serving["max_model_len"] <= max(plan["roles"][r]["context_tokens"]
+                                               for r in dep["roles"])
+
+
+def test_monthly_server_is_not_rented_for_a_short_job(catalog, tmp_path):
+    import yaml
+    path = tmp_path / "monthly.yml"
+    month = {"id": "hetzner:GEX44:monthly", "provider": "hetzner", "pricing": "on_demand",
+             "gpu": "rtx4090", "provider_gpu_id": "GEX44", "price_per_hour": 0.30,
+             "currency": "USD", "region": "FSN1", "country": "DE", "min_billing_hours": 730,
+             "billing_period_hours": 730, "source": "test", "as_of": "2026-12-01"}
+    hour = dict(month, id="hetzner:RTX4090:hourly", price_per_hour=0.9, min_billing_hours=0,
+                billing_period_hours=1)
+    path.write_text(yaml.safe_dump({"offers": [month, hour]}))
+    mine = load_catalog([str(path)])
+    bp = blueprint(providers=["hetzner"], quality="draft", budget_usd=400)
+    plan = _plan(mine, bp, intent([task(r, "core", 100000, 5000) for r in ROLES]))
+    assert plan["totals"]["hours"] < 1
+    assert all(d["offer_id"] != "hetzner:GEX44:monthly" for d in plan["deployments"])
+    assert plan["totals"]["cost_usd"] < 5
+
+
+def test_rtx4090_plans_for_the_seed_setups(catalog, tmp_path):
+    """Codestral Q4 and CodeLlama-34B AWQ on a 24 GB card, at contexts that fit."""
+    import yaml
+    path = tmp_path / "ctx.yml"
+    params = catalog.cost_model["default"].model_dump(mode="json")
+    params.update(role_context={r: 8192 for r in ROLES},
+                  role_concurrency={r: 1 for r in ROLES})
+    path.write_text(yaml.safe_dump({"cost_model": [params]}))
+    mine = load_catalog([str(path)])
+    options, _unused = enumerate_options(mine, validate_blueprint(blueprint()).constraints)
+    needs = role_needs(mine.cost_model["default"])
+    for model in ("codestral-22b", "codellama-34b"):
+        fitting = [o for o in options if o.model.id == model and o.quant_id == "awq"
+                   and o.gpu.id == "rtx4090" and serving_for(o, ("coder",), needs)]
+        assert fitting, model
+        assert serving_for(fitting[0], ("coder",), needs) == (8192, 1)
 
 
 def test_cost_is_price_times_hours_and_roles_add_up(catalog):
@@ -151,12 +260,19 @@ def test_pareto_set_names_cheapest_fastest_best_quality(catalog):
     kinds = [p["kind"] for p in plan["pareto"]]
     for kind in ("chosen", "cheapest", "fastest", "best quality"):
         assert kind in kinds
-    points = dict((p["kind"], p) for p in plan["pareto"] if p["kind"] != "single")
-    assert points["cheapest"]["cost_usd"] <= min(p["cost_usd"] for p in plan["pareto"]
-                                                 if p["meets_quality"]) + 1e-9
+    points = dict((p["kind"], p) for p in plan["pareto"] if p["kind"] != "front")
+    fitting = [p for p in plan["pareto"] if p["meets_quality"] and p["meets_deadline"]]
+    assert points["cheapest"]["cost_usd"] <= min(p["cost_usd"] for p in fitting) + 1e-9
+    within = [p for p in plan["pareto"] if p["fits_budget"] and p["meets_deadline"]]
     assert points["best quality"]["quality_score"] >= max(
-        p["quality_score"] for p in plan["pareto"]) - 1e-9
-    assert any(p["pareto_optimal"] for p in plan["pareto"])
+        p["quality_score"] for p in within) - 1e-9
+    front = [p for p in plan["pareto"] if p["kind"] == "front"]
+    assert front and all(p["pareto_optimal"] for p in front)
+    # a flag is the truth about the listed points too: no listed quality plan dominates it
+    for p in plan["pareto"]:
+        if p["pareto_optimal"]:
+            assert not any(q["meets_quality"] and q["cost_usd"] <= p["cost_usd"] - 1e-3
+                           and q["hours"] <= p["hours"] - 1e-3 for q in plan["pareto"])
 
 
 def test_residency_filters_offers(catalog):

@@ -45,11 +45,47 @@ def test_llm_source_names_the_model(plans):
     assert "the intent LLM `openai/intent`" in render_markdown(plan)
 
 
+SVG = "{http://www.w3.org/2000/svg}"
+
+
 def test_svg_is_valid_and_plots_every_alternative(plans):
     for plan in plans.values():
         root = ET.fromstring(render_svg(plan))
-        circles = root.findall("{http://www.w3.org/2000/svg}circle")
+        circles = root.findall(SVG + "circle")
         assert len(circles) == len(plan["pareto"]) + 5    # points + legend
-        titles = [c.find("{http://www.w3.org/2000/svg}title").text for c in circles
-                  if c.find("{http://www.w3.org/2000/svg}title") is not None]
+        titles = [c.find(SVG + "title").text for c in circles
+                  if c.find(SVG + "title") is not None]
         assert any(t.startswith("chosen") for t in titles)
+        lines = dict((line.get("class"), line) for line in root.findall(SVG + "line")
+                     if line.get("class"))
+        assert {"budget", "deadline"} <= set(lines)
+        labels = " ".join(t.text for t in root.findall(SVG + "text")
+                          if t.get("class") == "label")
+        for kind in ("chosen", "cheapest", "fastest", "best quality"):
+            assert kind in labels
+
+
+def test_svg_draws_the_front_as_a_line(plans):
+    plan = plans["large-platform.yml"]
+    front = [p for p in plan["pareto"] if p["pareto_optimal"]]
+    root = ET.fromstring(render_svg(plan))
+    lines = [p for p in root.findall(SVG + "polyline") if p.get("class") == "pareto-front"]
+    assert (len(lines) == 1) == (len(front) > 1)
+
+
+def test_svg_stays_readable_when_everything_is_free(plans):
+    plan = plans["small-cli.yml"]
+    assert all(p["cost_usd"] == 0 for p in plan["pareto"])
+    root = ET.fromstring(render_svg(plan))
+    texts = [t.text for t in root.findall(SVG + "text")]
+    # the cost axis (labels anchored at their end) reads from 0 up, each tick another number
+    ticks = [t.text for t in root.findall(SVG + "text") if t.get("text-anchor") == "end"]
+    assert len(ticks) >= 3 and len(set(ticks)) == len(ticks), ticks
+    assert any("costs nothing" in (t or "") for t in texts)
+
+
+def test_tick_labels_keep_their_decimals():
+    from ansible_collections.llmops.codestack.plugins.module_utils._report import _fmt, _ticks
+    ticks = _ticks(0.00105)
+    labels = [_fmt(t, ticks[1] - ticks[0]) for t in ticks]
+    assert len(set(labels)) == len(labels), labels
