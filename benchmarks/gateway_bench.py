@@ -100,7 +100,7 @@ def variant_config(base, name):
     elif name == "asyncio":
         launcher = "uvicorn-asyncio"
     elif name == "workers2":
-        extra = ["--num_workers", "2"]
+        extra = ["--num_workers", "2", "--timeout_worker_healthcheck", "60"]
     elif name == "log_info":
         env["LITELLM_LOG"] = "INFO"
     elif name == "bare":
@@ -114,7 +114,7 @@ def variant_config(base, name):
 def start_proxy(work, name, base):
     config, env, extra, launcher = variant_config(base, name)
     folder = os.path.join(work, "proxy-" + name)
-    os.makedirs(folder)
+    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "config.yaml")
     with open(path, "w") as handle:
         json.dump(config, handle, indent=1)
@@ -123,7 +123,7 @@ def start_proxy(work, name, base):
         json.dump(QUIET_LOG_CONFIG, handle)
     extra = [quiet if arg == "QUIET" else arg for arg in extra]
     env["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(folder, "prometheus")  # own dir: never wipe another's
-    os.makedirs(env["PROMETHEUS_MULTIPROC_DIR"])
+    os.makedirs(env["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     port = free_port()
     if launcher == "cli":
         argv = [sys.executable, "-m", "litellm.proxy.proxy_cli", "--config", path, "--host", "127.0.0.1",
@@ -142,24 +142,25 @@ def gguf_path():
     return os.path.join(folder, [f for f in os.listdir(folder) if f.endswith(".gguf")][0])
 
 
-def llama_defaults():
-    """The llamacpp_server role's defaults that shape serving speed."""
+def llama_settings():
+    """The llamacpp_server role's speed settings, resolved as its tasks resolve them."""
     import yaml  # pylint: disable=import-outside-toplevel
     with open(os.path.join(REPO, "roles", "llamacpp_server", "defaults", "main.yml")) as handle:
         defaults = yaml.safe_load(handle)
-    return dict((key, defaults.get("llamacpp_server_" + key)) for key in ("n_ctx", "n_threads", "n_batch"))
+    threads = int(defaults.get("llamacpp_server_n_threads") or 0) or max((os.cpu_count() or 2) - 1, 1)
+    return {"n_ctx": int(defaults.get("llamacpp_server_n_ctx") or 2048), "n_threads": threads,
+            "n_threads_batch": int(defaults.get("llamacpp_server_n_threads_batch") or 0) or threads,
+            "n_batch": int(defaults.get("llamacpp_server_n_batch") or 512),
+            "logits_all": bool(defaults.get("llamacpp_server_logits_all", True))}
 
 
 def start_llama(work):
-    settings = llama_defaults()
+    settings = llama_settings()
     port = free_port()
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", gguf_path(), "--model_alias", "smollm2",
-            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(settings["n_ctx"] or 2048),
-            "--interrupt_requests", "false"]
-    if settings.get("n_threads"):
-        argv += ["--n_threads", str(settings["n_threads"])]
-    if settings.get("n_batch"):
-        argv += ["--n_batch", str(settings["n_batch"])]
+            "--host", "127.0.0.1", "--port", str(port), "--interrupt_requests", "false"]
+    for key, value in sorted(settings.items()):
+        argv += ["--" + key, str(value).lower() if isinstance(value, bool) else str(value)]
     log = os.path.join(work, "llama.log")
     proc = start_process(argv, log)
     return {"proc": proc, "base": "http://127.0.0.1:%d/v1" % port, "log": log, "settings": settings}
@@ -175,9 +176,24 @@ def start_vllm(work, python, model):
     return {"proc": proc, "base": "http://127.0.0.1:%d/v1" % port, "log": log}
 
 
-def wait_proxies(proxies, timeout):
-    for proxy in proxies.values():
-        wait_http(proxy["url"] + "/health/readiness", timeout=timeout, proc=proxy["proc"], log_path=proxy["log"])
+def start_ready(work, name, base, procs, timeout=300):
+    """Start one variant and wait until it is ready; once more on a new port if the port was taken.
+
+    One at a time: eight proxies starting together on a loaded 2-core machine miss uvicorn's
+    worker health check (two workers die in a loop) and take longer in all.
+    """
+    for attempt in (0, 1):
+        proxy = start_proxy(work, name, base)
+        procs.append(proxy["proc"])
+        try:
+            wait_http(proxy["url"] + "/health/readiness", timeout=timeout, proc=proxy["proc"], log_path=proxy["log"])
+            return proxy
+        except RuntimeError:
+            with open(proxy["log"], errors="replace") as handle:
+                taken = "address already in use" in handle.read()
+            if attempt or not taken:
+                raise
+    return None
 
 
 def reported_overhead(client_headers):
@@ -327,13 +343,9 @@ def main():  # pylint: disable=too-many-locals,too-many-statements
             endpoints["bench-vllm"] = {"api_base": vllm["base"], "api_key": "none", "model": "smollm2-hf"}
             deployments.append(("bench-vllm", "vllm", ["reviewer"]))
         base = role_config(endpoints, deployments)
-        proxies = {}
-        for name in variants:
-            proxies[name] = start_proxy(work, name, base)
-            procs.append(proxies[name]["proc"])
         started = time.monotonic()
         wait_http(fast + "/models", timeout=30, proc=fake)
-        wait_proxies(proxies, timeout=300)
+        proxies = dict((name, start_ready(work, name, base, procs)) for name in variants)
         if llama:
             wait_http(llama["base"] + "/models", timeout=300, proc=llama["proc"], log_path=llama["log"])
         if vllm:

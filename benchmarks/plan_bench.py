@@ -127,7 +127,11 @@ def main():
                                                             "medium-webapp.yml"))
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _benchlib import Recorder  # pylint: disable=import-outside-toplevel
+    recorder = Recorder("plan", args)
     results = run(args.sizes, args.runs, args.blueprint)
+    written = recorder.write(results)
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -142,6 +146,7 @@ def main():
     for r in results[1:]:
         print("x%.1f offers -> x%.2f median planning time" % (
             r["offers"] / float(first["offers"]), r["median_s"] / first["median_s"]))
+    print("written: " + written)
 
 
 if __name__ == "__main__":
