@@ -129,27 +129,11 @@ def main():
     parser.add_argument("--out", help="also write the results JSON (date, machine, versions, "
                                       "load average) to this file")
     args = parser.parse_args()
-    load_before = os.getloadavg()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _benchlib import Recorder  # pylint: disable=import-outside-toplevel
+    recorder = Recorder("plan", args)
     results = run(args.sizes, args.runs, args.blueprint)
-    if args.out:
-        import datetime
-        import platform
-        import pydantic
-        record = {
-            "benchmark": "benchmarks/plan_bench.py",
-            "command": " ".join(["python3", "benchmarks/plan_bench.py"] + sys.argv[1:]),
-            "date": datetime.datetime.now(datetime.timezone.utc).replace(
-                microsecond=0).isoformat(),
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                        "processor": platform.processor() or platform.machine(),
-                        "pinned_to_one_core": hasattr(os, "sched_setaffinity")},
-            "versions": {"python": platform.python_version(), "pydantic": pydantic.VERSION},
-            "load_average_before": load_before, "load_average_after": os.getloadavg(),
-            "blueprint": os.path.relpath(args.blueprint, REPO),
-            "results": results,
-        }
-        with open(args.out, "w") as handle:
-            json.dump(record, handle, indent=2)
+    written = recorder.write(results, path=args.out or None)
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -164,6 +148,7 @@ def main():
     for r in results[1:]:
         print("x%.1f offers -> x%.2f median planning time" % (
             r["offers"] / float(first["offers"]), r["median_s"] / first["median_s"]))
+    print("written: " + written)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
@@ -51,14 +52,22 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0)
     args = parser.parse_args()
+    from _benchlib import Recorder  # pylint: disable=import-outside-toplevel
+    recorder = Recorder("runpod_parallel", args)
     print("cpus=%s load=%s" % (os.cpu_count(), os.getloadavg()))
+    results = {}
     for parallel in (True, False):
         rows = [one(parallel, args.scale) for _run in range(args.runs)]
         walls = [r[0] for r in rows]
+        results["parallel" if parallel else "sequential"] = {
+            "wall_s": [round(w, 2) for w in walls], "wall_median_s": round(statistics.median(walls), 2),
+            "slowest_wait_median_s": round(statistics.median(r[1] for r in rows), 2),
+            "sum_of_waits_median_s": round(statistics.median(r[2] for r in rows), 2)}
         print("%-10s runs=%d wall median %.2fs (min %.2f max %.2f); slowest wait %.2fs; sum of waits %.2fs"
               % ("parallel" if parallel else "sequential", len(rows), statistics.median(walls),
                  min(walls), max(walls), statistics.median(r[1] for r in rows),
                  statistics.median(r[2] for r in rows)))
+    print("written: " + recorder.write(results))
 
 
 if __name__ == "__main__":

@@ -107,6 +107,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from _benchlib import Recorder  # pylint: disable=import-outside-toplevel
+    recorder = Recorder("site", args)
     base = pathlib.Path(tempfile.mkdtemp(prefix="site-bench-"))
     try:
         plan_file = base / "plan.json"
@@ -134,6 +137,7 @@ def main():
             print("  slowest tasks: " + "; ".join("%s %.1f s" % (n, v) for v, n in slowest[:6]))
         print("\nteardown (median): %.1f s" % statistics.median(r["teardown"]["wall"] for r in results))
         print("re-run / build wall: %.2f" % statistics.median(r["re-run"]["wall"] / r["build"]["wall"] for r in results))
+        print("written: " + recorder.write({"runs": results}))
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -14,10 +14,10 @@ an upstream every other path answers the model list too (provisioning tests need
 
 import http.client
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from _fakehttp import send_json
+from _fakehttp import OneWriteHandler, send_json
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
                "proxy-authorization", "proxy-authenticate", "host", "content-length"}
@@ -108,12 +108,7 @@ class PortServer:
         """``describe()`` returns (running, upstream, api_key, model_name) at request time."""
         server_self = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *_args):
-                pass
-
+        class Handler(OneWriteHandler):
             def _handle(self, method):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None

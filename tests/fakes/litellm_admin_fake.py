@@ -18,8 +18,10 @@ import copy
 import json
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+from _fakehttp import OneWriteHandler
 
 
 class FakeState:
@@ -43,12 +45,8 @@ def _public(dep):
     return out
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(OneWriteHandler):
     server_version = "litellm-admin-fake"
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):  # keep test output quiet
-        pass
 
     @property
     def state(self):

@@ -1,10 +1,15 @@
-"""A minimal OpenAI-compatible model server that answers instantly.
+"""A minimal OpenAI-compatible model server that answers instantly, on the wire like uvicorn.
 
 Used where the model's answer does not matter but the request path does: the ``litellm_route``
-file backend test (route added -> request served) and the gateway benchmark (gateway overhead
-without model latency). Answers ``/v1/models`` and ``/v1/chat/completions`` (also streaming);
-the reply text names the backend (``--name``) and the requested model so tests can tell
-deployments apart. With ``--api-key`` set, calls without ``Bearer <key>`` get 401.
+file backend test (route added -> request served), the gateway benchmark (gateway overhead
+without model latency) and the site benchmark. Answers ``/v1/models`` and
+``/v1/chat/completions`` (also streaming); the reply text names the backend (``--name``) and the
+requested model so tests can tell deployments apart. With ``--api-key`` set, calls without
+``Bearer <key>`` get 401. With ``--tokens N`` every answer is N tokens (N stream chunks).
+
+On the wire it behaves like the real model servers it stands for (llama-cpp-python's server and
+vLLM's both run on uvicorn): TCP_NODELAY, one write per response, keep-alive, and a stream sent
+with chunked transfer encoding, one chunk (one write) per server-sent event.
 
 Run: ``python openai_backend_fake.py --port 0 --port-file F --name primary``.
 """
@@ -13,14 +18,12 @@ import argparse
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from _fakehttp import OneWriteHandler
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):
-        pass
+class Handler(OneWriteHandler):
 
     def _send(self, status, body):
         data = json.dumps(body).encode()
@@ -37,7 +40,7 @@ class Handler(BaseHTTPRequestHandler):
             return False
         return True
 
-    def do_GET(self):
+    def do_GET(self):  # noqa: N802 - http.server's naming
         if not self._authorized():
             return
         if self.path.rstrip("/") in ("/v1/models", "/models"):
@@ -46,11 +49,11 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, {"error": {"message": "not found"}})
 
-    def do_POST(self):
+    def do_POST(self):  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         if not self._authorized():
-            return
+            return None
         if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
             return self._send(404, {"error": {"message": "not found"}})
         try:
@@ -60,32 +63,42 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.requests += 1
         model = body.get("model", "")
-        text = "hello from %s (%s)" % (self.server.name, model)
+        if self.server.tokens:
+            words = ["tok"] * self.server.tokens
+        else:
+            words = ("hello from %s (%s)" % (self.server.name, model)).split(" ")
+        pieces = [word + (" " if i < len(words) - 1 else "") for i, word in enumerate(words)]
         created = int(time.time())
         if body.get("stream"):
-            return self._stream(model, text, created)
-        self._send(200, {
+            return self._stream(model, pieces, created)
+        return self._send(200, {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}})
+                         "message": {"role": "assistant", "content": "".join(pieces)}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": len(pieces),
+                      "total_tokens": 5 + len(pieces)}})
 
-    def _stream(self, model, text, created):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        words = text.split(" ")
-        for i, word in enumerate(words):
-            chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
-                     "model": model, "choices": [{"index": 0, "finish_reason": None, "delta": {
-                         "role": "assistant", "content": word + (" " if i < len(words) - 1 else "")}}]}
-            self.wfile.write(("data: %s\n\n" % json.dumps(chunk)).encode())
-        end = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
-               "model": model, "choices": [{"index": 0, "finish_reason": "stop", "delta": {}}]}
-        self.wfile.write(("data: %s\n\ndata: [DONE]\n\n" % json.dumps(end)).encode())
+    def _event(self, payload):
+        data = ("data: %s\n\n" % (payload if isinstance(payload, str) else json.dumps(payload))).encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
-        self.close_connection = True
+
+    def _stream(self, model, pieces, created):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for i, piece in enumerate(pieces):
+            delta = {"content": piece}
+            if i == 0:
+                delta["role"] = "assistant"
+            self._event({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
+                         "model": model, "choices": [{"index": 0, "finish_reason": None, "delta": delta}]})
+        self._event({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
+                     "model": model, "choices": [{"index": 0, "finish_reason": "stop", "delta": {}}]})
+        self._event("[DONE]")
+        self.wfile.write(b"0\r\n\r\n")
 
 
 class _Server(ThreadingHTTPServer):
@@ -96,10 +109,11 @@ class _Server(ThreadingHTTPServer):
 class FakeOpenAIBackend:
     """``with FakeOpenAIBackend('primary') as backend: backend.url`` (``.../v1``)."""
 
-    def __init__(self, name="fake", api_key=None, host="127.0.0.1", port=0):
+    def __init__(self, name="fake", api_key=None, host="127.0.0.1", port=0, tokens=0):
         self.server = _Server((host, port), Handler)
         self.server.name = name
         self.server.api_key = api_key
+        self.server.tokens = tokens
         self.server.requests = 0
         self.server.lock = threading.Lock()
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -127,8 +141,9 @@ def main():
     parser.add_argument("--api-key")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file")
+    parser.add_argument("--tokens", type=int, default=0, help="tokens per answer (0: the name text)")
     args = parser.parse_args()
-    backend = FakeOpenAIBackend(args.name, args.api_key, port=args.port)
+    backend = FakeOpenAIBackend(args.name, args.api_key, port=args.port, tokens=args.tokens)
     if args.port_file:
         with open(args.port_file, "w") as handle:
             handle.write(str(backend.server.server_address[1]))

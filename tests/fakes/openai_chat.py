@@ -29,7 +29,12 @@ import argparse
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+try:
+    from ._fakehttp import OneWriteHandler
+except ImportError:  # run as a script: python openai_chat.py
+    from _fakehttp import OneWriteHandler
 
 LLAMACPP_JSON_SCHEMA_ERROR = (
     "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', "
@@ -67,12 +72,7 @@ class ScriptedChatServer:
     def start(self, port=0):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # keep test output clean
-                pass
-
+        class Handler(OneWriteHandler):
             def _send(self, status, body, content_type="application/json"):
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)

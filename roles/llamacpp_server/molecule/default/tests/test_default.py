@@ -32,6 +32,14 @@ def test_secrets_are_private(host):
     assert config["models"][0]["model"].endswith(".gguf")
 
 
+def test_threads_leave_a_cpu_to_the_gateway(host):
+    config = json.loads(host.file(DIR + "/config.json").content_string)
+    model = config["models"][0]
+    cpus = int(host.check_output("nproc"))
+    assert model["n_threads"] == model["n_threads_batch"] == max(cpus - 1, 1)
+    assert model["n_batch"] == 512 and model["logits_all"] is False
+
+
 PROBE = r"""
 import socket
 def refused(addr):
