@@ -126,8 +126,8 @@ def main():
     parser.add_argument("--blueprint", default=os.path.join(REPO, "blueprints",
                                                             "medium-webapp.yml"))
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--out", help="also write the results JSON (date, machine, versions, "
-                                      "load average) to this file")
+    parser.add_argument("--out", help="write the results JSON (date, machine, versions, load "
+                                      "average) here instead of benchmarks/results/")
     args = parser.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _benchlib import Recorder  # pylint: disable=import-outside-toplevel
