@@ -132,6 +132,14 @@ if HAS_PYDANTIC:
         samples: Optional[int] = Field(default=None, ge=1)
         measured_at: Optional[str] = None
 
+    class Image(_Entry):
+        engine: Literal["vllm", "llamacpp"]
+        image: str = Field(min_length=1)
+        version: Optional[str] = None
+        cpu_package: Optional[str] = None
+        tested: bool
+        gap: Optional[str] = None
+
     class Currency(_Entry):
         usd_per_unit: float = Field(gt=0)
 
@@ -179,12 +187,13 @@ if HAS_PYDANTIC:
         "gpus": Gpu, "models": Model, "offers": Offer, "quantizations": Quantization,
         "cold_start": ColdStart, "engines": Engine, "measurements": Measurement,
         "currencies": Currency, "cost_model": CostModel, "estimator": Estimator,
+        "images": Image,
     }
 else:  # pragma: no cover
     SECTIONS = {}
 
 _SECTION_NAMES = ("gpus", "models", "offers", "quantizations", "cold_start", "engines",
-                  "measurements", "currencies", "cost_model", "estimator")
+                  "measurements", "currencies", "cost_model", "estimator", "images")
 
 
 def _describe(exc, origin, section, index, entry_id):
@@ -260,6 +269,10 @@ class Catalog(object):
                 need("quantizations", quant, "models[id=%s]" % model.id)
         for quant in self.quantizations.values():
             need("engines", quant.engine, "quantizations[id=%s]" % quant.id)
+        for image in self.images.values():
+            if not image.tested and not image.gap:
+                raise CatalogError("catalog: images[id=%s] is not the release the tests run; fix: "
+                                   "state the difference in 'gap'" % image.id)
         for meas in self.measurements.values():
             what = "measurements[id=%s]" % meas.id
             if meas.offer is None and meas.gpu is None:
@@ -294,7 +307,9 @@ class Catalog(object):
         return amount * self.currencies[currency].usd_per_unit
 
     def summary(self):
-        dates = [entry.as_of for section in self.sections.values() for entry in section.values()]
+        # The dates of the figures that price a plan; images pin software, they price nothing.
+        dates = [entry.as_of for name, section in self.sections.items() if name != "images"
+                 for entry in section.values()]
         return {
             "paths": [("bundled:catalog/" + os.path.basename(path))
                       if os.path.dirname(path) == BUNDLED_DIR else path for path in self.paths],

