@@ -66,9 +66,20 @@ if HAS_PYDANTIC:
         fp8: bool = False
 
     class QuantWeights(BaseModel):
+        """One (model, quantization): its size and the repository holding exactly these weights.
+
+        ``repo`` null: no such repository is known, so the planner does not offer it (fp16
+        falls back to the model's ``hf_repo``, which holds the fp16 weights by definition).
+        ``quantize_at_load``: vLLM quantizes the fp16 weights of ``repo`` while loading them
+        (``--quantization fp8`` on an unquantized checkpoint): the download is fp16-sized.
+        """
         model_config = ConfigDict(extra="forbid")
         weight_gb: float = Field(gt=0)
         repo: Optional[str] = None
+        revision: Optional[str] = None
+        gated: Optional[bool] = None
+        licence: Optional[str] = None
+        quantize_at_load: bool = False
 
     class Score(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -87,6 +98,12 @@ if HAS_PYDANTIC:
         kv_kb_per_token: float = Field(gt=0)
         quantizations: Dict[str, QuantWeights] = Field(min_length=1)
         score: Score
+
+        def weights(self, quant_id):
+            """(repo, revision, gated, licence) of one quantization; repo None: not offered."""
+            entry = self.quantizations[quant_id]
+            repo = entry.repo or (self.hf_repo if quant_id == "fp16" else None)
+            return repo, entry.revision, bool(entry.gated), entry.licence or self.licence
 
     class Offer(_Entry):
         provider: Literal["local", "runpod", "runpod_serverless", "vast", "hetzner",
