@@ -154,6 +154,7 @@ if HAS_PYDANTIC:
         image: str = Field(min_length=1)
         version: Optional[str] = None
         cpu_package: Optional[str] = None
+        program: Optional[List[str]] = None
         tested: bool
         gap: Optional[str] = None
 

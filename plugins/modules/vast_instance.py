@@ -88,6 +88,18 @@ options:
     description: Arguments passed to the image's entrypoint (Vast.ai run type C(args)).
     type: list
     elements: str
+  entrypoint:
+    description:
+      - Replaces the image's entrypoint (run type C(args) only; sent in the C(onstart) field, as
+        the official client's C(--entrypoint) does). Mutually exclusive with O(onstart).
+    type: str
+  https_ports:
+    description:
+      - Container ports that the container itself serves over TLS; their C(urls) start with
+        C(https://). Vast.ai puts no proxy in front of a port, so any other port is plain TCP.
+    type: list
+    elements: int
+    default: []
   env:
     description: Environment variables of the container.
     type: dict
@@ -244,7 +256,7 @@ vast_instance:
       type: dict
       sample: {"8000/tcp": {"host_ip": "0.0.0.0", "host_port": 40011}}
     urls:
-      description: C(http://<public_ipaddr>:<public port>) of each exposed port, keyed by container port.
+      description: C(http://<public_ipaddr>:<public port>) of each exposed port (C(https://) for O(https_ports)), keyed by container port.
       type: dict
       sample: {"8000": "http://203.0.113.7:40011"}
     ssh_host:
@@ -353,7 +365,8 @@ class VastInstance:
             for spec, binding in ports.items():
                 number, _sep, proto = spec.partition("/")
                 if proto in ("tcp", "") and number != "22":
-                    urls[number] = "http://%s:%s" % (ip, binding["host_port"])
+                    scheme = "https" if int(number) in p["https_ports"] else "http"
+                    urls[number] = "%s://%s:%s" % (scheme, ip, binding["host_port"])
         base.update(
             id=inst.get("id"), actual_status=inst.get("actual_status"),
             intended_status=inst.get("intended_status"), status_msg=inst.get("status_msg"),
@@ -406,6 +419,8 @@ class VastInstance:
             spec["args"] = list(p["args"])
         if p["onstart"]:
             spec["onstart"] = p["onstart"]
+        if p["entrypoint"]:
+            spec["onstart"] = p["entrypoint"]
         if p["bid"]:
             spec["price"] = p["bid_price"] if p["bid_price"] is not None else offer.get("min_bid")
         return spec
@@ -588,11 +603,14 @@ def define_module():
         ports=dict(type="list", elements="int", default=[8000]),
         disk_gb=dict(type="int", default=20),
         onstart=dict(type="str"),
+        entrypoint=dict(type="str"),
+        https_ports=dict(type="list", elements="int", default=[]),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=900),
         wait_sleep=dict(type="int", default=5),
     )
-    return AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    return AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                         mutually_exclusive=[("onstart", "entrypoint")])
 
 
 def main():
