@@ -198,6 +198,13 @@ class ModelServerWait:
     def _progress(self, seen, elapsed):
         """Keep one line per change of what the server says (connection refused, loading, ...)."""
         what = "ready" if seen["ready"] else (seen["error"] or "not ready")
+        if what.startswith("cannot reach "):
+            # the container is up but its server is not: one status, however the socket ends
+            lowered = what.lower()
+            if "refused" in lowered:
+                what = "not listening yet (connection refused)"
+            elif "reset" in lowered or "eof" in lowered or "closed" in lowered:
+                what = "port open, model server not answering yet (connection closed)"
         if not self.progress or self.progress[-1][1] != what:
             self.progress.append((round(elapsed, 1), what))
             self.module.log("model_server_wait %s: %.0fs: %s" % (self.params["url"], elapsed, what))

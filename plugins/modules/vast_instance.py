@@ -509,9 +509,13 @@ class VastInstance:
             return value is None or value.get("actual_status") in terminal
 
         def progress(value, elapsed):
-            line = "%.0fs: %s" % (elapsed, (value or {}).get("actual_status", "gone"))
-            self.progress.append(line)
-            self.module.log("vast_instance %s: %s" % (self.label, line))
+            # actual_status and what Vast.ai says about it (image pull while loading, errors)
+            what = (value or {}).get("actual_status", "gone")
+            if (value or {}).get("status_msg"):
+                what = "%s (%s)" % (what, value["status_msg"])
+            if not self.progress or self.progress[-1].split(": ", 1)[1] != what:
+                self.progress.append("%.0fs: %s" % (elapsed, what))
+                self.module.log("vast_instance %s: %.0fs: %s" % (self.label, elapsed, what))
 
         try:
             value = wait_for(probe, done, timeout=self.params["wait_timeout"],
@@ -539,7 +543,9 @@ class VastInstance:
                 view = self._result_view(None)
             except ApiError as exc:
                 extra = "; destroying instance %s FAILED, destroy it by hand: %s" % (self.created_id, exc)
-        self.module.fail_json(msg="%s; last actual_status: %s%s" % (message, status, extra),
+        said = (last or {}).get("status_msg")
+        self.module.fail_json(msg="%s; last actual_status: %s%s%s" % (message, status,
+                                                                   " (%s)" % said if said else "", extra),
                               last_status=status, vast_instance=view, changed=self.changed,
                               progress=self.progress[-50:], offers_tried=self.offers_tried)
 

@@ -154,10 +154,12 @@ class PortServer:
 
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 
 STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vllm_standin.py")
 VLLM_PROGRAM = ["python3", "-m", "vllm.entrypoints.openai.api_server"]
@@ -221,8 +223,10 @@ class MachineProcess:
             tail, old = _replace_value(tail, "--model", model_dir)
             self._note("--model (weights)", old, model_dir)
         self.argv = head + program + tail
+        # the container's own /tmp: short, since vLLM puts unix sockets there (108-byte limit)
+        self.tmpdir = tempfile.mkdtemp(prefix="fake-vm-")
         self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": workdir,
-                    "TMPDIR": workdir, "PUBLIC_IPADDR": public_ip}
+                    "TMPDIR": self.tmpdir, "PUBLIC_IPADDR": public_ip}
         for container_port, public_port in ports.items():
             self.env["VAST_TCP_PORT_%d" % container_port] = str(public_port)
         self.env.update(dict((str(k), str(v)) for k, v in (env or {}).items() if not str(k).startswith("-")))
@@ -261,6 +265,7 @@ class MachineProcess:
 
     def stop(self):
         process, self.process = self.process, None
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
         if process is None or process.poll() is not None:
             return
         try:

@@ -315,6 +315,7 @@ class VastFake:
                 machine = self.machines.get(inst["id"])
                 view["boots"] = copy.deepcopy(inst["boots"])  # fake-only: what each start ran
                 view["machine_log"] = machine.log_tail() if machine is not None else []
+                view["machine_running"] = machine is not None and machine.running()
                 views.append(view)
             return {
                 "instances": views,
@@ -434,7 +435,8 @@ class VastFake:
             "actual_status": phase, "intended_status": inst["intended_status"],
             "cur_state": "stopped" if inst["stopped"] else "running",
             "next_state": "stopped" if inst["stopped"] else "running",
-            "status_msg": inst["status_msg"],
+            # Vast.ai reports the image pull in status_msg while an instance loads.
+            "status_msg": inst["status_msg"] or ("Pulling image %s" % inst["image"] if phase == "loading" else ""),
             "dph_total": inst["dph_total"], "is_bid": inst["is_bid"],
             "min_bid": offer.get("min_bid"), "gpu_name": offer.get("gpu_name"),
             "num_gpus": offer.get("num_gpus"), "gpu_ram": offer.get("gpu_ram"),

@@ -98,7 +98,8 @@ def test_the_instance_runs_real_vllm_with_the_arguments_it_received(tmp_path):
         ]}]))
     start = time.monotonic()
     try:
-        proc = run_provider_playbook(str(book), tmp_path, {}, dict(VAST_API_KEY="test-key", VAST_URL=fake.url))
+        proc = run_provider_playbook(str(book), tmp_path, {}, dict(VAST_API_KEY="test-key", VAST_URL=fake.url),
+                                     timeout=560)
         wall = time.monotonic() - start
         snap = fake.snapshot()
     finally:

@@ -131,6 +131,7 @@ def test_nothing_listening(run):
     result = run(url="http://127.0.0.1:9", wait_timeout=0)
     assert result["failed"] is True
     assert "cannot reach" in result["msg"]
+    assert result["progress"] == ["0s: not listening yet (connection refused)"]
 
 
 def test_check_mode_probes_nothing(run, server):
