@@ -544,8 +544,8 @@ class VastInstance:
             except ApiError as exc:
                 extra = "; destroying instance %s FAILED, destroy it by hand: %s" % (self.created_id, exc)
         said = (last or {}).get("status_msg")
-        self.module.fail_json(msg="%s; last actual_status: %s%s%s" % (message, status,
-                                                                   " (%s)" % said if said else "", extra),
+        said = " (%s)" % said if said else ""
+        self.module.fail_json(msg="%s; last actual_status: %s%s%s" % (message, status, said, extra),
                               last_status=status, vast_instance=view, changed=self.changed,
                               progress=self.progress[-50:], offers_tried=self.offers_tried)
 

@@ -20,7 +20,7 @@ import time
 import pytest
 import yaml
 
-from _provider_helpers import assert_ok, run_provider_playbook
+from _provider_helpers import run_provider_playbook
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fakes"))
 
