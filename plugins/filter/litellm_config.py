@@ -30,7 +30,9 @@ options:
     description:
       - Where each deployment answers, keyed by C(deployments[].name).
       - Each value has C(api_base), C(api_key) (a key or C(os.environ/NAME)) and optionally
-        C(model) (the served model name; defaults to the first role alias of the deployment).
+        C(model) (the served model name; defaults to the first role alias of the deployment) and
+        C(ssl_verify) (path of the only CA file the route trusts, for a model server serving its
+        own TLS).
     type: dict
     required: true
   intent:
@@ -117,6 +119,9 @@ class _Builder:
         params = {"model": "%s/%s" % (prefix, model), "api_base": endpoint["api_base"],
                   "api_key": endpoint.get("api_key") or "none",
                   "timeout": timeout, "stream_timeout": timeout}
+        if endpoint.get("ssl_verify"):
+            # the CA file the route trusts alone (a pinned private authority), not the system store
+            params["ssl_verify"] = endpoint["ssl_verify"]
         price = _num(dep.get("price_per_hour_usd"))
         if price > 0:
             params["input_cost_per_second"] = round(price / 3600.0, 10)

@@ -85,6 +85,9 @@ def gateway_endpoints(results, api_key=""):
                                      "wait for it before routing" % (name, result.get("provider"), result.get("id")))
         endpoints[name] = {"api_base": url, "api_key": api_key or "none",
                            "model": result.get("served_model_name") or name}
+        if result.get("tls_ca_pem"):
+            # the model server's own TLS: the gateway trusts this authority alone for the route
+            endpoints[name]["ca_pem"] = result["tls_ca_pem"]
     return endpoints
 
 

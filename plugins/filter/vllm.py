@@ -23,9 +23,9 @@ DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
 QUANTIZATIONS = ("awq", "awq_marlin", "gptq", "fp8")
 
 # Settings in the order they appear on the command line.
-KNOWN = ("model", "served_model_name", "host", "port", "dtype", "quantization",
+KNOWN = ("model", "revision", "served_model_name", "host", "port", "dtype", "quantization",
          "tensor_parallel_size", "max_model_len", "gpu_memory_utilization",
-         "enable_prefix_caching", "enforce_eager", "extra_args")
+         "enable_prefix_caching", "enforce_eager", "ssl_certfile", "ssl_keyfile", "extra_args")
 
 _FLAG_RE = re.compile(r"^--[a-z0-9][a-z0-9-]*(=.*)?$")
 _SECRET_FLAGS = ("--api-key", "--hf-token")
@@ -81,6 +81,13 @@ def _normalize(settings):
     if not isinstance(model, string_types) or not model.strip():
         _fail("model (a Hugging Face id or a local directory) is required")
     out["model"] = model.strip()
+    revision = settings.get("revision")
+    if revision in (None, ""):
+        out["revision"] = None
+    elif not isinstance(revision, string_types) or not re.match(r"^[A-Za-z0-9][-A-Za-z0-9_./]*$", revision):
+        _fail("revision must be a branch, tag or commit of the model repository, got %r" % (revision,))
+    else:
+        out["revision"] = revision
 
     served = settings.get("served_model_name")
     if served is None or served == "" or served == []:
@@ -127,6 +134,16 @@ def _normalize(settings):
             _fail("gpu_memory_utilization must be in (0, 1], got %r" % util)
         out["gpu_memory_utilization"] = util
 
+    for key in ("ssl_certfile", "ssl_keyfile"):
+        value = settings.get(key)
+        if value in (None, ""):
+            out[key] = None
+        elif not isinstance(value, string_types) or not value.startswith("/"):
+            _fail("%s must be an absolute path inside the server's machine, got %r" % (key, value))
+        else:
+            out[key] = value
+    if (out["ssl_certfile"] is None) != (out["ssl_keyfile"] is None):
+        _fail("ssl_certfile and ssl_keyfile go together (vLLM serves TLS with both, plain HTTP with neither)")
     out["enable_prefix_caching"] = _bool(settings, "enable_prefix_caching")
     out["enforce_eager"] = _bool(settings, "enforce_eager")
 
@@ -156,6 +173,8 @@ def vllm_args(settings):
     """Return the vLLM OpenAI server argument list (without the program) for ``settings``."""
     s = _normalize(settings)
     args = ["--model", s["model"]]
+    if s["revision"] is not None:
+        args += ["--revision", s["revision"]]
     if s["served_model_name"]:
         args += ["--served-model-name"] + s["served_model_name"]
     if s["host"] is not None:
@@ -178,6 +197,8 @@ def vllm_args(settings):
         args.append("--no-enable-prefix-caching")
     if s["enforce_eager"]:
         args.append("--enforce-eager")
+    if s["ssl_certfile"] is not None:
+        args += ["--ssl-certfile", s["ssl_certfile"], "--ssl-keyfile", s["ssl_keyfile"]]
     return args + s["extra_args"]
 
 
@@ -215,7 +236,11 @@ def vllm_worker_env(settings):
     arguments; host and port belong to the worker itself and are not mapped.
     """
     s = _normalize(settings)
+    if s["ssl_certfile"] is not None:
+        _fail("the serverless worker is reached through RunPod's HTTPS API: ssl_certfile does not apply")
     env = {"MODEL_NAME": s["model"]}
+    if s["revision"] is not None:
+        env["MODEL_REVISION"] = s["revision"]
     if s["served_model_name"]:
         if len(s["served_model_name"]) > 1:
             _fail("the serverless worker serves one model name, got %s" % s["served_model_name"])

@@ -67,9 +67,20 @@ if HAS_PYDANTIC:
         fp8: bool = False
 
     class QuantWeights(BaseModel):
+        """One (model, quantization): its size and the repository holding exactly these weights.
+
+        ``repo`` null: no such repository is known, so the planner does not offer it (fp16
+        falls back to the model's ``hf_repo``, which holds the fp16 weights by definition).
+        ``quantize_at_load``: vLLM quantizes the fp16 weights of ``repo`` while loading them
+        (``--quantization fp8`` on an unquantized checkpoint): the download is fp16-sized.
+        """
         model_config = ConfigDict(extra="forbid")
         weight_gb: float = Field(gt=0)
         repo: Optional[str] = None
+        revision: Optional[str] = None
+        gated: Optional[bool] = None
+        licence: Optional[str] = None
+        quantize_at_load: bool = False
 
     class Score(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -88,6 +99,12 @@ if HAS_PYDANTIC:
         kv_kb_per_token: float = Field(gt=0)
         quantizations: Dict[str, QuantWeights] = Field(min_length=1)
         score: Score
+
+        def weights(self, quant_id):
+            """(repo, revision, gated, licence) of one quantization; repo None: not offered."""
+            entry = self.quantizations[quant_id]
+            repo = entry.repo or (self.hf_repo if quant_id == "fp16" else None)
+            return repo, entry.revision, bool(entry.gated), entry.licence or self.licence
 
     class Offer(_Entry):
         provider: Literal["local", "runpod", "runpod_serverless", "vast", "hetzner",
@@ -133,6 +150,15 @@ if HAS_PYDANTIC:
         prompt_tokens: Optional[int] = Field(default=None, ge=0)
         samples: Optional[int] = Field(default=None, ge=1)
         measured_at: Optional[str] = None
+
+    class Image(_Entry):
+        engine: Literal["vllm", "llamacpp"]
+        image: str = Field(min_length=1)
+        version: Optional[str] = None
+        cpu_package: Optional[str] = None
+        program: Optional[List[str]] = None
+        tested: bool
+        gap: Optional[str] = None
 
     class Currency(_Entry):
         usd_per_unit: float = Field(gt=0)
@@ -184,12 +210,13 @@ if HAS_PYDANTIC:
         "gpus": Gpu, "models": Model, "offers": Offer, "quantizations": Quantization,
         "cold_start": ColdStart, "engines": Engine, "measurements": Measurement,
         "currencies": Currency, "cost_model": CostModel, "estimator": Estimator,
+        "images": Image,
     }
 else:  # pragma: no cover
     SECTIONS = {}
 
 _SECTION_NAMES = ("gpus", "models", "offers", "quantizations", "cold_start", "engines",
-                  "measurements", "currencies", "cost_model", "estimator")
+                  "measurements", "currencies", "cost_model", "estimator", "images")
 
 
 def _close(word, choices):
@@ -291,6 +318,10 @@ class Catalog(object):
                 need("quantizations", quant, "models[id=%s]" % model.id)
         for quant in self.quantizations.values():
             need("engines", quant.engine, "quantizations[id=%s]" % quant.id)
+        for image in self.images.values():
+            if not image.tested and not image.gap:
+                raise CatalogError("catalog: images[id=%s] is not the release the tests run; fix: "
+                                   "state the difference in 'gap'" % image.id)
         for meas in self.measurements.values():
             what = "measurements[id=%s]" % meas.id
             if meas.offer is None and meas.gpu is None:
@@ -331,7 +362,9 @@ class Catalog(object):
         return amount * self.currencies[currency].usd_per_unit
 
     def summary(self):
-        dates = [entry.as_of for section in self.sections.values() for entry in section.values()]
+        # The dates of the figures that price a plan; images pin software, they price nothing.
+        dates = [entry.as_of for name, section in self.sections.items() if name != "images"
+                 for entry in section.values()]
         return {
             "paths": [("bundled:catalog/" + os.path.basename(path))
                       if os.path.dirname(path) == BUNDLED_DIR else path for path in self.paths],

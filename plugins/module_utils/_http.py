@@ -55,8 +55,10 @@ class HttpClient:
 
     def __init__(self, base_url, token=None, timeout=30, retries=5, backoff=1.0,
                  max_backoff=30.0, user_agent="llmops.codestack", sleep=time.sleep,
-                 auth_header="Authorization", auth_scheme="Bearer"):
+                 auth_header="Authorization", auth_scheme="Bearer", ca_path=None):
         self.base_url = base_url.rstrip("/")
+        # Only this CA file is trusted when set (a pinned private authority), not the system store.
+        self.ca_path = ca_path
         self.token = token
         self.timeout = timeout
         self.retries = retries
@@ -118,7 +120,8 @@ class HttpClient:
             delay = min(self.max_backoff, delay * 2)
 
     def _send(self, method, url, data, reader=None, expect=()):
-        req = Request(headers=self._headers(), timeout=self.timeout, follow_redirects="safe")
+        req = Request(headers=self._headers(), timeout=self.timeout, follow_redirects="safe",
+                      ca_path=self.ca_path)
         try:
             sent_at = time.monotonic()
             resp = req.open(method, url, data=data)

@@ -228,6 +228,8 @@ def enumerate_options(catalog, constraints, providers=None):
             kv_bytes = model.kv_kb_per_token * 1024.0
             for quant_id in sorted(model.quantizations):
                 weights = model.quantizations[quant_id]
+                if model.weights(quant_id)[0] is None:
+                    continue  # no repository holds these weights: nothing to serve
                 quant = catalog.quantizations[quant_id]
                 if (quant.engine == "llamacpp") != (gpu.kind == "cpu") or \
                         (quant.needs_fp8 and not gpu.fp8):
@@ -357,12 +359,14 @@ def _option_doc(opt, offer=None, serving=None):
         "model": {
             "key": opt.model.id,
             "name": opt.model.name,
-            "hf_repo": opt.model.quantizations[opt.quant_id].repo or opt.model.hf_repo,
+            "hf_repo": opt.model.weights(opt.quant_id)[0],
+            "revision": opt.model.weights(opt.quant_id)[1],
+            "gated": opt.model.weights(opt.quant_id)[2],
             "quantization": opt.quant_id,
             "vllm_quantization": opt.quant.vllm_quantization,
             "weight_gb": opt.weight_gb,
             "max_model_len": max_model_len,
-            "licence": opt.model.licence,
+            "licence": opt.model.weights(opt.quant_id)[3],
         },
         "engine": opt.engine,
         "quality_score": _r(opt.quality, 1),

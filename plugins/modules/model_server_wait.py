@@ -73,6 +73,12 @@ options:
       - Number of journal lines returned when the server dies or the wait times out.
     type: int
     default: 40
+  ca_path:
+    description:
+      - CA certificate (PEM) that an C(https://) server's certificate must chain to, instead of
+        the system store, for example the private authority of a Vast.ai instance serving its own TLS
+        (C(tls_ca_file) of the P(llmops.codestack.gpu_provision#role) results).
+    type: path
   request_timeout:
     description:
       - Seconds allowed for one HTTP request.
@@ -125,6 +131,19 @@ model_server:
       description: Seconds spent waiting.
       type: float
       sample: 47.3
+progress:
+  description:
+    - What the server said while it was waited for, one line per change, C(<seconds>s) then the
+      status (connection refused while the container starts, errors while vLLM loads, model not
+      listed, metrics missing, ready). Also returned on failure; the last line is the last status seen.
+  returned: always, except in check mode
+  type: list
+  elements: str
+  sample: ["0s: cannot reach https://203.0.113.7:40011: [Errno 111] Connection refused", "52s: ready"]
+last_status:
+  description: The last status seen, when the wait timed out.
+  returned: failure
+  type: str
 log_lines:
   description: The last lines of the unit's journal.
   returned: failure, when O(systemd_unit) is set
@@ -171,8 +190,27 @@ class ModelServerWait:
         self.module = module
         self.params = module.params
         self.client = HttpClient(self.params["url"], token=self.params["api_key"],
-                                 timeout=self.params["request_timeout"], retries=0)
+                                 timeout=self.params["request_timeout"], retries=0,
+                                 ca_path=self.params["ca_path"])
         self._restarts = None
+        self.progress = []
+
+    def _progress(self, seen, elapsed):
+        """Keep one line per change of what the server says (connection refused, loading, ...)."""
+        what = "ready" if seen["ready"] else (seen["error"] or "not ready")
+        if what.startswith("cannot reach "):
+            # the container is up but its server is not: one status, however the socket ends
+            lowered = what.lower()
+            if "refused" in lowered:
+                what = "not listening yet (connection refused)"
+            elif "reset" in lowered or "eof" in lowered or "closed" in lowered:
+                what = "port open, model server not answering yet (connection closed)"
+        if not self.progress or self.progress[-1][1] != what:
+            self.progress.append((round(elapsed, 1), what))
+            self.module.log("model_server_wait %s: %.0fs: %s" % (self.params["url"], elapsed, what))
+
+    def progress_lines(self):
+        return ["%.0fs: %s" % item for item in self.progress[-50:]]
 
     def _unit_state(self):
         unit = self.params["systemd_unit"]
@@ -247,15 +285,17 @@ class ModelServerWait:
         timeout = self.params["wait_timeout"] if self.params["wait"] else 0
         try:
             seen = wait_for(self.probe, lambda s: s["ready"], timeout=timeout,
-                            sleep=self.params["wait_sleep"], what="the model server")
+                            sleep=self.params["wait_sleep"], what="the model server",
+                            progress=self._progress)
         except UnitDied as exc:
             self.module.fail_json(msg="%s; last log lines:\n%s" % (exc, "\n".join(self.journal())),
-                                  log_lines=self.journal())
+                                  log_lines=self.journal(), progress=self.progress_lines())
         except WaitTimeout as exc:
             last = exc.last or {}
             self.module.fail_json(
                 msg="%s at %s (last: %s)" % (exc, self.params["url"], last.get("error")),
-                log_lines=self.journal())
+                log_lines=self.journal(), last_status=last.get("error"),
+                progress=self.progress_lines())
         except ApiError as exc:
             self.module.fail_json(msg="the model server refused the API key: %s" % exc,
                                   status_code=exc.status)
@@ -274,6 +314,7 @@ def define_module():
             metrics_required=dict(type="list", elements="str", default=[]),
             systemd_unit=dict(type="str"),
             log_lines=dict(type="int", default=40),
+            ca_path=dict(type="path"),
             request_timeout=dict(type="int", default=10),
             wait=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=900),
@@ -287,7 +328,9 @@ def main():
     module = define_module()
     if module.check_mode:
         module.exit_json(changed=False, msg="not probed in check mode")
-    module.exit_json(changed=False, model_server=ModelServerWait(module).run())
+    waiter = ModelServerWait(module)
+    result = waiter.run()
+    module.exit_json(changed=False, model_server=result, progress=waiter.progress_lines())
 
 
 if __name__ == "__main__":

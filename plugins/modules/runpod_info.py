@@ -113,7 +113,7 @@ pods:
     image:
       description: Container image.
       type: str
-      sample: vllm/vllm-openai:v0.6.3
+      sample: vllm/vllm-openai:v0.32.0
     uptime_seconds:
       description: Container uptime.
       type: int

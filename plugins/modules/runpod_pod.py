@@ -156,7 +156,7 @@ EXAMPLES = r"""
   llmops.codestack.runpod_pod:
     name: coder
     stack_id: codestack-shop
-    image: vllm/vllm-openai:v0.6.3
+    image: vllm/vllm-openai:v0.32.0
     docker_args: --model Qwen/Qwen2.5-Coder-7B-Instruct-AWQ --quantization awq --port 8000
     gpu_type_id: NVIDIA GeForce RTX 4090
     interruptible: true
@@ -239,7 +239,7 @@ runpod_pod:
     image:
       description: Container image.
       type: str
-      sample: vllm/vllm-openai:v0.6.3
+      sample: vllm/vllm-openai:v0.32.0
     ports:
       description: Exposed ports.
       type: list

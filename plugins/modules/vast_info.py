@@ -109,7 +109,7 @@ instances:
     image:
       description: Container image.
       type: str
-      sample: vllm/vllm-openai:v0.6.3
+      sample: vllm/vllm-openai:v0.32.0
     public_ipaddr:
       description: Public IP address once running.
       type: str

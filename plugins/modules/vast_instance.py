@@ -88,6 +88,18 @@ options:
     description: Arguments passed to the image's entrypoint (Vast.ai run type C(args)).
     type: list
     elements: str
+  entrypoint:
+    description:
+      - Replaces the image's entrypoint (run type C(args) only; sent in the C(onstart) field, as
+        the official client's C(--entrypoint) does). Mutually exclusive with O(onstart).
+    type: str
+  https_ports:
+    description:
+      - Container ports that the container itself serves over TLS; their C(urls) start with
+        C(https://). Vast.ai puts no proxy in front of a port, so any other port is plain TCP.
+    type: list
+    elements: int
+    default: []
   env:
     description: Environment variables of the container.
     type: dict
@@ -130,7 +142,7 @@ EXAMPLES = r"""
     min_reliability: 0.95
     min_cuda: 12.1
     geolocation: ["NO", SE, DE, PL]
-    image: vllm/vllm-openai:v0.6.3
+    image: vllm/vllm-openai:v0.32.0
     args: [--model, Qwen/Qwen2.5-Coder-7B-Instruct-AWQ, --quantization, awq, --port, "8000"]
     ports: [8000]
     secret_env:
@@ -149,7 +161,7 @@ EXAMPLES = r"""
     offer_id: 1234567
     bid: true
     bid_price: 0.3
-    image: vllm/vllm-openai:v0.6.3
+    image: vllm/vllm-openai:v0.32.0
   register: reviewer
   ignore_errors: true
 
@@ -234,7 +246,7 @@ vast_instance:
     image:
       description: Container image.
       type: str
-      sample: vllm/vllm-openai:v0.6.3
+      sample: vllm/vllm-openai:v0.32.0
     public_ipaddr:
       description: Public IP address once running.
       type: str
@@ -244,7 +256,7 @@ vast_instance:
       type: dict
       sample: {"8000/tcp": {"host_ip": "0.0.0.0", "host_port": 40011}}
     urls:
-      description: C(http://<public_ipaddr>:<public port>) of each exposed port, keyed by container port.
+      description: C(http://<public_ipaddr>:<public port>) of each exposed port (C(https://) for O(https_ports)), keyed by container port.
       type: dict
       sample: {"8000": "http://203.0.113.7:40011"}
     ssh_host:
@@ -353,7 +365,8 @@ class VastInstance:
             for spec, binding in ports.items():
                 number, _sep, proto = spec.partition("/")
                 if proto in ("tcp", "") and number != "22":
-                    urls[number] = "http://%s:%s" % (ip, binding["host_port"])
+                    scheme = "https" if int(number) in p["https_ports"] else "http"
+                    urls[number] = "%s://%s:%s" % (scheme, ip, binding["host_port"])
         base.update(
             id=inst.get("id"), actual_status=inst.get("actual_status"),
             intended_status=inst.get("intended_status"), status_msg=inst.get("status_msg"),
@@ -406,6 +419,8 @@ class VastInstance:
             spec["args"] = list(p["args"])
         if p["onstart"]:
             spec["onstart"] = p["onstart"]
+        if p["entrypoint"]:
+            spec["onstart"] = p["entrypoint"]
         if p["bid"]:
             spec["price"] = p["bid_price"] if p["bid_price"] is not None else offer.get("min_bid")
         return spec
@@ -494,9 +509,13 @@ class VastInstance:
             return value is None or value.get("actual_status") in terminal
 
         def progress(value, elapsed):
-            line = "%.0fs: %s" % (elapsed, (value or {}).get("actual_status", "gone"))
-            self.progress.append(line)
-            self.module.log("vast_instance %s: %s" % (self.label, line))
+            # actual_status and what Vast.ai says about it (image pull while loading, errors)
+            what = (value or {}).get("actual_status", "gone")
+            if (value or {}).get("status_msg"):
+                what = "%s (%s)" % (what, value["status_msg"])
+            if not self.progress or self.progress[-1].split(": ", 1)[1] != what:
+                self.progress.append("%.0fs: %s" % (elapsed, what))
+                self.module.log("vast_instance %s: %.0fs: %s" % (self.label, elapsed, what))
 
         try:
             value = wait_for(probe, done, timeout=self.params["wait_timeout"],
@@ -524,7 +543,9 @@ class VastInstance:
                 view = self._result_view(None)
             except ApiError as exc:
                 extra = "; destroying instance %s FAILED, destroy it by hand: %s" % (self.created_id, exc)
-        self.module.fail_json(msg="%s; last actual_status: %s%s" % (message, status, extra),
+        said = (last or {}).get("status_msg")
+        said = " (%s)" % said if said else ""
+        self.module.fail_json(msg="%s; last actual_status: %s%s%s" % (message, status, said, extra),
                               last_status=status, vast_instance=view, changed=self.changed,
                               progress=self.progress[-50:], offers_tried=self.offers_tried)
 
@@ -588,11 +609,14 @@ def define_module():
         ports=dict(type="list", elements="int", default=[8000]),
         disk_gb=dict(type="int", default=20),
         onstart=dict(type="str"),
+        entrypoint=dict(type="str"),
+        https_ports=dict(type="list", elements="int", default=[]),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=900),
         wait_sleep=dict(type="int", default=5),
     )
-    return AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    return AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                         mutually_exclusive=[("onstart", "entrypoint")])
 
 
 def main():

@@ -419,7 +419,9 @@ class RunPodFake:
             "started_at": time.time(), "ready_at": None, "cost_accum": 0.0, "preempted": False,
         }
         self.pods[pod_id] = pod
-        self.history.append({"event": "created", "pod": pod_id, "at": pod["started_at"]})
+        # What the container was started with (secrets stay out: they are in env only).
+        self.history.append({"event": "created", "pod": pod_id, "at": pod["started_at"],
+                             "image": pod["imageName"], "docker_args": pod["dockerArgs"]})
         return self._pod_view(pod, time.time())
 
     def _find_pod(self, pod_id):

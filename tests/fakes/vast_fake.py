@@ -49,6 +49,8 @@ Standalone: ``python tests/fakes/vast_fake.py --port 8766 [--api-key KEY]``.
 import argparse
 import copy
 import json
+import os
+import tempfile
 import threading
 import time
 from http.server import ThreadingHTTPServer
@@ -109,6 +111,17 @@ DEFAULTS = {
     # vLLM (see _workload.py). Off: the ports are only reported, as before.
     "serve_ports": False,
     "upstream": None,
+    # An instance created with an entrypoint override (run type "args" with "onstart", what
+    # gpu_provision sends) runs its container command on this host once it is running, as the
+    # real machine would (see _workload.MachineProcess); its public port relays bytes to it.
+    # vllm_command: argv standing in for the image's vLLM program (default: the stand-in that
+    # relays to ``upstream``; the real CPU build in the slow test); model_dir: local weights for
+    # --model; machine_env: extra environment (e.g. VLLM_CPU_KVCACHE_SPACE); machine_dir: where
+    # the machines' files go (default: a temporary directory).
+    "vllm_command": None,
+    "model_dir": None,
+    "machine_env": {},
+    "machine_dir": None,
 }
 
 # Body keys of an offer search that are hints to the pricing engine, not field filters.
@@ -211,6 +224,8 @@ class VastFake:
         self.next_id = 9000001
         self.destroyed_cost = 0.0
         self.listeners = {}
+        self.machines = {}
+        self.boot_log = []
         self.counters = {"requests": 0, "unauthorized": 0, "injected": {}, "operations": {},
                          "capacity_failures": 0}
         self.request_times = []
@@ -232,8 +247,11 @@ class VastFake:
     def stop(self):
         with self.lock:
             listeners, self.listeners = list(self.listeners.values()), {}
+            machines, self.machines = list(self.machines.values()), {}
         for listener in listeners:
             listener.close()
+        for machine in machines:
+            machine.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -275,6 +293,7 @@ class VastFake:
 
     def _outbid(self, inst, now):
         self._account(inst, now)
+        self._halt(inst)
         inst["stopped"] = True
         inst["preempted"] = True
         inst["status_msg"] = OUTBID_MESSAGE
@@ -293,6 +312,10 @@ class VastFake:
                 live_cost += cost
                 view["accumulated_cost_usd"] = round(cost, 6)
                 view["preempted"] = inst["preempted"]  # fake-only: Vast has no such field
+                machine = self.machines.get(inst["id"])
+                view["boots"] = copy.deepcopy(inst["boots"])  # fake-only: what each start ran
+                view["machine_log"] = machine.log_tail() if machine is not None else []
+                view["machine_running"] = machine is not None and machine.running()
                 views.append(view)
             return {
                 "instances": views,
@@ -304,6 +327,7 @@ class VastFake:
                 "counters": copy.deepcopy(self.counters),
                 "request_times": list(self.request_times),
                 "request_log": list(self.request_log),
+                "boots": copy.deepcopy(self.boot_log),  # every container start, destroyed ones too
             }
 
     # -------------------------------------------------------------- model
@@ -330,7 +354,15 @@ class VastFake:
     def _listener(self, inst_id):
         """The local port that serves an instance's model port (one per instance)."""
         listener = self.listeners.get(inst_id)
-        if listener is None:
+        if listener is None and self.instances[inst_id].get("entrypoint"):
+            model_port = int(self.instances[inst_id]["ports"][0].split("/")[0])
+
+            def target():
+                with self.lock:
+                    machine = self.machines.get(inst_id)
+                    return machine.target(model_port) if machine is not None and machine.running() else None
+            listener = self.listeners[inst_id] = _workload.TcpForward(self.host, target)
+        elif listener is None:
             def describe():
                 with self.lock:
                     inst = self.instances.get(inst_id)
@@ -340,6 +372,31 @@ class VastFake:
                     return running, self.config["upstream"], api_key, name
             listener = self.listeners[inst_id] = _workload.PortServer(self.host, describe)
         return listener
+
+    def _boot(self, inst):
+        """Run the container command of a running instance that has one (once per start)."""
+        if not (self.config["serve_ports"] and inst.get("entrypoint")) or inst["id"] in self.machines:
+            return
+        listener = self._listener(inst["id"])
+        root = self.config["machine_dir"] or tempfile.mkdtemp(prefix="vast-fake-machines-")
+        self.config["machine_dir"] = root
+        machine = _workload.MachineProcess(
+            os.path.join(root, "%d-%d" % (inst["id"], len(inst["boots"]))), inst["entrypoint"],
+            inst["args"], inst["env"], self.config["public_ip"],
+            dict((int(spec.split("/")[0]), listener.port) for spec in inst["ports"]),
+            vllm_command=self.config["vllm_command"], model_dir=self.config["model_dir"],
+            upstream=self.config["upstream"], extra_env=self.config["machine_env"])
+        self.machines[inst["id"]] = machine
+        boot = {"instance": inst["id"], "argv": machine.argv, "substitutions": machine.substitutions,
+                "log": machine.log_path, "entrypoint": inst["entrypoint"], "args": list(inst["args"] or [])}
+        inst["boots"].append(boot)
+        self.boot_log.append(boot)
+        machine.start()
+
+    def _halt(self, inst):
+        machine = self.machines.pop(inst["id"], None)
+        if machine is not None:
+            machine.stop()
 
     def _tick(self, inst, now):
         """Automatic preemption of bid instances after ``preempt_after`` seconds of running."""
@@ -364,6 +421,7 @@ class VastFake:
         running = phase == "running"
         ports = {}
         if running:
+            self._boot(inst)
             base = 40000 + (inst["id"] % 1000) * 10
             for i, spec in enumerate(["22/tcp"] + inst["ports"]):
                 host_port = base + i
@@ -377,7 +435,8 @@ class VastFake:
             "actual_status": phase, "intended_status": inst["intended_status"],
             "cur_state": "stopped" if inst["stopped"] else "running",
             "next_state": "stopped" if inst["stopped"] else "running",
-            "status_msg": inst["status_msg"],
+            # Vast.ai reports the image pull in status_msg while an instance loads.
+            "status_msg": inst["status_msg"] or ("Pulling image %s" % inst["image"] if phase == "loading" else ""),
             "dph_total": inst["dph_total"], "is_bid": inst["is_bid"],
             "min_bid": offer.get("min_bid"), "gpu_name": offer.get("gpu_name"),
             "num_gpus": offer.get("num_gpus"), "gpu_ram": offer.get("gpu_ram"),
@@ -452,6 +511,9 @@ class VastFake:
             "id": inst_id, "offer": dict(offer), "label": body.get("label"),
             "image": body["image"], "env": env, "args": body.get("args"),
             "onstart": body.get("onstart"), "disk": body.get("disk") or 10,
+            # run type args: onstart replaces the image's entrypoint (as the official client sends it)
+            "entrypoint": body.get("onstart") if body.get("runtype") == "args" else None,
+            "boots": [],
             "ports": _ports_from_env(env), "is_bid": price is not None,
             "dph_total": float(price) if price is not None else float(offer["dph_total"]),
             "intended_status": "running", "stopped": False, "preempted": False,
@@ -532,6 +594,7 @@ class VastFake:
             self._count("stop")
             if not inst["stopped"]:
                 self._account(inst, now)
+                self._halt(inst)
                 inst["stopped"] = True
             inst["intended_status"] = "stopped"
             inst["status_msg"] = "stopped by user"
@@ -562,6 +625,7 @@ class VastFake:
         self.destroyed_cost += inst["cost_accum"]
         self.rented.discard(inst["offer"]["id"])
         del self.instances[inst["id"]]
+        self._halt(inst)
         listener = self.listeners.pop(inst["id"], None)
         if listener is not None:
             listener.close()

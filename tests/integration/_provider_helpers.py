@@ -10,7 +10,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run_provider_playbook(playbook_path, tmp_path, variables, credentials, env=None, args=()):
+def run_provider_playbook(playbook_path, tmp_path, variables, credentials, env=None, args=(), timeout=300):
     """ansible-playbook on ``playbook_path`` with ``variables`` as extra vars and the provider's
     ``credentials`` in the environment; returns the CompletedProcess with ``wall_s``."""
     inventory = tmp_path / "inventory.ini"
@@ -22,7 +22,7 @@ def run_provider_playbook(playbook_path, tmp_path, variables, credentials, env=N
     run_env.update(env or {})
     cmd = ["ansible-playbook", "-i", str(inventory), playbook_path, "-e", json.dumps(variables)] + list(args)
     start = time.monotonic()
-    proc = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=timeout, check=False)
     proc.wall_s = time.monotonic() - start
     return proc
 

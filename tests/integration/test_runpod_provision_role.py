@@ -1,15 +1,21 @@
 """Role gpu_provision: fallback along a plan's alternatives, RunPod pods and serverless."""
 
 import json
+import os
+import shlex
 
 import pytest
+import yaml
+
+from ansible_collections.llmops.codestack.plugins.filter.vllm import vllm_args
 
 from _runpod_helpers import assert_ok, run_playbook, runpod_fake  # noqa: F401  pylint: disable=unused-import
 
 pytestmark = pytest.mark.integration
 
-MODEL = {"key": "qwen2.5-coder-7b", "hf_repo": "Qwen/Qwen2.5-Coder-7B-Instruct",
-         "quantization": "fp16", "max_model_len": 16384}
+MODEL = {"key": "qwen2.5-coder-7b", "hf_repo": "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ",
+         "revision": "main", "quantization": "awq", "vllm_quantization": "awq_marlin",
+         "gated": False, "max_model_len": 16384}
 
 
 def _option(gpu_id, gpu_name, pricing, price, provider="runpod"):
@@ -42,6 +48,35 @@ def test_role_falls_back_on_supply_constraint(runpod_fake, tmp_path):  # noqa: F
     # Spot RTX 4090 refused once (check mode rents nothing, the repeat finds the A100 pod),
     # the A100 alternative rented once.
     assert ops["podRentInterruptable"] == 1 and ops["podFindAndDeployOnDemand"] == 1
+    # The pod runs what vllm_server builds (the same builder as Molecule and Kubernetes) on the
+    # image pinned in catalog/images.yml: the plan's weights, quantization and context.
+    created = [h for h in snap["history"] if h["event"] == "created"]
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "catalog", "images.yml")) as handle:
+        image = next(i for i in yaml.safe_load(handle)["images"] if i["id"] == "vllm")["image"]
+    expected = vllm_args({"model": MODEL["hf_repo"], "revision": "main", "served_model_name": MODEL["key"],
+                          "host": "0.0.0.0", "port": 8000, "dtype": "auto", "quantization": "awq_marlin",
+                          "tensor_parallel_size": 1, "max_model_len": 16384,
+                          "gpu_memory_utilization": 0.9, "enable_prefix_caching": True})
+    assert created and all(h["image"] == image == "vllm/vllm-openai:v0.32.0" for h in created)
+    for event in created:
+        argv = shlex.split(event["docker_args"])
+        assert argv == expected
+        assert argv[:4] == ["--model", "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ", "--revision", "main"]
+        assert "--api-key" not in argv and "sk-secret-vllm-key" not in event["docker_args"]
+
+
+def test_gated_weights_without_a_token_fail_before_renting(runpod_fake, tmp_path):  # noqa: F811
+    gated = plan()
+    for option in [gated["deployments"][0]] + gated["deployments"][0]["alternatives"]:
+        option["model"] = dict(MODEL, hf_repo="meta-llama/Llama-3.1-8B-Instruct", gated=True,
+                               quantization="fp16", vllm_quantization=None)
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(gated))
+    proc = run_playbook(runpod_fake, "role_fallback.yml", tmp_path, {"plan_file": str(plan_file)})
+    assert proc.returncode != 0
+    assert "meta-llama/Llama-3.1-8B-Instruct is gated on Hugging Face" in proc.stdout
+    ops = runpod_fake.snapshot()["counters"]["operations"]
+    assert "podRentInterruptable" not in ops and "podFindAndDeployOnDemand" not in ops
 
 
 def test_role_rejects_unknown_provider_before_renting(runpod_fake, tmp_path):  # noqa: F811

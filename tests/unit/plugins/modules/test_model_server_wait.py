@@ -96,6 +96,17 @@ def test_waits_through_loading(run, server):
     assert server.fake.calls == 4
 
 
+def test_progress_reports_each_change_and_the_last_status_on_timeout(run, server):
+    server.fake.models_after = 3
+    result = run()
+    lines = result["progress"]
+    # one line per change: loading (503) while the server starts, then ready
+    assert len(lines) == 2 and "503" in lines[0] and lines[-1].endswith(": ready")
+    failed = run(model="architect", wait_timeout=0)
+    assert failed["last_status"] == "model architect not listed yet (listed: coder)"
+    assert failed["progress"][-1].endswith(failed["last_status"])
+
+
 def test_missing_metric_times_out_with_the_reason(run):
     result = run(metrics_required=["vllm:num_requests_swapped"], wait_timeout=0)
     assert result["failed"] is True
@@ -120,6 +131,7 @@ def test_nothing_listening(run):
     result = run(url="http://127.0.0.1:9", wait_timeout=0)
     assert result["failed"] is True
     assert "cannot reach" in result["msg"]
+    assert result["progress"] == ["0s: not listening yet (connection refused)"]
 
 
 def test_check_mode_probes_nothing(run, server):
