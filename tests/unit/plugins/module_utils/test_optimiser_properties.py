@@ -78,7 +78,8 @@ def worlds(draw):
             "licence": "test", "context": draw(st.sampled_from([8192, 32768])),
             "kv_kb_per_token": draw(st.sampled_from([20, 60, 200])),
             "quantizations": dict((q, {"weight_gb": params * (2.0 if q == "fp16" else
-                                                              1.0 if q == "fp8" else 0.6)})
+                                                              1.0 if q == "fp8" else 0.6),
+                                       "repo": "org/m%d-%s" % (i, q)})
                                   for q in quants),
             "score": {"value": draw(st.sampled_from([40, 72, 81, 88, 93])),
                       "benchmark": "test", "source": "test", "as_of": DAY},
@@ -222,7 +223,7 @@ def test_owned_machine_serves_one_deployment():
                           "as_of": DAY}],
               "models": [{"id": "m", "name": "M", "hf_repo": "o/m", "params_b": 0.5,
                           "licence": "t", "context": 8192, "kv_kb_per_token": 20,
-                          "quantizations": {"q4_1": {"weight_gb": 0.3}},
+                          "quantizations": {"q4_1": {"weight_gb": 0.3, "repo": "o/m-gguf"}},
                           "score": {"value": 40, "benchmark": "t", "source": "t",
                                     "as_of": DAY}, "source": "t", "as_of": DAY}]},
              dict((r, [100000, 10000]) for r in ROLES),

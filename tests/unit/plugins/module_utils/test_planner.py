@@ -120,7 +120,7 @@ def test_large_platform_does_not_fit_and_every_tradeoff_fits(catalog):
 
 
 def test_dropping_features_is_recomputed_smallest_set_first(catalog):
-    bp = blueprint(budget_usd=0.05, deadline_hours=48)
+    bp = blueprint(budget_usd=0.1, deadline_hours=48)
     it = intent([task("coder", "core", 2000000, 50000), task("coder", "extra", 8000000, 200000),
                  task("coder", "polish", 1000000, 20000)])
     it["cost_drivers"] = [{"feature": "extra", "share": 0.7}, {"feature": "polish",
@@ -129,7 +129,7 @@ def test_dropping_features_is_recomputed_smallest_set_first(catalog):
     assert not plan["fits"]
     drops = [t for t in plan["tradeoffs"] if t["kind"] == "drop_features"]
     assert drops and drops[0]["changes"]["drop_features"] == ["extra"]
-    assert drops[0]["cost_usd"] <= 0.05 < plan["totals"]["cost_usd"]
+    assert drops[0]["cost_usd"] <= 0.1 < plan["totals"]["cost_usd"]
     again = _plan(catalog, *_apply(bp, it, drops[0]))
     assert again["fits"]
 
@@ -218,7 +218,8 @@ def test_monthly_server_is_not_rented_for_a_short_job(catalog, tmp_path):
 
 
 def test_rtx4090_plans_for_the_seed_setups(catalog, tmp_path):
-    """Codestral Q4 and CodeLlama-34B AWQ on a 24 GB card, at contexts that fit."""
+    """CodeLlama-34B AWQ on a 24 GB card, at a context that fits (4-bit Codestral is not offered:
+    no verified repository holds those weights, see catalog/models.yml)."""
     import yaml
     path = tmp_path / "ctx.yml"
     params = catalog.cost_model["default"].model_dump(mode="json")
@@ -228,7 +229,8 @@ def test_rtx4090_plans_for_the_seed_setups(catalog, tmp_path):
     mine = load_catalog([str(path)])
     options, _unused = enumerate_options(mine, validate_blueprint(blueprint()).constraints)
     needs = role_needs(mine.cost_model["default"])
-    for model in ("codestral-22b", "codellama-34b"):
+    assert not [o for o in options if o.model.id == "codestral-22b" and o.quant_id == "awq"]
+    for model in ("codellama-34b",):
         fitting = [o for o in options if o.model.id == model and o.quant_id == "awq"
                    and o.gpu.id == "rtx4090" and serving_for(o, ("coder",), needs)]
         assert fitting, model
