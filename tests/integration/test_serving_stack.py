@@ -35,8 +35,8 @@ def converge(stack_dir, llama_port, gateway_port, args=()):
                ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
     extra = {"stack_dir": str(stack_dir), "llama_port": llama_port, "gateway_port": gateway_port,
              "ansible_python_interpreter": sys.executable}
-    proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", json.dumps(extra)] + list(args) + [
-                           os.path.join(TARGET, "playbook.yml")],
+    argv = ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", json.dumps(extra)] + list(args)
+    proc = subprocess.run(argv + [os.path.join(TARGET, "playbook.yml")],
                           env=env, capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
     return proc.stdout
