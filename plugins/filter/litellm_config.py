@@ -48,7 +48,9 @@ options:
         (V(30d)), C(deployment_budget_margin) (1.2; 0 disables deployment budgets),
         C(fallbacks) (dict alias to list of groups; replaces the computed ones for that alias),
         C(extra_routes) (list of model_list entries appended), C(database) (bool),
-        C(metrics_require_auth) (bool, default false, so Prometheus scrapes C(/metrics) without key).
+        C(metrics_require_auth) (bool, default false, so Prometheus scrapes C(/metrics) without key),
+        C(custom_auth) (C(module.function) of the proxy's custom auth, such as the role's
+        V(codestack_auth.user_api_key_auth) for scoped keys; empty for the master key only).
     type: dict
 """
 
@@ -212,6 +214,8 @@ class _Builder:
         if _bool(self.s.get("database")):
             general["database_url"] = "os.environ/DATABASE_URL"
             general["store_model_in_db"] = True
+        if self.s.get("custom_auth"):
+            general["custom_auth"] = self.s["custom_auth"]
         return {"model_list": model_list, "router_settings": router,
                 "litellm_settings": litellm_settings, "general_settings": general}
 

@@ -3,9 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What teardown.yml removes, and what it cost.
 
-Two filters share this file: ``teardown_targets`` (the stack's state file + what the providers
-list under the stack's label -> one entry per resource, each with its source) and
-``teardown_report`` (those entries + the outcome of each removal -> hours, USD, totals).
+Three filters share this file: ``teardown_search`` (which providers to ask for the stack's
+labelled resources, and the keys missing to ask the ones it needs), ``teardown_targets`` (the
+stack's state file + what the providers list under the stack's label -> one entry per resource,
+each with its source) and ``teardown_report`` (those entries + the outcome of each removal ->
+hours, USD, totals).
 Their documentation lives in the ``teardown_*.yml`` files beside this one.
 """
 
@@ -26,6 +28,46 @@ def _parse_time(text):
         return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
     except (TypeError, ValueError):
         raise AnsibleFilterError("teardown: %r is not a UTC timestamp (YYYY-MM-DDTHH:MM:SSZ)" % (text,))
+
+
+# The providers teardown can ask for labelled resources, the state-file providers each covers,
+# and the environment variable of its key.
+SEARCHES = {
+    "runpod": {"providers": ("runpod", "runpod_serverless"), "key": "RUNPOD_API_KEY"},
+    "vast": {"providers": ("vast",), "key": "VAST_API_KEY"},
+}
+
+
+def teardown_search(state, plan=None, keyed=None, search=None, state_found=True):
+    """Which providers to ask, and which keys are missing to find what the stack may have.
+
+    ``keyed``: {runpod: bool, vast: bool}, whether each key is set; ``search``: {runpod: auto|
+    always|never, ...}. A provider is needed when the state file lists its resources, or, with no
+    state file (teardown by labels alone), when the plan rents on it (a rented deployment or one
+    of its alternatives) or there is no plan either. A needed provider in mode auto without its
+    key is missing: teardown cannot list what the stack has there.
+    """
+    state = state or {}
+    listed = set(r.get("provider") for r in state.get("resources") or [] if isinstance(r, dict))
+    rented = set()
+    for dep in (plan or {}).get("deployments") or []:
+        if dep.get("provider") != "local":
+            rented.add(dep.get("provider"))
+            rented.update(alt.get("provider") for alt in dep.get("alternatives") or [])
+    ask, needed, missing = {}, [], []
+    for name, spec in sorted(SEARCHES.items()):
+        mode = (search or {}).get(name, "auto")
+        if mode not in ("auto", "always", "never"):
+            raise AnsibleFilterError("teardown_search_%s must be auto, always or never, not %r" % (name, mode))
+        has_key = bool((keyed or {}).get(name))
+        in_state = bool(listed.intersection(spec["providers"]))
+        may_have = in_state or (not state_found and (not plan or bool(rented.intersection(spec["providers"]))))
+        ask[name] = mode == "always" or (mode == "auto" and (has_key or in_state))
+        if may_have and mode != "never":
+            needed.append(name)
+            if mode == "auto" and not has_key and not in_state:
+                missing.append(spec["key"])
+    return {"ask": ask, "needed": needed, "missing": missing}
 
 
 def _key(entry):
@@ -75,8 +117,26 @@ def teardown_targets(state, runpod=None, vast=None):
     return sorted(targets.values(), key=lambda e: (ORDER.get(e["kind"], 3), e["provider"], e["name"], e["id"]))
 
 
-def _outcome(result, mode, kind):
+def _already_stopped(result):
+    """Whether a local service's failed stop command says it was not running.
+
+    start-stop-daemon --stop exits 1 when no process matched ("none killed"); systemctl stop
+    exits 5 for a unit that is not loaded. Both mean nothing of the service was left to stop.
+    """
+    output = "%s %s" % (result.get("stdout") or "", result.get("stderr") or "")
+    argv = (result.get("item") or {}).get("stop_argv") or [""]
+    program = str(argv[0]).rsplit("/", 1)[-1]
+    if program == "start-stop-daemon":
+        return result.get("rc") == 1 and ("none killed" in output or "No process" in output)
+    if program == "systemctl":
+        return result.get("rc") == 5 and "not loaded" in output
+    return False
+
+
+def _outcome(result, mode, kind, provider=None):
     if result.get("failed"):
+        if provider == "local" and _already_stopped(result):
+            return "gone"
         return "failed"
     if result.get("skipped"):
         return "kept"
@@ -99,8 +159,10 @@ def teardown_report(targets, results=None, mode="destroy", now=None):
     for target in targets or []:
         result = done.get(_key(target))
         if result is not None:
-            outcome = _outcome(result, mode, target["kind"])
+            outcome = _outcome(result, mode, target["kind"], target["provider"])
             message = result.get("msg") if outcome == "failed" else None
+            if outcome == "gone":
+                message = "already stopped"
             if outcome == "failed" and not message and result.get("rc"):
                 message = "exit status %s: %s" % (result["rc"], (result.get("stderr") or "")[-300:])
         elif target["provider"] != "local" and target.get("in_state") and not target.get("labelled"):
@@ -146,4 +208,5 @@ def teardown_report(targets, results=None, mode="destroy", now=None):
 
 class FilterModule(object):
     def filters(self):
-        return {"teardown_targets": teardown_targets, "teardown_report": teardown_report}
+        return {"teardown_search": teardown_search, "teardown_targets": teardown_targets,
+                "teardown_report": teardown_report}

@@ -30,13 +30,13 @@ TARGET = os.path.join(HERE, "targets", "serving_stack")
 ALIASES = ["architect", "coder", "debugger", "reviewer", "intent"]
 
 
-def converge(stack_dir, llama_port, gateway_port):
+def converge(stack_dir, llama_port, gateway_port, args=()):
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCALHOST_WARNING="0",
                ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
     extra = {"stack_dir": str(stack_dir), "llama_port": llama_port, "gateway_port": gateway_port,
              "ansible_python_interpreter": sys.executable}
-    proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", json.dumps(extra),
-                           os.path.join(TARGET, "playbook.yml")],
+    argv = ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", json.dumps(extra)] + list(args)
+    proc = subprocess.run(argv + [os.path.join(TARGET, "playbook.yml")],
                           env=env, capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
     return proc.stdout
@@ -63,11 +63,13 @@ def stack(tmp_path_factory):
     llama_port, gateway_port = free_port(), free_port()
     try:
         first = converge(stack_dir, llama_port, gateway_port)
-        second = converge(stack_dir, llama_port, gateway_port)
+        # The re-run at the highest verbosity: what -vvv prints must hold no key either.
+        second = converge(stack_dir, llama_port, gateway_port, args=["-vvv"])
         master = (stack_dir / "litellm" / "master_key").read_text().strip()
         llama_key = (stack_dir / "llamacpp" / "api_key").read_text().strip()
+        ide_key = (stack_dir / "ide_key").read_text().strip()
         yield {"dir": stack_dir, "first": first, "second": second, "master": master,
-               "llama_key": llama_key, "gateway": "http://127.0.0.1:%d" % gateway_port,
+               "llama_key": llama_key, "ide_key": ide_key, "gateway": "http://127.0.0.1:%d" % gateway_port,
                "llama": "http://127.0.0.1:%d/v1" % llama_port}
     finally:
         for name in ("litellm", "llamacpp"):
@@ -79,13 +81,45 @@ def stack(tmp_path_factory):
 def test_roles_converge_idempotently_without_printing_keys(stack):
     assert recap_changed(stack["first"]) > 0
     assert recap_changed(stack["second"]) == 0
-    for key in (stack["master"], stack["llama_key"]):
-        assert key not in stack["first"] and key not in stack["second"]
+    assert "ESTABLISH LOCAL CONNECTION" in stack["second"]   # it really ran at -vvv
+    for key in (stack["master"], stack["llama_key"], stack["ide_key"]):
+        assert len(key) >= 20 and key not in stack["first"] and key not in stack["second"]
     assert stack["master"].startswith("sk-")
     for secret in ("litellm/master_key", "litellm/env", "litellm/config.yaml", "llamacpp/api_key",
-                   "llamacpp/config.json"):
+                   "llamacpp/config.json", "litellm/scoped_keys.json", "ide_key"):
         assert oct(os.stat(stack["dir"] / secret).st_mode & 0o777) == "0o600", secret
-    assert stack["llama_key"] not in (stack["dir"] / "litellm" / "config.yaml").read_text()
+    config = (stack["dir"] / "litellm" / "config.yaml").read_text()
+    assert stack["llama_key"] not in config and "os.environ/CODESTACK_INTENT_KEY" in config
+    assert stack["ide_key"] not in (stack["dir"] / "litellm" / "scoped_keys.json").read_text()
+
+
+def _status(url, key, body=None):
+    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(), headers={
+        "Authorization": "Bearer " + key, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=300) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def test_ide_key_reaches_only_the_role_aliases(stack):
+    gateway, ide, master = stack["gateway"], stack["ide_key"], stack["master"]
+    chat = {"max_tokens": 4, "messages": [{"role": "user", "content": "Say hi."}]}
+    status, body = _status(gateway + "/v1/chat/completions", ide, dict(chat, model="coder"))
+    assert status == 200 and body["choices"][0]["message"]["content"] is not None
+    status, body = _status(gateway + "/v1/models", ide)
+    assert status == 200 and sorted(m["id"] for m in body["data"]) == ["architect", "coder", "debugger", "reviewer"]
+    # A group that is not a role alias, and the admin routes: refused.
+    for model in ("intent", "coder-alt1"):
+        assert _status(gateway + "/v1/chat/completions", ide, dict(chat, model=model))[0] == 403, model
+    for route, body in (("/model/info", None), ("/key/generate", {}), ("/config/update", {}),
+                        ("/global/spend", None), ("/model/new", {})):
+        assert _status(gateway + route, ide, body)[0] in (401, 403), route
+    assert _status(gateway + "/v1/models", ide[:-1])[0] == 401
+    # The master key keeps every route it had.
+    assert _status(gateway + "/model/info", master)[0] == 200
+    assert _status(gateway + "/v1/chat/completions", master, dict(chat, model="intent"))[0] == 200
 
 
 def test_llama_server_needs_its_key(stack):

@@ -106,6 +106,36 @@ def test_ide_serves_login_and_knows_the_gateway(stack):
     assert oct(os.stat(kilo).st_mode & 0o777) == "0o600"
 
 
+def test_ide_has_its_scoped_key_never_the_master_key(stack):
+    ide_key = (stack["out"] / "stack" / "ide_key").read_text().strip()
+    master = (stack["out"] / "litellm" / "master_key").read_text().strip()
+    given = open("/home/%s/.config/kilo/litellm.key" % USER).read().strip()
+    assert given == ide_key and given != master
+    state = json.loads((stack["out"] / "stack" / "state.json").read_text())
+    gateway = [r for r in state["resources"] if r["id"] == "litellm"][0]["attributes"]
+    assert gateway["ide_key_file"] == str(stack["out"] / "stack" / "ide_key")
+
+
+def _stage(name, extra_vars, args=()):
+    return subprocess.run(
+        ["ansible-playbook", os.path.join(REPO, "playbooks", name + ".yml"), "-e", json.dumps(extra_vars)] + list(args),
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1"), capture_output=True, text=True, timeout=900, check=False)
+
+
+def test_stages_at_vvv_print_no_key(stack):
+    """serve, route and IDE alone at -vvv: the output holds none of the stack's keys."""
+    keys = {"engine": (stack["out"] / "llama" / "api_key").read_text().strip(),
+            "master": (stack["out"] / "litellm" / "master_key").read_text().strip(),
+            "ide": (stack["out"] / "stack" / "ide_key").read_text().strip()}
+    for name in ("serve", "route", "ide"):
+        proc = _stage(name, stack["extra"], ["-vvv"])
+        (stack["out"] / ("%s-vvv.log" % name)).write_text(proc.stdout + proc.stderr)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert "ESTABLISH LOCAL CONNECTION" in proc.stdout
+        for what, key in keys.items():
+            assert len(key) >= 20 and key not in proc.stdout + proc.stderr, (name, what)
+
+
 def test_second_run_changes_nothing(stack):
     second = _play(stack["extra"], stack["out"])
     assert _stats(second)["changed"] == 0 and _stats(second)["failures"] == 0

@@ -86,6 +86,13 @@ def test_budget_converted_with_the_plans_rate_or_overridden():
     assert config["general_settings"]["store_model_in_db"] is True
 
 
+def test_custom_auth_only_when_asked():
+    assert "custom_auth" not in litellm_config(plan(), ENDPOINTS, settings={"custom_auth": ""})["general_settings"]
+    general = litellm_config(plan(), ENDPOINTS, settings={"custom_auth": "codestack_auth.user_api_key_auth"})[
+        "general_settings"]
+    assert general == {"master_key": "os.environ/LITELLM_MASTER_KEY", "custom_auth": "codestack_auth.user_api_key_auth"}
+
+
 def test_explicit_fallbacks_and_intent():
     config = litellm_config(plan(), ENDPOINTS,
                             intent={"api_base": "http://i/v1", "model": "tiny"},

@@ -31,18 +31,52 @@ def parse_time(text):
 
 
 def gpu_spend(resources, now):
-    """USD spent so far by the resources: hours since creation (or until stop) x hourly cost."""
+    """USD spent so far by the resources: hours since creation (or until stop) x hourly cost.
+
+    Returns (total, lines, bad): a record that cannot be priced (no provider or id, a time that
+    is not YYYY-MM-DDTHH:MM:SSZ, a price that is not a number) is skipped and listed in ``bad``
+    with the reason, so that one broken entry never stops the guard from counting the others.
+    """
     total = 0.0
     lines = []
-    for res in resources:
-        start = parse_time(res["created_at"])
-        end = parse_time(res["stopped_at"]) if res.get("stopped_at") else now
-        hours = max(0.0, end - start) / 3600.0
-        cost = hours * float(res.get("cost_per_hour") or 0.0)
+    bad = []
+    for index, res in enumerate(resources):
+        try:
+            if not isinstance(res, dict):
+                raise ValueError("not an object")
+            missing = [key for key in ("provider", "id", "created_at") if not res.get(key)]
+            if missing:
+                raise ValueError("lacks %s" % ", ".join(missing))
+            start = parse_time(res["created_at"])
+            end = parse_time(res["stopped_at"]) if res.get("stopped_at") else now
+            hours = max(0.0, end - start) / 3600.0
+            cost = hours * float(res.get("cost_per_hour") or 0.0)
+        except (TypeError, ValueError) as exc:
+            ident = res.get("id") if isinstance(res, dict) else None
+            bad.append({"index": index, "id": ident, "error": str(exc)})
+            continue
         total += cost
         lines.append({"provider": res["provider"], "id": res["id"], "hours": round(hours, 4),
                       "usd": round(cost, 4)})
-    return total, lines
+    return total, lines, bad
+
+
+def read_state(path):
+    """(resources, error) of the stack's state file; error is None when it could be read.
+
+    A missing, unreadable or malformed state file is an alarm, never "no resources": the guard
+    cannot see what bills.
+    """
+    try:
+        with open(path, "rb") as handle:
+            state = json.loads(handle.read().decode("utf-8"))
+    except (IOError, OSError) as exc:
+        return None, "cannot read the state file %s: %s" % (path, exc.strerror or exc)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return None, "the state file %s is not JSON: %s" % (path, exc)
+    if not isinstance(state, dict) or not isinstance(state.get("resources", []), list):
+        return None, "the state file %s has no list of resources" % path
+    return state.get("resources", []), None
 
 
 def token_spend(metrics_text):
@@ -114,8 +148,12 @@ class Guard:
         status.setdefault("events", [])
         write_json(self.args.status_file, status)
         now = self.now()
-        state = read_json(self.args.state_file, {"resources": []})
-        gpu, lines = gpu_spend(state.get("resources", []), now)
+        resources, state_error = read_state(self.args.state_file)
+        if state_error is None:
+            gpu, lines, bad = gpu_spend(resources, now)
+        else:
+            # Keep the last figure the guard could compute: the spend has not gone down.
+            gpu, lines, bad = status.get("gpu_usd", 0.0), status.get("resources", []), []
         try:
             tokens = token_spend(self.fetch(self.args.metrics_url))
             metrics_error = None
@@ -125,10 +163,16 @@ class Guard:
         spent = gpu + tokens
         level, ratio = evaluate(self.args.budget, spent, self.args.warn_ratio,
                                 status.get("warned", False), status.get("enforced", False))
+        previous_bad = status.get("bad_records") or []
         status.update({"checked_at": now, "gpu_usd": round(gpu, 4), "token_usd": round(tokens, 4),
                        "spent_usd": round(spent, 4), "budget_usd": self.args.budget,
                        "ratio": round(ratio, 4), "resources": lines, "level": level,
-                       "metrics_error": metrics_error})
+                       "metrics_error": metrics_error, "state_error": state_error,
+                       "bad_records": bad})
+        if bad and bad != previous_bad:
+            self._event(status, "bad_record", "skipped %d record(s) of %s that cannot be priced: %s"
+                        % (len(bad), self.args.state_file,
+                           "; ".join("#%d %s: %s" % (b["index"], b["id"] or "?", b["error"]) for b in bad)))
         if level == "warn":
             status["warned"] = True
             self._event(status, "warn", "spend %.2f USD reached %.0f%% of the %.2f USD budget"
@@ -147,6 +191,15 @@ class Guard:
             status["enforced"] = result.returncode == 0
             self._event(status, self.args.action, reason, rc=result.returncode,
                         output=(result.stdout or "")[-2000:] + (result.stderr or "")[-2000:])
+        if state_error is not None and level in ("ok", "warn"):
+            # Blind: the spend cannot be known, so it is never "ok". One event per new reason;
+            # every check says it again on standard output (the journal or the loop's log).
+            status["level"] = "alarm"
+            if status.get("alarm") != state_error:
+                self._event(status, "alarm", state_error)
+            else:
+                self._say("alarm", state_error)
+        status["alarm"] = state_error
         write_json(self.args.status_file, status)
         return status
 
@@ -154,6 +207,10 @@ class Guard:
         event = {"at": self.now(), "kind": kind, "message": message}
         event.update(extra)
         status["events"].append(event)
+        self._say(kind, message)
+
+    @staticmethod
+    def _say(kind, message):
         sys.stdout.write("codestack-budget-guard: %s: %s\n" % (kind, message))
         sys.stdout.flush()
 
@@ -190,12 +247,23 @@ def parse_args(argv):
 
 
 def main(argv=None):
+    """Exit 0 when the spend is known, 2 on an alarm (one-shot runs: the timer's unit fails)."""
     cli = parse_args(argv if argv is not None else sys.argv[1:])
     overrides = {"clock_scale": cli.clock_scale} if cli.clock_scale is not None else {}
     guard = Guard(load_config(cli.config, overrides))
     while True:
-        status = guard.check()
-        if not cli.loop or status.get("enforced"):
+        try:
+            status = guard.check()
+        except Exception as exc:  # pylint: disable=broad-except
+            # A guard that dies guards nothing: report, and try again at the next check.
+            sys.stderr.write("codestack-budget-guard: error: %s: %s\n" % (type(exc).__name__, exc))
+            sys.stderr.flush()
+            if not cli.loop:
+                return 1
+            status = {}
+        if not cli.loop:
+            return 2 if status.get("level") == "alarm" else 0
+        if status.get("enforced"):
             return 0
         time.sleep(cli.loop)
 

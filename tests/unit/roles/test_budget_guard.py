@@ -31,9 +31,24 @@ def test_gpu_spend_counts_hours_until_now_or_stop():
         {"provider": "vast", "id": "b", "cost_per_hour": 1.0, "created_at": "2026-11-22T08:00:00Z",
          "stopped_at": "2026-11-22T08:30:00Z"},
     ]
-    total, lines = guard_mod.gpu_spend(resources, start + 3600)
+    total, lines, bad = guard_mod.gpu_spend(resources, start + 3600)
     assert total == pytest.approx(2.0 + 0.5)
     assert [line["hours"] for line in lines] == [1.0, 0.5]
+    assert bad == []
+
+
+@pytest.mark.parametrize("record,error", [
+    ({"provider": "runpod", "id": "x", "cost_per_hour": 1.0}, "lacks created_at"),
+    ({"provider": "runpod", "id": "x", "cost_per_hour": 1.0, "created_at": "yesterday"}, "does not match format"),
+    ({"provider": "runpod", "id": "x", "cost_per_hour": "a lot", "created_at": "2026-11-22T08:00:00Z"}, "could not convert"),
+    ({"provider": "runpod", "id": "x", "created_at": "2026-11-22T08:00:00Z", "stopped_at": 5}, "must be str"),
+    ("pod-7", "not an object"),
+])
+def test_gpu_spend_skips_and_lists_a_bad_record(record, error):
+    good = {"provider": "vast", "id": "b", "cost_per_hour": 1.0, "created_at": "2026-11-22T08:00:00Z"}
+    total, lines, bad = guard_mod.gpu_spend([record, good], guard_mod.parse_time("2026-11-22T10:00:00Z"))
+    assert total == pytest.approx(2.0) and [line["id"] for line in lines] == ["b"]
+    assert len(bad) == 1 and bad[0]["index"] == 0 and error in bad[0]["error"]
 
 
 @pytest.mark.parametrize("spent,warned,enforced,level", [
@@ -115,3 +130,92 @@ def test_guard_keeps_last_token_figure_when_gateway_unreachable(tmp_path):
 
     status = guard_mod.Guard(args, clock=Clock(10), fetch=broken).check()
     assert status["token_usd"] == 0.75 and "refused" in status["metrics_error"]
+
+
+def _resource(cost=1.0, created="2026-11-22T08:00:00Z", **extra):
+    res = {"provider": "runpod", "id": "pod1", "kind": "pod", "cost_per_hour": cost, "created_at": created}
+    res.update(extra)
+    return res
+
+
+@pytest.mark.parametrize("content,reason", [
+    (None, "cannot read the state file"),
+    (b"{not json", "is not JSON"),
+    (b"\xff\xfe", "is not JSON"),
+    (b'{"resources": {"pod1": {}}}', "has no list of resources"),
+    (b"[]", "has no list of resources"),
+])
+def test_missing_or_unreadable_state_file_is_an_alarm_not_ok(tmp_path, content, reason):
+    state = tmp_path / "state.json"
+    if content is not None:
+        state.write_bytes(content)
+    args = config(tmp_path, state_file=str(state), status_file=str(tmp_path / "g.json"), budget=10)
+    guard = guard_mod.Guard(args, clock=Clock(guard_mod.parse_time("2026-11-22T09:00:00Z")),
+                            fetch=lambda url: "")
+    status = guard.check()
+    assert status["level"] == "alarm" and reason in status["state_error"]
+    assert [e["kind"] for e in status["events"]] == ["alarm"]
+    # Said again on every check, recorded once per reason.
+    assert guard.check()["level"] == "alarm" and len(guard.check()["events"]) == 1
+
+
+def test_alarm_keeps_the_last_gpu_figure_and_clears_when_the_state_returns(tmp_path):
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"resources": [_resource()]}))
+    args = config(tmp_path, state_file=str(state), status_file=str(tmp_path / "g.json"), budget=10)
+    clock = Clock(guard_mod.parse_time("2026-11-22T10:00:00Z"))
+    guard = guard_mod.Guard(args, clock=clock, fetch=lambda url: "")
+    assert guard.check()["gpu_usd"] == 2.0
+    state.unlink()
+    clock.now += 3600
+    status = guard.check()
+    assert status["level"] == "alarm" and status["gpu_usd"] == 2.0 and status["spent_usd"] == 2.0
+    state.write_text(json.dumps({"resources": [_resource()]}))
+    status = guard.check()
+    assert status["level"] == "ok" and status["state_error"] is None and status["gpu_usd"] == 3.0
+
+
+def test_alarm_still_enforces_when_the_known_spend_reaches_the_budget(tmp_path):
+    calls = []
+
+    def runner(cmd, **kwargs):
+        calls.append(cmd)
+        return types.SimpleNamespace(returncode=0, stdout="", stderr="")
+
+    args = config(tmp_path, state_file=str(tmp_path / "gone.json"), status_file=str(tmp_path / "g.json"),
+                  budget=0.5, stop_command=["teardown"], metrics_url="http://x/metrics")
+    status = guard_mod.Guard(args, clock=Clock(0), runner=runner, fetch=lambda url: METRICS).check()
+    assert status["level"] == "enforce" and calls == [["teardown"]]
+
+
+def test_bad_record_is_reported_once_and_the_rest_is_counted(tmp_path):
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"resources": [_resource(), _resource(created="soon", id="pod2")]}))
+    args = config(tmp_path, state_file=str(state), status_file=str(tmp_path / "g.json"), budget=10)
+    guard = guard_mod.Guard(args, clock=Clock(guard_mod.parse_time("2026-11-22T10:00:00Z")), fetch=lambda url: "")
+    status = guard.check()
+    assert status["level"] == "ok" and status["gpu_usd"] == 2.0
+    assert status["bad_records"] == [{"index": 1, "id": "pod2", "error": status["bad_records"][0]["error"]}]
+    assert [e["kind"] for e in status["events"]] == ["bad_record"] and "pod2" in status["events"][0]["message"]
+    assert [e["kind"] for e in guard.check()["events"]] == ["bad_record"]
+
+
+def test_main_exits_2_on_an_alarm_and_the_loop_survives_errors(tmp_path, monkeypatch, capsys):
+    settings = tmp_path / "guard.json"
+    settings.write_text(json.dumps({"state_file": str(tmp_path / "missing.json"),
+                                    "status_file": str(tmp_path / "g.json"), "budget": 10}))
+    assert guard_mod.main(["--config", str(settings)]) == 2
+    assert "alarm: cannot read the state file" in capsys.readouterr().out
+
+    checks = []
+
+    def flaky(self):
+        checks.append(1)
+        if len(checks) == 1:
+            raise KeyError("boom")
+        return {"enforced": True}
+
+    monkeypatch.setattr(guard_mod.Guard, "check", flaky)
+    monkeypatch.setattr(guard_mod.time, "sleep", lambda seconds: None)
+    assert guard_mod.main(["--config", str(settings), "--loop", "1"]) == 0
+    assert len(checks) == 2 and "error: KeyError: 'boom'" in capsys.readouterr().err

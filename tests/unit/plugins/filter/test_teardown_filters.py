@@ -89,6 +89,55 @@ def test_report_stop_mode_and_gone_resources():
         teardown.teardown_report(targets, [], "erase")
 
 
+PLAN_RENTED = {"deployments": [{"name": "big", "provider": "runpod", "alternatives": [{"provider": "vast"}]}]}
+PLAN_LOCAL = {"deployments": [{"name": "local", "provider": "local", "alternatives": [{"provider": "runpod"}]}]}
+
+
+@pytest.mark.parametrize("state,plan,keyed,search,found,ask,missing", [
+    # By stack id alone, no keys: both providers may hold the stack, both keys are named.
+    ({}, {}, {}, {}, False, {"runpod": False, "vast": False}, ["RUNPOD_API_KEY", "VAST_API_KEY"]),
+    ({}, {}, {"runpod": True}, {}, False, {"runpod": True, "vast": False}, ["VAST_API_KEY"]),
+    ({}, {}, {}, {"vast": "never"}, False, {"runpod": False, "vast": False}, ["RUNPOD_API_KEY"]),
+    ({}, {}, {}, {"runpod": "always", "vast": "never"}, False, {"runpod": True, "vast": False}, []),
+    # The plan says where it rents (alternatives included); a local plan rents nowhere.
+    ({}, PLAN_RENTED, {"runpod": True}, {}, False, {"runpod": True, "vast": False}, ["VAST_API_KEY"]),
+    ({}, PLAN_LOCAL, {}, {}, False, {"runpod": False, "vast": False}, []),
+    # The state file is the ledger: what it lists is asked (module_defaults may hold the key).
+    (STATE, {}, {}, {}, True, {"runpod": True, "vast": True}, []),
+    ({"resources": STATE["resources"][:1]}, {}, {}, {}, True, {"runpod": False, "vast": False}, []),
+])
+def test_search_names_the_keys_a_teardown_by_labels_lacks(state, plan, keyed, search, found, ask, missing):
+    result = teardown.teardown_search(state, plan, keyed, search, found)
+    assert result["ask"] == ask and result["missing"] == missing
+
+
+def test_search_rejects_a_bad_mode():
+    with pytest.raises(AnsibleFilterError, match="auto, always or never"):
+        teardown.teardown_search({}, {}, {}, {"vast": "sometimes"})
+
+
+@pytest.mark.parametrize("argv,rc,stdout,stderr,outcome", [
+    (["start-stop-daemon", "--stop", "--pidfile", "/x.pid"], 1,
+     "No process in pidfile '/x.pid' found running; none killed.", "", "gone"),
+    (["/usr/bin/systemctl", "stop", "code-server-kilocode"], 5, "",
+     "Failed to stop code-server-kilocode.service: Unit code-server-kilocode.service not loaded.", "gone"),
+    (["start-stop-daemon", "--stop", "--pidfile", "/x.pid"], 2, "", "still running", "failed"),
+    (["/srv/litellm/ctl.sh", "stop"], 1, "", "kill: permission denied", "failed"),
+    (["systemctl", "stop", "x"], 1, "", "Access denied", "failed"),
+])
+def test_report_counts_an_already_stopped_local_service_as_gone(argv, rc, stdout, stderr, outcome):
+    target = teardown.teardown_targets({"resources": [
+        {"provider": "local", "kind": "service", "id": "code-server", "name": "code-server",
+         "created_at": "2026-11-29T10:00:00Z", "attributes": {"stop_argv": argv}}]})[0]
+    result = {"item": target, "failed": True, "rc": rc, "stdout": stdout, "stderr": stderr,
+              "msg": "non-zero return code"}
+    report = teardown.teardown_report([target], [result], "destroy", "2026-11-29T11:00:00Z")
+    assert report["resources"][0]["outcome"] == outcome
+    assert len(report["failed"]) == (outcome == "failed") and report["removed"] == (outcome == "gone")
+    if outcome == "gone":
+        assert report["resources"][0]["text"].endswith("already stopped")
+
+
 def test_usable_alternatives_drops_providers_without_key():
     deployments = [{"name": "a", "provider": "vast", "alternatives": [
         {"provider": "runpod"}, {"provider": "vast"}, {"provider": "hetzner"}]}, {"name": "b", "provider": "local"}]
