@@ -1,30 +1,55 @@
 #!/usr/bin/env bash
-# Fresh machine, first command: install the controller requirements and run the main job on
-# the embedded default: the whole stack on this machine (llama.cpp on the CPU with
-# SmolLM2-135M, the LiteLLM gateway with one alias per role, code-server with KiloCode),
-# nothing paid, no cloud credentials.
+# Fresh machine, first command: install the controller requirements into a virtual environment
+# and run the main job on the embedded default: the whole stack on this machine (llama.cpp on the
+# CPU with SmolLM2-135M, the LiteLLM gateway with one alias per role, code-server with KiloCode
+# and the Kilo CLI), nothing paid, no cloud credentials.
 #
 #   bash scripts/quickstart.sh                                   # plan + serve + route + IDE
 #   QUICKSTART=plan bash scripts/quickstart.sh                   # only the priced plan
 #   BLUEPRINT=blueprints/medium-webapp.yml QUICKSTART=plan OUT=/tmp/plan bash scripts/quickstart.sh
 #
-# Offline machines (no extension gallery): EXTRA="-e codestack_kilocode_extension=false"
-# configures KiloCode without installing the extension (or -e codestack_kilocode_vsix=PATH).
+# Root or not: as root it runs as it is; as a normal user the stack's steps that need root
+# (packages, /opt, /var/lib/codestack, services, the IDE's user) run through sudo (Ansible's
+# become; sudo asks for your password once if it needs one). QUICKSTART=plan needs no root.
+# The system Python is enough (Debian 12/13 included): the controller's requirements go into
+# CODESTACK_VENV (default ~/.local/share/codestack/venv), each service gets a venv of its own.
+# Without the extension gallery (offline) the IDE still comes up; one warning says how to add
+# the KiloCode extension later (or give EXTRA="-e codestack_kilocode_vsix=PATH").
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BLUEPRINT="${BLUEPRINT:-$REPO/blueprints/small-cli.yml}"
 MODE="${QUICKSTART:-site}"
+VENV="${CODESTACK_VENV:-${XDG_DATA_HOME:-$HOME/.local/share}/codestack/venv}"
+PYTHON="${PYTHON:-python3}"
 export LITELLM_LOCAL_MODEL_COST_MAP=True PIP_DISABLE_PIP_VERSION_CHECK=1
 
 say() { printf '\n=== %s\n' "$*"; }
 
-say "installing the controller requirements (requirements.txt)"
-if ! python3 -c 'import ansible, pydantic, yaml, litellm' 2>/dev/null; then
-  python3 -m pip install -q -r "$REPO/requirements.txt"
+SUDO=()
+if [ "$(id -u)" != 0 ]; then SUDO=(sudo); fi
+need_root() {
+  if [ ${#SUDO[@]} -gt 0 ] && ! command -v sudo >/dev/null; then
+    echo "$1 needs root: run this as root, or install sudo and allow this user to use it" >&2
+    exit 1
+  fi
+}
+
+say "installing the controller requirements into $VENV"
+if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
+  # Debian and Ubuntu keep venv's pip bootstrap in a package of its own.
+  echo "$PYTHON cannot create virtual environments: installing python3-venv"
+  need_root "installing python3-venv"
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+fi
+if ! "$VENV/bin/python" -c 'import ansible, pydantic, yaml, litellm' 2>/dev/null; then
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q -r "$REPO/requirements.txt"
 else
   echo "already installed"
 fi
+export PATH="$VENV/bin:$PATH"
 
 # ansible-playbook resolves llmops.codestack.* from ANSIBLE_COLLECTIONS_PATH: point it at a
 # symlink tree outside the checkout (the same layout tests/run.sh uses).
@@ -38,13 +63,20 @@ read -r -a extra <<< "${EXTRA:-}"
 if [ "$MODE" = plan ]; then
   OUT="${OUT:-$PWD/out/plan}"
   say "planning $BLUEPRINT"
-  ansible-playbook "$REPO/playbooks/plan.yml" -e "blueprint=$BLUEPRINT" -e "plan_output=$OUT" "${extra[@]}"
+  ansible-playbook "$REPO/playbooks/plan.yml" -e "blueprint=$BLUEPRINT" -e "plan_output=$OUT" ${extra[@]+"${extra[@]}"}
   say "done"
   echo "Report: $OUT/report.md (chart: $OUT/cost-vs-time.svg)"
   echo "Plan:   $OUT/plan.json"
 else
   OUT="${OUT:-$PWD/out/stack}"
+  become=()
+  if [ ${#SUDO[@]} -gt 0 ]; then
+    need_root "building the stack"
+    become=(--become)
+    sudo -n true 2>/dev/null || become+=(--ask-become-pass)
+  fi
   say "building the stack of $BLUEPRINT on this machine (first run compiles llama.cpp, ~10 min)"
-  ansible-playbook "$REPO/playbooks/site.yml" -e "blueprint=$BLUEPRINT" -e "codestack_output=$OUT" "${extra[@]}"
+  ansible-playbook "$REPO/playbooks/site.yml" -e "blueprint=$BLUEPRINT" -e "codestack_output=$OUT" \
+    ${become[@]+"${become[@]}"} ${extra[@]+"${extra[@]}"}
   say "done: the IDE, gateway and plan are listed just above"
 fi

@@ -3,7 +3,7 @@
 #
 #   bash tests/run.sh all        # fresh machine: install everything, then every tier (CI runs this)
 #   bash tests/run.sh fast       # inner loop: unit tests only, seconds
-#   bash tests/run.sh TIER...    # any of: setup lint sanity units integration molecule slow
+#   bash tests/run.sh TIER...    # any of: setup lint sanity units compat integration molecule slow pristine
 #
 # Tiers fail loudly: the first failing tier stops the run with a non-zero exit.
 set -euo pipefail
@@ -55,6 +55,11 @@ tier_lint() {
   ansible-lint --profile production --offline
 }
 
+# The ends of requires_ansible in meta/runtime.yml. The low end is the ansible-core that
+# tests/requirements.txt pins (every tier runs on it); tier compat runs sanity and units again
+# with the high end in a virtual environment of its own.
+COMPAT_VERSIONS="2.19.14 2.21.5"
+
 tier_sanity() {
   say "sanity: ansible-test sanity (no ignore files)"
   if ls tests/sanity/ignore-*.txt >/dev/null 2>&1; then
@@ -70,6 +75,40 @@ tier_sanity() {
   [ -d "$dest/tests/fakes" ] && excludes+=(--exclude tests/fakes/)
   (cd "$dest" && ansible-test sanity --venv --python "$(python3 -c 'import sys;print("%d.%d"%sys.version_info[:2])')" \
       --color no "${excludes[@]}")
+}
+
+# A Python >= 3.12 (ansible-core 2.20 and later need it on the controller).
+compat_python() {
+  local p root
+  root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
+  for p in python3.13 python3.12 "$root"/versions/3.13*/bin/python3 "$root"/versions/3.12*/bin/python3; do
+    if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import sys, venv; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+      command -v "$p"; return 0
+    fi
+  done
+  return 1
+}
+
+tier_compat() {
+  local version installed venv py
+  installed=$(python3 -c 'import ansible.release as r; print(r.__version__)')
+  for version in $COMPAT_VERSIONS; do
+    if [ "$version" = "$installed" ]; then
+      say "compat: ansible-core $version is the one every tier runs on"; continue
+    fi
+    venv="$CODESTACK_CACHE/venvs/ansible-core-$version"
+    if [ ! -x "$venv/bin/ansible-test" ]; then
+      py=$(compat_python) || { echo "compat: ansible-core $version needs Python >= 3.12" >&2; return 1; }
+      say "compat: a virtual environment with ansible-core $version ($py)"
+      rm -rf "$venv" && "$py" -m venv "$venv"
+      grep -vE '^ansible-core' requirements.txt > "$venv/requirements.txt"
+      "$venv/bin/python" -m pip install -q "ansible-core==$version" pytest graphql-core runpod \
+        -r "$venv/requirements.txt"
+    fi
+    say "compat: sanity and units with ansible-core $version"
+    PATH="$venv/bin:$PATH" tier_sanity
+    PATH="$venv/bin:$PATH" tier_units
+  done
 }
 
 run_pytest() {
@@ -97,6 +136,13 @@ tier_slow() {
   run_pytest tests/integration -q -m slow
 }
 
+# The README's first command on a pristine Debian container (podman), from a fresh clone of
+# HEAD, with the system Python; the compiled llama.cpp wheel is mounted (no 8 min compile).
+tier_pristine() {
+  say "pristine: scripts/quickstart.sh in a pristine Debian 12 container"
+  bash tests/pristine/quickstart.sh
+}
+
 tier_molecule() {
   say "molecule: every role's scenarios"
   link_collection
@@ -118,7 +164,7 @@ main() {
   [ $# -gt 0 ] || set -- fast
   for arg in "$@"; do
     case "$arg" in
-      all) tiers+=(setup lint sanity units integration molecule slow) ;;
+      all) tiers+=(setup lint sanity units compat integration molecule slow pristine) ;;
       fast) tiers+=(units) ;;
       *) tiers+=("$arg") ;;
     esac

@@ -17,7 +17,6 @@ import re
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
-from ansible.module_utils.six import string_types
 
 DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
 QUANTIZATIONS = ("awq", "awq_marlin", "gptq", "fp8")
@@ -78,7 +77,7 @@ def _normalize(settings):
 
     out = {}
     model = settings.get("model")
-    if not isinstance(model, string_types) or not model.strip():
+    if not isinstance(model, str) or not model.strip():
         _fail("model (a Hugging Face id or a local directory) is required")
     out["model"] = model.strip()
     revision = settings.get("revision")
@@ -92,9 +91,9 @@ def _normalize(settings):
     served = settings.get("served_model_name")
     if served is None or served == "" or served == []:
         out["served_model_name"] = []
-    elif isinstance(served, string_types):
+    elif isinstance(served, str):
         out["served_model_name"] = [served]
-    elif isinstance(served, (list, tuple)) and all(isinstance(s, string_types) and s for s in served):
+    elif isinstance(served, (list, tuple)) and all(isinstance(s, str) and s for s in served):
         out["served_model_name"] = list(served)
     else:
         _fail("served_model_name must be a string or a list of strings, got %r" % (served,))
@@ -148,7 +147,7 @@ def _normalize(settings):
     out["enforce_eager"] = _bool(settings, "enforce_eager")
 
     extra = settings.get("extra_args") or []
-    if isinstance(extra, string_types) or not isinstance(extra, (list, tuple)):
+    if isinstance(extra, str) or not isinstance(extra, (list, tuple)):
         _fail("extra_args must be a list of strings (one element per argument), got %r" % (extra,))
     extra = [to_text(a) for a in extra]
     for arg in extra:

@@ -9,7 +9,8 @@ FIXTURES = os.path.join(REPO, "tests", "fixtures")
 CACHE = os.environ.get("CODESTACK_CACHE") or os.path.expanduser("~/.cache/codestack")
 CODE_SERVER_VERSION = "4.139.1"
 CODE_SERVER_PREFIX = os.path.join(CACHE, "code-server-" + CODE_SERVER_VERSION)
-KILO_CLI = os.path.join(CACHE, "kilo-cli-7.7.7", "bin", "kilo")
+KILO_PREFIX = os.path.join(CACHE, "kilo-cli-7.7.7")
+KILO_CLI = os.path.join(KILO_PREFIX, "bin", "kilo")
 ROLES = ("architect", "coder", "debugger", "reviewer")
 ALIASES = {"architect": "arch-alias", "coder": "coder-alias", "debugger": "debug-alias",
            "reviewer": "review-alias"}
@@ -47,6 +48,9 @@ def base_vars(home, **overrides):
         "code_server_kilocode_prompts_dir": os.path.join(FIXTURES, "prompts"),
         "code_server_kilocode_blueprint_file": os.path.join(FIXTURES, "blueprint-ide.yml"),
         "code_server_kilocode_service_state": "stopped",
+        # The Kilo CLI that tests/setup/40-ide.sh installed (the role finds its version and skips npm).
+        "code_server_kilocode_cli_prefix": KILO_PREFIX,
+        "code_server_kilocode_cli_install": os.path.exists(KILO_CLI),
     }
     variables.update(overrides)
     return variables

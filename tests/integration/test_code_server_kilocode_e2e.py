@@ -1,6 +1,7 @@
 """End to end: the code_server_kilocode role on this machine, driven by real clients.
 
-One stack per module: llama.cpp serving SmolLM2 -> a recording pass-through -> the real LiteLLM
+One stack per module: llama.cpp serving SmolLM2 (with the llamacpp_server role's launcher and
+chat format) -> a recording pass-through that changes nothing -> the real LiteLLM
 proxy (one alias per role, master key) -> code-server + the configuration the role wrote. Then:
 
 * the Kilo CLI (@kilocode/cli 7.7.7, which reads the same kilo.jsonc as the 7.x extension) runs a
@@ -31,6 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARTIFACTS = os.path.join(REPO, "tests", "output", "artifacts")
 MASTER_KEY = "sk-codestack-e2e-master"
+LLAMACPP_LAUNCHER = os.path.join(REPO, "roles", "llamacpp_server", "files", "codestack_llamacpp.py")
 
 
 def _smollm2_gguf():
@@ -72,16 +74,17 @@ def stack(tmp_path_factory):
     pidfile = home / ".local" / "state" / "code-server-kilocode" / "supervisor.pid"
     try:
         llama_port = free_port()
+        # The launcher and chat format roles/llamacpp_server deploys, with its default context.
         services.append(start_process(
-            "llama", [sys.executable, "-m", "llama_cpp.server", "--model", _smollm2_gguf(),
+            "llama", [sys.executable, LLAMACPP_LAUNCHER, "--model", _smollm2_gguf(),
                       "--host", "127.0.0.1", "--port", str(llama_port), "--model_alias",
-                      "smollm2", "--n_ctx", "8192"],
+                      "smollm2", "--n_ctx", "8192", "--chat_format", "codestack"],
             work, "http://127.0.0.1:%d" % llama_port, "/v1/models", timeout=120))
         recorder_port = free_port()
         requests_log = work / "requests.jsonl"
         services.append(start_process(
             "recorder", [sys.executable, os.path.join(HERE, "_recorder.py"), str(recorder_port),
-                         services[0].url, str(requests_log), "--adapt"],
+                         services[0].url, str(requests_log)],
             work, "http://127.0.0.1:%d" % recorder_port, "/v1/models"))
         config = {
             "model_list": [{"model_name": alias,

@@ -1,14 +1,18 @@
 """End to end on the embedded default: site.yml builds the whole stack on this machine.
 
 Plan -> llama.cpp (SmolLM2) -> LiteLLM gateway (one alias per role) -> code-server with the
-KiloCode configuration; every alias answers through the gateway, the IDE serves its login page,
-and a second run changes nothing. Ports and directories are private to the test.
+KiloCode configuration and the Kilo CLI; every alias answers through the gateway, the IDE serves
+its login page, the real Kilo CLI gets an answer from its agent through the stack exactly as
+site.yml deployed it, and a second run changes nothing. The extension gallery is unreachable
+here, as on an offline machine: the run warns once and goes on. Ports and directories are
+private to the test.
 """
 
 import json
 import os
 import socket
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -19,6 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 USER = "codestack-e2e"
+ARTIFACTS = os.path.join(REPO, "tests", "output", "artifacts")
 
 
 def _play(extra_vars, out):
@@ -28,7 +33,9 @@ def _play(extra_vars, out):
         capture_output=True, text=True, timeout=1500, check=False)
     (out / "site.log").write_text(proc.stdout + proc.stderr)
     assert proc.returncode == 0, (proc.stdout[-6000:] + proc.stderr[-3000:])
-    return json.loads(proc.stdout)
+    result = json.loads(proc.stdout)
+    result["stderr"] = proc.stderr
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +44,6 @@ def stack(tmp_path_factory):
     ports = {"llama": free_port(), "gateway": free_port(), "ide": free_port()}
     extra = {
         "codestack_output": str(out / "stack"),
-        "codestack_kilocode_extension": False,  # the extension gallery is unreachable here
         "llamacpp_server_port": ports["llama"], "llamacpp_server_dir": str(out / "llama"),
         "llamacpp_server_name": "llama-e2e",
         "litellm_gateway_port": ports["gateway"], "litellm_gateway_dir": str(out / "litellm"),
@@ -136,9 +142,64 @@ def test_stages_at_vvv_print_no_key(stack):
             assert len(key) >= 20 and key not in proc.stdout + proc.stderr, (name, what)
 
 
+def _warnings(result):
+    """Every warning of the run: the JSON callback keeps them in the task results."""
+    found = []
+    for play in result["plays"]:
+        for task in play["tasks"]:
+            for host in task["hosts"].values():
+                found += [w if isinstance(w, str) else w.get("msg", str(w)) for w in host.get("warnings", [])]
+    return found
+
+
+def test_without_the_gallery_one_warning_says_how_to_add_the_extension(stack):
+    warnings = [w for w in _warnings(stack["first"]) if "KiloCode extension" in w]
+    assert len(warnings) == 1, _warnings(stack["first"])
+    assert "--install-extension kilocode.kilo-code@7.7.7" in warnings[0]
+    assert "gallery is unreachable" in warnings[0]
+
+
 def test_second_run_changes_nothing(stack):
     second = _play(stack["extra"], stack["out"])
     assert _stats(second)["changed"] == 0 and _stats(second)["failures"] == 0
+
+
+def test_kilo_cli_in_the_ide_answers_through_the_stack(stack):
+    """The real Kilo CLI, as the IDE's terminal has it, against the stack as site.yml left it.
+
+    After the second run: on its first start Kilo CLI 7.7.7 migrates kilo.jsonc (it adds a
+    top-level "permission": {"bash": "allow"} and writes .bash-permission-migrated next to it),
+    which the next role run puts back (one change and a code-server restart).
+    """
+    home = "/home/%s" % USER
+    environ = open("/proc/%s/environ" % _code_server_pid(), "rb").read().split(b"\0")
+    path = next(v for v in environ if v.startswith(b"PATH=")).decode()[5:]
+    kilo = next(os.path.join(d, "kilo") for d in path.split(":") if os.path.exists(os.path.join(d, "kilo")))
+    env = ["HOME=" + home, "PATH=" + path, "LANG=C.UTF-8", "NO_PROXY=127.0.0.1,localhost",
+           # Nothing may leave this machine: no update check, no models.dev download, no LSP fetch.
+           "KILO_DISABLE_AUTOUPDATE=1", "KILO_DISABLE_MODELS_FETCH=1", "KILO_DISABLE_LSP_DOWNLOAD=1"]
+    started = time.monotonic()
+    result = subprocess.run(
+        ["runuser", "-u", USER, "--", "env", "-i"] + env
+        + [kilo, "run", "--agent", "coder", "--format", "json",
+           "Write a Python function add(a, b) that returns the sum of a and b."],
+        cwd=home + "/workspace", capture_output=True, text=True, timeout=420, check=False)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    texts = [e["part"]["text"] for e in events if e.get("type") == "text" and e.get("part", {}).get("text")]
+    assert texts and "".join(texts).strip(), result.stdout[-3000:]
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    with open(os.path.join(ARTIFACTS, "kilo-cli-answer.txt"), "w") as handle:
+        handle.write("kilo %s run --agent coder (%.1f s)\n%s\n" % (kilo, elapsed, "".join(texts)))
+
+
+def _code_server_pid():
+    pidfile = "/home/%s/.local/state/code-server-kilocode/supervisor.pid" % USER
+    supervisor = open(pidfile).read().strip()
+    children = subprocess.run(["pgrep", "-P", supervisor], capture_output=True, text=True,
+                              check=True).stdout.split()
+    return children[0]
 
 
 def test_teardown_stops_every_local_service(stack):

@@ -4,7 +4,8 @@
 set -euo pipefail
 dest="$HOME/.ansible/test/cache"
 mkdir -p "$dest"
-for version in 24_2 25_0 25_3; do
+# ansible-core 2.19 asks for 24.2, 2.21 for 25.2 (tier compat).
+for version in 24_2 25_0 25_2 25_3; do
   cat > "$dest/get_pip_${version}.py" <<'PY'
 import subprocess
 import sys
