@@ -83,7 +83,7 @@ def _normalize(settings):
     revision = settings.get("revision")
     if revision in (None, ""):
         out["revision"] = None
-    elif not isinstance(revision, string_types) or not re.match(r"^[A-Za-z0-9][-A-Za-z0-9_./]*$", revision):
+    elif not isinstance(revision, str) or not re.match(r"^[A-Za-z0-9][-A-Za-z0-9_./]*$", revision):
         _fail("revision must be a branch, tag or commit of the model repository, got %r" % (revision,))
     else:
         out["revision"] = revision
@@ -137,7 +137,7 @@ def _normalize(settings):
         value = settings.get(key)
         if value in (None, ""):
             out[key] = None
-        elif not isinstance(value, string_types) or not value.startswith("/"):
+        elif not isinstance(value, str) or not value.startswith("/"):
             _fail("%s must be an absolute path inside the server's machine, got %r" % (key, value))
         else:
             out[key] = value

@@ -210,6 +210,14 @@ def stack_endpoints(plan, state, local_api_key="", vllm_api_key=""):
             continue
         endpoints[dep["name"]] = {"api_base": url, "api_key": vllm_api_key or "none",
                                   "model": res["attributes"].get("model") or dep["name"]}
+        ca_file = res["attributes"].get("tls_ca_file")
+        if ca_file:
+            # The model server serves its own TLS: the gateway trusts this authority alone.
+            try:
+                with open(ca_file) as handle:
+                    endpoints[dep["name"]]["ca_pem"] = handle.read()
+            except OSError as exc:
+                missing.append("%s (cannot read its TLS authority %s: %s)" % (dep.get("name"), ca_file, exc.strerror))
     if missing:
         raise StackError("no endpoint to route to for: %s" % "; ".join(missing))
     return endpoints
@@ -227,7 +235,7 @@ def model_servers(state):
                 url = url[:-3]
             servers.append({"deployment": attrs.get("deployment") or res.get("name"), "url": url,
                             "model": attrs.get("model") or res.get("name"), "id": res.get("id"),
-                            "provider": res.get("provider")})
+                            "provider": res.get("provider"), "tls_ca_file": attrs.get("tls_ca_file") or ""})
     return servers
 
 

@@ -114,10 +114,6 @@ class CloudStack:
             "gpu_provision_wait_timeout": 120,
             "codestack_serve_timeout": 120,
             "codestack_budget_guard_interval": 2,
-            # site.yml's wait for the rented servers does not pass the instances' authority
-            # (model_server_wait ca_path: item.tls_ca_file) yet: until the serve stage does, these
-            # runs rent Vast.ai instances serving plain HTTP. test_vast_tls_route.py covers TLS.
-            "gpu_provision_vast_tls": False,
         }
         variables.update(extra)
         return variables

@@ -167,3 +167,16 @@ def test_stack_service_reads_a_record():
     assert stack_filters.stack_service(STATE, "llamacpp")["model"] == "smollm2"
     assert stack_filters.stack_service(STATE, "code-server") == {}
     assert os.path.basename(stack_filters.stack_service(STATE, "llamacpp")["api_key_file"]) == "api_key"
+
+
+def test_a_tls_model_server_routes_with_its_pinned_authority(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n")
+    state = json.loads(json.dumps(STATE))
+    state["resources"][2]["attributes"]["tls_ca_file"] = str(ca)
+    endpoints = _stack.stack_endpoints(PLAN, state, "k", "v")
+    assert endpoints["gpu-b"]["ca_pem"] == ca.read_text() and "ca_pem" not in endpoints["gpu-a"]
+    assert [s["tls_ca_file"] for s in _stack.model_servers(state)][:2] == ["", str(ca)]
+    state["resources"][2]["attributes"]["tls_ca_file"] = str(tmp_path / "gone.pem")
+    with pytest.raises(_stack.StackError, match="gpu-b .cannot read its TLS authority"):
+        _stack.stack_endpoints(PLAN, state, "k", "v")
