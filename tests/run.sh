@@ -164,7 +164,8 @@ main() {
   [ $# -gt 0 ] || set -- fast
   for arg in "$@"; do
     case "$arg" in
-      all) tiers+=(setup lint sanity units compat integration molecule slow pristine) ;;
+      # pristine is not in 'all' yet: its final checks have not passed once (docs: README).
+      all) tiers+=(setup lint sanity units compat integration molecule slow) ;;
       fast) tiers+=(units) ;;
       *) tiers+=("$arg") ;;
     esac
