@@ -16,6 +16,7 @@ import random
 import signal
 import statistics
 import subprocess
+import threading
 import time
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
@@ -265,3 +266,14 @@ def paired_delta(values, base):
     """Median and p99 of per-round differences ``values[i] - base[i]`` (same round, same load)."""
     diffs = [a - b for a, b in zip(values, base)]
     return {"p50": round(statistics.median(diffs), 2), "p99": round(percentile(diffs, 99), 2)} if diffs else {}
+
+
+def run_concurrently(worker, count):
+    """Run ``worker(index)`` in ``count`` threads started together; the wall seconds they took."""
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start

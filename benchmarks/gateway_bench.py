@@ -46,7 +46,8 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import conftest  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
-from _benchlib import Client, Recorder, interleaved, load_avg, paired_delta, summary, tree_cpu_s  # noqa: E402  pylint: disable=wrong-import-position
+from _benchlib import (  # noqa: E402  pylint: disable=wrong-import-position
+    Client, Recorder, interleaved, load_avg, paired_delta, run_concurrently, summary, tree_cpu_s)
 from _services import free_port, start_process, stop_process, wait_http  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.llmops.codestack.plugins.filter.litellm_config import litellm_config  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -281,13 +282,7 @@ def burst(base, model, key, count, max_tokens=8):
         finally:
             client.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - start
+    wall = run_concurrently(worker, count)
     lat = [r[1] for r in results if r[0] == "ok"]
     errors = [r[1] for r in results if r[0] != "ok"]
     out = summary(lat)

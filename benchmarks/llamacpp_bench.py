@@ -31,7 +31,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
-from _benchlib import Client, Recorder, interleaved, load_avg, summary  # noqa: E402  pylint: disable=wrong-import-position
+from _benchlib import Client, Recorder, interleaved, load_avg, run_concurrently, summary  # noqa: E402  pylint: disable=wrong-import-position
 from _services import free_port, start_process, stop_process, wait_http  # noqa: E402  pylint: disable=wrong-import-position
 
 WORDS = ("def parse config yaml file return dict of settings with defaults for the server port host "
@@ -125,13 +125,7 @@ def concurrent(base, count, tokens):
         finally:
             client.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - start
+    wall = run_concurrently(worker, count)
     chunks = sum(r["chunks"] for r in runs if r)
     return {"requests": count, "tokens": chunks, "wall_s": round(wall, 2),
             "aggregate_tok_s": round(chunks / wall, 1),
