@@ -23,7 +23,7 @@ QUANTIZATIONS = ("awq", "awq_marlin", "gptq", "fp8")
 
 # Settings in the order they appear on the command line.
 KNOWN = ("model", "revision", "served_model_name", "host", "port", "dtype", "quantization",
-         "tensor_parallel_size", "max_model_len", "gpu_memory_utilization",
+         "tensor_parallel_size", "max_model_len", "max_num_seqs", "gpu_memory_utilization",
          "enable_prefix_caching", "enforce_eager", "ssl_certfile", "ssl_keyfile", "extra_args")
 
 _FLAG_RE = re.compile(r"^--[a-z0-9][a-z0-9-]*(=.*)?$")
@@ -120,6 +120,7 @@ def _normalize(settings):
 
     out["tensor_parallel_size"] = _int(settings, "tensor_parallel_size", 1)
     out["max_model_len"] = _int(settings, "max_model_len", 1)
+    out["max_num_seqs"] = _int(settings, "max_num_seqs", 1)
 
     util = settings.get("gpu_memory_utilization")
     if util in (None, ""):
@@ -188,6 +189,8 @@ def vllm_args(settings):
         args += ["--tensor-parallel-size", str(s["tensor_parallel_size"])]
     if s["max_model_len"] is not None:
         args += ["--max-model-len", str(s["max_model_len"])]
+    if s["max_num_seqs"] is not None:
+        args += ["--max-num-seqs", str(s["max_num_seqs"])]
     if s["gpu_memory_utilization"] is not None:
         args += ["--gpu-memory-utilization", _number(s["gpu_memory_utilization"])]
     if s["enable_prefix_caching"] is True:
@@ -252,6 +255,8 @@ def vllm_worker_env(settings):
         env["TENSOR_PARALLEL_SIZE"] = str(s["tensor_parallel_size"])
     if s["max_model_len"] is not None:
         env["MAX_MODEL_LEN"] = str(s["max_model_len"])
+    if s["max_num_seqs"] is not None:
+        env["MAX_NUM_SEQS"] = str(s["max_num_seqs"])
     if s["gpu_memory_utilization"] is not None:
         env["GPU_MEMORY_UTILIZATION"] = _number(s["gpu_memory_utilization"])
     if s["enable_prefix_caching"] is not None:

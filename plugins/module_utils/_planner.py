@@ -51,7 +51,7 @@ class Option(object):
     """One (offer, model, quantization) that fits, with its derived rates."""
 
     __slots__ = ("offer", "group", "gpu", "model", "quant_id", "quant", "weight_gb", "engine",
-                 "max_model_len", "decode", "agg_decode", "prefill", "quality", "rework", "spo",
+                 "max_model_len", "max_num_seqs", "decode", "agg_decode", "prefill", "quality", "rework", "spo",
                  "spi", "cold_s", "price", "min_billing", "billing_period", "setup", "interrupt",
                  "measured", "batching", "max_batching", "batching_seqs", "ttft_tokens",
                  "prefix_cache_hit", "kv_tokens", "index")
@@ -257,7 +257,7 @@ def enumerate_options(catalog, constraints, providers=None):
                 opt.ttft_tokens = params.ttft_prompt_tokens
                 all_roles = serving_for(opt, ROLES, needs) or \
                     (min(max(n[0] for n in needs.values()), model.context), 1)
-                opt.max_model_len = all_roles[0]
+                opt.max_model_len, opt.max_num_seqs = all_roles[0], all_roles[1]
                 opt.set_rates(decode, prefill, opt.batching_for(all_roles[1]),
                               params.prefix_cache_hit)
                 opt.quality = max(0.0, model.score.value - quant.penalty)
@@ -342,8 +342,8 @@ def _option_doc(opt, offer=None, serving=None):
     """The plan's description of an option; ``serving`` (max_model_len, max_num_seqs,
     batching) is the block's, else the all-roles deployment's."""
     offer = offer or opt.offer
-    max_model_len, batching = (serving[0], serving[2]) if serving else \
-        (opt.max_model_len, opt.batching)
+    max_model_len, max_num_seqs, batching = (serving[0], serving[1], serving[2]) if serving else \
+        (opt.max_model_len, opt.max_num_seqs, opt.batching)
     return {
         "provider": offer.provider,
         "offer_id": offer.id,
@@ -366,6 +366,7 @@ def _option_doc(opt, offer=None, serving=None):
             "vllm_quantization": opt.quant.vllm_quantization,
             "weight_gb": opt.weight_gb,
             "max_model_len": max_model_len,
+            "max_num_seqs": max_num_seqs,
             "licence": opt.model.weights(opt.quant_id)[3],
         },
         "engine": opt.engine,

@@ -190,15 +190,16 @@ def test_container_settings_for_runpod_vast_and_serverless(tmp_path):
     rc, output, result, facts = play(tmp_path, {
         "vllm_server_target": "container", "vllm_server_model": "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ",
         "vllm_server_served_model_name": "coder", "vllm_server_quantization": "awq",
-        "vllm_server_max_model_len": 8192, "vllm_server_api_key": KEY,
-        "vllm_server_extra_args": ["--max-num-seqs", "32"]})
+        "vllm_server_max_model_len": 8192, "vllm_server_max_num_seqs": 32, "vllm_server_api_key": KEY,
+        "vllm_server_extra_args": ["--max-num-batched-tokens", "8192"]})
     assert rc == 0, output
     role_tasks = [t for t in result["plays"][0]["tasks"] if t["task"]["name"] != "facts"]
     assert KEY not in json.dumps(role_tasks)
     assert changed(result) == 0
     c = facts["container"]
     assert c["image"] == "vllm/vllm-openai:v0.32.0" and c["port"] == 8000
-    assert c["args"][-2:] == ["--max-num-seqs", "32"]
+    assert c["args"][-2:] == ["--max-num-batched-tokens", "8192"]
+    assert c["args"][c["args"].index("--max-num-seqs") + 1] == "32"
     assert c["env"] == {"VLLM_API_KEY": KEY}
     assert c["runpod_pod"]["docker_args"] == " ".join(c["args"])
     assert c["runpod_pod"]["ports"] == "8000/http"
@@ -209,7 +210,7 @@ def test_container_settings_for_runpod_vast_and_serverless(tmp_path):
     assert worker["MODEL_NAME"] == "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
     assert worker["OPENAI_SERVED_MODEL_NAME_OVERRIDE"] == "coder"
     assert worker["QUANTIZATION"] == "awq" and worker["MAX_MODEL_LEN"] == "8192"
-    assert worker["MAX_NUM_SEQS"] == "32"
+    assert worker["MAX_NUM_SEQS"] == "32" and worker["MAX_NUM_BATCHED_TOKENS"] == "8192"
     assert "VLLM_API_KEY" not in worker
 
 

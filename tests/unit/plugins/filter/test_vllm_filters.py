@@ -46,8 +46,8 @@ ARGS_TABLE = [
     ("empty values keep defaults",
      {"served_model_name": "", "dtype": "", "quantization": "", "max_model_len": "",
       "gpu_memory_utilization": None, "extra_args": []}, ["--model", BASE["model"]]),
-    ("extra args appended last", {"port": 8000, "extra_args": ["--max-num-seqs", "8", "--trust-remote-code"]},
-     ["--model", BASE["model"], "--port", "8000", "--max-num-seqs", "8", "--trust-remote-code"]),
+    ("extra args appended last", {"port": 8000, "extra_args": ["--max-num-batched-tokens", "8192", "--trust-remote-code"]},
+     ["--model", BASE["model"], "--port", "8000", "--max-num-batched-tokens", "8192", "--trust-remote-code"]),
     ("everything, stable order",
      {"extra_args": ["--seed=1"], "enforce_eager": True, "enable_prefix_caching": True,
       "gpu_memory_utilization": 0.85, "max_model_len": 8192, "tensor_parallel_size": 4,
@@ -117,14 +117,14 @@ def test_worker_env_maps_the_same_settings():
         "model": BASE["model"], "served_model_name": "coder", "host": "0.0.0.0", "port": 8000,
         "dtype": "half", "quantization": "awq", "tensor_parallel_size": 2, "max_model_len": 16384,
         "gpu_memory_utilization": 0.9, "enable_prefix_caching": True, "enforce_eager": False,
-        "extra_args": ["--max-num-seqs", "16", "--trust-remote-code", "--no-enable-chunked-prefill",
+        "extra_args": ["--max-num-batched-tokens", "16384", "--trust-remote-code", "--no-enable-chunked-prefill",
                        "--kv-cache-dtype=fp8"],
     })
     assert env == {
         "MODEL_NAME": BASE["model"], "OPENAI_SERVED_MODEL_NAME_OVERRIDE": "coder",
         "DTYPE": "half", "QUANTIZATION": "awq", "TENSOR_PARALLEL_SIZE": "2",
         "MAX_MODEL_LEN": "16384", "GPU_MEMORY_UTILIZATION": "0.9",
-        "ENABLE_PREFIX_CACHING": "true", "ENFORCE_EAGER": "false", "MAX_NUM_SEQS": "16",
+        "ENABLE_PREFIX_CACHING": "true", "ENFORCE_EAGER": "false", "MAX_NUM_BATCHED_TOKENS": "16384",
         "TRUST_REMOTE_CODE": "true", "ENABLE_CHUNKED_PREFILL": "false", "KV_CACHE_DTYPE": "fp8",
     }
     assert all(isinstance(v, str) for v in env.values())
@@ -148,3 +148,14 @@ def test_worker_env_refusals(settings, message):
 
 def test_filter_module_exports_both():
     assert set(FilterModule().filters()) == {"vllm_args", "vllm_worker_env"}
+
+
+def test_max_num_seqs_reaches_the_command_line_and_the_worker():
+    """The plan's concurrency (serving.max_num_seqs) is what vLLM is started with."""
+    settings = dict(BASE, max_model_len=16384, max_num_seqs=3)
+    args = vllm_args(settings)
+    assert args[args.index("--max-num-seqs") + 1] == "3"
+    assert vllm_worker_env(settings)["MAX_NUM_SEQS"] == "3"
+    assert "--max-num-seqs" not in vllm_args(dict(BASE, max_num_seqs=""))
+    with pytest.raises(AnsibleFilterError, match="max_num_seqs must be an integer"):
+        vllm_args(dict(BASE, max_num_seqs=0))

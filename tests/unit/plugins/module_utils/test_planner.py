@@ -193,6 +193,7 @@ def test_deployment_states_its_serving_settings(catalog):
     for dep in plan["deployments"]:
         serving = dep["serving"]
         assert serving["max_model_len"] == dep["model"]["max_model_len"]
+        assert serving["max_num_seqs"] == dep["model"]["max_num_seqs"]
         assert serving["max_num_seqs"] == sum(plan["roles"][r]["concurrency"]
                                               for r in dep["roles"])
         assert serving["max_model_len"] <= max(plan["roles"][r]["context_tokens"]
