@@ -29,3 +29,21 @@ def run_provider_playbook(playbook_path, tmp_path, variables, credentials, env=N
 
 def assert_ok(proc):
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+
+
+def stack_provision_book(path, plan_file, state_file, vllm_api_key, then=()):
+    """Write a playbook at ``path`` that rents every deployment of ``plan_file`` the way the
+    provision stage does (gpu_provision, tasks_from: stack), then runs the tasks ``then``."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    path.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars": {"plan": "{{ lookup('ansible.builtin.file', '%s') | from_json }}" % plan_file},
+        "tasks": [
+            {"ansible.builtin.include_role": {"name": "llmops.codestack.gpu_provision", "tasks_from": "stack"},
+             "vars": {"gpu_provision_deployments": "{{ plan.deployments }}",
+                      "gpu_provision_stack_id": "{{ plan.stack_id }}",
+                      "gpu_provision_state_file": str(state_file), "gpu_provision_vllm_api_key": vllm_api_key,
+                      "gpu_provision_wait_sleep": 1}},
+        ] + list(then)}]))
+    return str(path)

@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 import yaml
 
-from _provider_helpers import assert_ok, run_provider_playbook
+from _provider_helpers import assert_ok, run_provider_playbook, stack_provision_book
 from _services import free_port, start_llamacpp
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fakes"))
@@ -139,22 +139,14 @@ def test_the_instance_port_speaks_only_verified_tls(tmp_path, upstream):
     plan_file.write_text(json.dumps(plan("codestack-tls-port")))
     out = tmp_path / "out"
     out.mkdir()
-    book = tmp_path / "rent.yml"
-    book.write_text(yaml.safe_dump([{
-        "hosts": "localhost", "gather_facts": False,
-        "vars": {"plan": "{{ lookup('ansible.builtin.file', '%s') | from_json }}" % plan_file},
-        "tasks": [
-            {"ansible.builtin.include_role": {"name": "llmops.codestack.gpu_provision", "tasks_from": "stack"},
-             "vars": {"gpu_provision_deployments": "{{ plan.deployments }}", "gpu_provision_stack_id": "{{ plan.stack_id }}",
-                      "gpu_provision_state_file": str(out / "state.json"), "gpu_provision_vllm_api_key": KEY,
-                      "gpu_provision_wait_sleep": 1}},
-            {"llmops.codestack.model_server_wait": {
-                "url": "{{ gpu_provision_results['coder-qwen'].endpoint_url | regex_replace('/v1$', '') }}",
-                "api_key": KEY, "ca_path": "{{ gpu_provision_results['coder-qwen'].tls_ca_file }}",
-                "metrics_path": "", "wait_timeout": 60, "wait_sleep": 1}},
-            {"ansible.builtin.copy": {"dest": str(out / "results.json"), "mode": "0600",
-                                      "content": "{{ gpu_provision_results | to_json }}"}},
-        ]}]))
+    book = stack_provision_book(tmp_path / "rent.yml", plan_file, out / "state.json", KEY, then=[
+        {"llmops.codestack.model_server_wait": {
+            "url": "{{ gpu_provision_results['coder-qwen'].endpoint_url | regex_replace('/v1$', '') }}",
+            "api_key": KEY, "ca_path": "{{ gpu_provision_results['coder-qwen'].tls_ca_file }}",
+            "metrics_path": "", "wait_timeout": 60, "wait_sleep": 1}},
+        {"ansible.builtin.copy": {"dest": str(out / "results.json"), "mode": "0600",
+                                  "content": "{{ gpu_provision_results | to_json }}"}},
+    ])
     try:
         proc = run_provider_playbook(str(book), tmp_path, {}, dict(VAST_API_KEY="test-key", VAST_URL=fake.url))
         assert_ok(proc)

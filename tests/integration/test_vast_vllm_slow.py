@@ -20,7 +20,7 @@ import time
 import pytest
 import yaml
 
-from _provider_helpers import run_provider_playbook
+from _provider_helpers import run_provider_playbook, stack_provision_book
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fakes"))
 
@@ -70,32 +70,24 @@ def test_the_instance_runs_real_vllm_with_the_arguments_it_received(tmp_path):
     plan_file.write_text(json.dumps(plan()))
     out = tmp_path / "out"
     out.mkdir()
-    book = tmp_path / "serve.yml"
     results = "{{ gpu_provision_results['coder-qwen'] }}"
-    book.write_text(yaml.safe_dump([{
-        "hosts": "localhost", "gather_facts": False,
-        "vars": {"plan": "{{ lookup('ansible.builtin.file', '%s') | from_json }}" % plan_file},
-        "tasks": [
-            {"ansible.builtin.include_role": {"name": "llmops.codestack.gpu_provision", "tasks_from": "stack"},
-             "vars": {"gpu_provision_deployments": "{{ plan.deployments }}", "gpu_provision_stack_id": "{{ plan.stack_id }}",
-                      "gpu_provision_state_file": str(out / "state.json"), "gpu_provision_vllm_api_key": KEY,
-                      "gpu_provision_wait_sleep": 1}},
-            {"name": "wait", "register": "waited", "llmops.codestack.model_server_wait": {
-                "url": "{{ gpu_provision_results['coder-qwen'].endpoint_url | regex_replace('/v1$', '') }}",
-                "api_key": KEY, "ca_path": "{{ gpu_provision_results['coder-qwen'].tls_ca_file }}",
-                "model": MODEL["key"], "metrics_required": ["vllm:num_requests_running", "vllm:kv_cache_usage_perc"],
-                "wait_timeout": 420, "wait_sleep": 2}},
-            {"name": "ask", "register": "answer", "ansible.builtin.uri": {
-                "url": "{{ gpu_provision_results['coder-qwen'].endpoint_url }}/chat/completions",
-                "method": "POST", "body_format": "json", "timeout": 120,
-                "ca_path": "{{ gpu_provision_results['coder-qwen'].tls_ca_file }}",
-                "headers": {"Authorization": "Bearer " + KEY},
-                "body": {"model": MODEL["key"], "max_tokens": 8,
-                         "messages": [{"role": "user", "content": "Say hi"}]}}},
-            {"ansible.builtin.copy": {"dest": str(out / "result.json"), "mode": "0600", "content":
-                                      "{{ {'result': %s, 'answer': answer.json, 'progress': waited.progress} | to_json }}"
-                                      % results.strip("{} ")}},
-        ]}]))
+    book = stack_provision_book(tmp_path / "serve.yml", plan_file, out / "state.json", KEY, then=[
+        {"name": "wait", "register": "waited", "llmops.codestack.model_server_wait": {
+            "url": "{{ gpu_provision_results['coder-qwen'].endpoint_url | regex_replace('/v1$', '') }}",
+            "api_key": KEY, "ca_path": "{{ gpu_provision_results['coder-qwen'].tls_ca_file }}",
+            "model": MODEL["key"], "metrics_required": ["vllm:num_requests_running", "vllm:kv_cache_usage_perc"],
+            "wait_timeout": 420, "wait_sleep": 2}},
+        {"name": "ask", "register": "answer", "ansible.builtin.uri": {
+            "url": "{{ gpu_provision_results['coder-qwen'].endpoint_url }}/chat/completions",
+            "method": "POST", "body_format": "json", "timeout": 120,
+            "ca_path": "{{ gpu_provision_results['coder-qwen'].tls_ca_file }}",
+            "headers": {"Authorization": "Bearer " + KEY},
+            "body": {"model": MODEL["key"], "max_tokens": 8,
+                     "messages": [{"role": "user", "content": "Say hi"}]}}},
+        {"ansible.builtin.copy": {"dest": str(out / "result.json"), "mode": "0600", "content":
+                                  "{{ {'result': %s, 'answer': answer.json, 'progress': waited.progress} | to_json }}"
+                                  % results.strip("{} ")}},
+    ])
     start = time.monotonic()
     try:
         proc = run_provider_playbook(str(book), tmp_path, {}, dict(VAST_API_KEY="test-key", VAST_URL=fake.url),
