@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - exercised by ansible-test's import san
 
     List = Literal = Optional = None
 
-API_SECTIONS = ("api_providers", "api_models", "ollama_models")
+API_SECTIONS = ("api_providers", "api_models", "ollama_models", "budget_tiers")
 DATA_POLICIES = ("third_party", "local")
 
 if HAS_PYDANTIC:
@@ -87,8 +87,14 @@ if HAS_PYDANTIC:
         decode_tok_s: float = Field(gt=0)
         prefill_tok_s: float = Field(gt=0)
 
+    class BudgetTier(_ApiEntry):
+        """A role's budget tier (economy ... premium): a quality floor for its options and a
+        factor on its quality weight in the balanced objective."""
+        min_quality: float = Field(ge=0, le=100)
+        quality_weight: float = Field(gt=0)
+
     API_MODELS = {"api_providers": ApiProvider, "api_models": ApiModel,
-                  "ollama_models": OllamaModel}
+                  "ollama_models": OllamaModel, "budget_tiers": BudgetTier}
 else:  # pragma: no cover
     API_MODELS = {}
 
