@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover
     HAS_YAML = False
 
 try:
-    from typing import List, Literal, Optional
+    from typing import Dict, List, Literal, Optional
 
     from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
     HAS_PYDANTIC = True
@@ -40,9 +40,11 @@ except ImportError as _exc:  # pragma: no cover - exercised by ansible-test's im
     def model_validator(*args, **kwargs):
         return lambda fn: fn
 
-    List = Literal = Optional = None
+    Dict = List = Literal = Optional = None
 
-PROVIDERS = ("local", "runpod", "runpod_serverless", "vast", "hetzner", "exoscale", "k3s")
+PROVIDERS = ("local", "runpod", "runpod_serverless", "vast", "hetzner", "exoscale", "k3s",
+             "openrouter", "deepseek", "mistral", "ollama")
+TIERS = ("economy", "standard", "premium")
 QUALITIES = ("draft", "standard", "high")
 PRIORITIES = ("must", "should", "could")
 COMPLEXITIES = ("low", "medium", "high")
@@ -83,6 +85,8 @@ if HAS_PYDANTIC:
         description: str = Field(min_length=1)
         priority: Literal["must", "should", "could"] = "must"
         complexity: Optional[Literal["low", "medium", "high"]] = None
+        sensitive: bool = Field(default=False, description="Its work stays on local or "
+                                "self-hosted models (never a third-party API).")
 
     class Constraints(_Strict):
         budget_usd: Optional[float] = Field(default=None, gt=0)
@@ -90,8 +94,14 @@ if HAS_PYDANTIC:
         deadline_hours: float = Field(gt=0)
         quality: Literal["draft", "standard", "high"] = "standard"
         providers: List[Literal["local", "runpod", "runpod_serverless", "vast", "hetzner",
-                                "exoscale", "k3s"]] = Field(default_factory=lambda: ["local"],
-                                                            min_length=1)
+                                "exoscale", "k3s", "openrouter", "deepseek", "mistral",
+                                "ollama"]] = Field(default_factory=lambda: ["local"],
+                                                   min_length=1)
+        sensitive: bool = Field(default=False, description="All work stays on local or "
+                                "self-hosted models (never a third-party API).")
+        tiers: Dict[Literal["architect", "coder", "debugger", "reviewer"],
+                    Literal["economy", "standard", "premium"]] = Field(
+            default_factory=dict, description="Budget tier per role (default standard).")
         region: Optional[str] = None
         residency: Optional[str] = Field(default=None, description="e.g. 'eu': only offers "
                                          "located there are considered.")

@@ -23,6 +23,12 @@ try:
 except ImportError:  # pragma: no cover
     HAS_YAML = False
 
+from ansible_collections.llmops.codestack.plugins.module_utils._api_catalog import (
+    API_MODELS,
+    API_SECTIONS,
+    check_api,
+)
+
 try:
     from typing import Annotated, Dict, List, Literal, Optional
 
@@ -212,11 +218,12 @@ if HAS_PYDANTIC:
         "currencies": Currency, "cost_model": CostModel, "estimator": Estimator,
         "images": Image,
     }
+    SECTIONS.update(API_MODELS)
 else:  # pragma: no cover
     SECTIONS = {}
 
 _SECTION_NAMES = ("gpus", "models", "offers", "quantizations", "cold_start", "engines",
-                  "measurements", "currencies", "cost_model", "estimator", "images")
+                  "measurements", "currencies", "cost_model", "estimator", "images") + API_SECTIONS
 
 
 def _close(word, choices):
@@ -334,6 +341,7 @@ class Catalog(object):
                 need("gpus", meas.gpu, what)
             need("models", meas.model, what)
             need("quantizations", meas.quantization, what)
+        problems.extend(check_api(self, need))
         if problems:
             raise CatalogError(_joined(problems))
         return self

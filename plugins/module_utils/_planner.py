@@ -275,11 +275,19 @@ def enumerate_options(catalog, constraints, providers=None):
                 opt.interrupt = interrupt
                 opt.index = len(options)
                 options.append(opt)
+    from ansible_collections.llmops.codestack.plugins.module_utils._api_planner import (
+        api_options,
+    )
+    options.extend(api_options(catalog, constraints, providers, len(options)))
     return options, rejected
 
 
-def block_candidates(options, roles, tokens, needs, weights):
-    """Every option that can serve this block of roles, priced for the block's work."""
+def block_candidates(options, roles, tokens, needs, weights, policy=None):
+    """Every option that can serve this block of roles, priced for the block's work; the
+    routing ``policy`` (sensitive roles, budget tiers) removes what it forbids."""
+    from ansible_collections.llmops.codestack.plugins.module_utils._api_planner import (
+        allowed_for,
+    )
     tin = sum(tokens[r][0] for r in roles)
     tout = sum(tokens[r][1] for r in roles)
     weight = sum(weights[r] for r in roles)
@@ -289,7 +297,7 @@ def block_candidates(options, roles, tokens, needs, weights):
     batchings = {}   # batching depends on the host kind only, not on the option
     for opt in options:
         mml = context if context < opt.model.context else opt.model.context
-        if mml * seqs > opt.kv_tokens:
+        if mml * seqs > opt.kv_tokens or not allowed_for(opt, roles, policy):
             continue
         batching = batchings.get(opt.max_batching)
         if batching is None:
@@ -297,17 +305,23 @@ def block_candidates(options, roles, tokens, needs, weights):
         hours, cost = opt.block(tin, tout, batching)
         out.append(Cand(opt, cost, hours, opt.quality, weight * opt.quality,
                         (mml, seqs, batching), opt.index,
-                        opt.offer.id if opt.offer.pricing == "owned" else None))
+                        getattr(opt.offer, "machine", opt.offer.id)
+                        if opt.offer.pricing == "owned" else None))
     return out
 
 
-def build_problem(options, tokens, params, budget_usd, deadline_h, quality):
-    """The optimiser's problem: every block of roles with its candidates."""
+def build_problem(options, tokens, params, budget_usd, deadline_h, quality, policy=None):
+    """The optimiser's problem: every block of roles with its candidates. ``policy``: the
+    routing policy of _api_planner.role_policy (a budget tier scales its role's weight)."""
     needs = role_needs(params)
     problem_weights = dict((r, params.role_quality_weight.get(r, 0.0)) for r in ROLES)
     if not sum(problem_weights.values()):
         problem_weights = dict((r, 1.0) for r in ROLES)
-    blocks = dict((roles, block_candidates(options, roles, tokens, needs, problem_weights))
+    if policy:
+        problem_weights = dict((r, w * policy[r]["quality_weight"])
+                               for r, w in problem_weights.items())
+    blocks = dict((roles, block_candidates(options, roles, tokens, needs, problem_weights,
+                                           policy))
                   for roles in subsets(ROLES))
     return Problem(blocks, budget_usd, deadline_h, params.quality_thresholds[quality],
                    problem_weights, params.deadline_weight)
@@ -344,7 +358,7 @@ def _option_doc(opt, offer=None, serving=None):
     offer = offer or opt.offer
     max_model_len, max_num_seqs, batching = (serving[0], serving[1], serving[2]) if serving else \
         (opt.max_model_len, opt.max_num_seqs, opt.batching)
-    return {
+    doc = {
         "provider": offer.provider,
         "offer_id": offer.id,
         "pricing": offer.pricing,
@@ -379,6 +393,9 @@ def _option_doc(opt, offer=None, serving=None):
         "ttft_prompt_tokens": opt.ttft_tokens,
         "cold_start_s": int(round(opt.cold_s)),
     }
+    if hasattr(opt, "plan_doc"):   # a per-token API or Ollama (_api_planner)
+        doc.update(opt.plan_doc())
+    return doc
 
 
 def predicted_ttft_s(prefill_tok_s, decode_tok_s, prompt_tokens):
@@ -407,6 +424,8 @@ def _cost_terms(opt, params, batching):
 
 
 def _describe_option(opt):
+    if hasattr(opt, "describe"):
+        return opt.describe()
     return "%s %s on %dx %s (%s %s, $%.2f/h)" % (
         opt.model.name, opt.quant_id, opt.offer.count, opt.gpu.name, opt.offer.provider,
         opt.offer.pricing, opt.price)
@@ -501,7 +520,8 @@ class _Solution(object):
                 budget_usd, deadline, ctx.params.quality_thresholds[quality])
         else:
             self.problem = build_problem(options if options is not None else ctx.options,
-                                         tokens, ctx.params, budget_usd, deadline, quality)
+                                         tokens, ctx.params, budget_usd, deadline, quality,
+                                         getattr(ctx, "policy", None))
         if not any(all(self.problem.blocks[b] for b in partition)
                    for partition in self.problem.partitions):
             raise PlanError("no catalog option has room for the KV cache of a deployment "
@@ -652,7 +672,9 @@ def _alternatives(ctx, block, problem, limit):
     for cand in ranked:
         if len(out) >= limit:
             break
-        if cand.opt.offer.id in used:
+        # a rented deployment falls back on what can be rented (the provisioner walks them),
+        # an API or Ollama deployment on what the gateway reaches without provisioning
+        if cand.opt.offer.id in used or hasattr(cand.opt, "api") != hasattr(opt, "api"):
             continue
         used.add(cand.opt.offer.id)
         doc = _option_doc(cand.opt, serving=cand.serving)
@@ -689,6 +711,9 @@ def build_plan(blueprint, intent, catalog, **options):
             raise PlanError("intent task %r: role must be one of %s and feature one of the "
                             "blueprint's features or '(project)'" % (task.get("title"), ROLES))
 
+    from ansible_collections.llmops.codestack.plugins.module_utils import (
+        _api_planner as api_planner,
+    )
     ctx = _Context()
     ctx.catalog, ctx.params, ctx.constraints = catalog, params, constraints
     ctx.currency, ctx.usd_per_eur = currency, usd_per_eur
@@ -709,6 +734,8 @@ def build_plan(blueprint, intent, catalog, **options):
                               if constraints.residency else "",
                               " in region %s" % constraints.region if constraints.region else "",
                               rejected))
+    ctx.policy = api_planner.role_policy(blueprint, intent, catalog)
+    api_planner.check_policy(ctx.options, ctx.policy)
     solution = _Solution(ctx, ctx.tokens, budget_usd, ctx.deadline, ctx.quality)
     ctx.solution = solution
     plans = solution.plans
@@ -741,6 +768,7 @@ def build_plan(blueprint, intent, catalog, **options):
             "alternatives": _alternatives(ctx, block, solution.problem,
                                           int(options.get("max_alternatives", 3))),
         })
+        api_planner.name_alternatives(doc)
         deployments.append(doc)
         share_cold = opt.cold_s / len(block["roles"])
         for role in block["roles"]:
@@ -755,11 +783,13 @@ def build_plan(blueprint, intent, catalog, **options):
                 "hours": _r((work[role] + share_cold) / 3600.0, 3),
                 "cost_usd": _r(block["cost"] * fraction, 4),
                 "quality_score": _r(opt.quality, 1),
+                "sensitive": ctx.policy[role]["sensitive"],
+                "tier": ctx.policy[role]["tier"],
             }
     total_cost = sum(b["cost"] for b in chosen)
     wall = max(b["hours"] for b in chosen)
     gpu_hours = sum(max(b["hours"], b["option"].min_billing) * b["option"].offer.count
-                    for b in chosen)
+                    for b in chosen if api_planner.provider_class(b["option"]) != "per_token_api")
     achieved = min(b["option"].quality for b in chosen)
     achieved_level = None
     for level in QUALITY_ORDER:
@@ -802,6 +832,8 @@ def build_plan(blueprint, intent, catalog, **options):
             "cost_eur": _r(total_cost / usd_per_eur, 4),
             # upper bound when nothing scales to zero: every deployment rented until the deadline
             "always_on_cost_usd": _r(sum(b["option"].billed_cost(max(ctx.deadline, b["hours"]))
+                                         if api_planner.provider_class(b["option"])
+                                         != "per_token_api" else b["cost"]
                                          for b in chosen), 4),
             "usd_per_eur": usd_per_eur,
         },
@@ -816,7 +848,13 @@ def build_plan(blueprint, intent, catalog, **options):
         },
         "pareto": _pareto(ctx, named, solution.problem.cost_time_front()),
         "tradeoffs": [],
+        "routing": api_planner.policy_doc(ctx.policy),
     }
+    classes = api_planner.class_comparison(
+        solution.problem, lambda p: _summarise(ctx, _blocks_of(p), "class"))
+    won = set(api_planner.provider_class(b["option"]) for b in chosen)
+    plan["provider_classes"] = {"chosen": sorted(won), "classes": classes,
+                                "why": api_planner.why_text(won, classes, ctx.money)}
     plan["fits"] = all(check["ok"] for check in plan["checks"].values())
     if not plan["fits"] and options.get("tradeoffs", True):
         plan["tradeoffs"] = _tradeoffs(ctx, solution, features)

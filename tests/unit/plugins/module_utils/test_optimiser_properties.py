@@ -37,7 +37,8 @@ with open(os.path.join(BUNDLED_DIR, "cost-model.yml")) as _handle:
     BASE = yaml.safe_load(_handle)
 BASE.pop("measurements", None)
 
-PROVIDERS = ["local", "runpod", "vast", "hetzner"]
+OFFER_PROVIDERS = ["local", "runpod", "vast", "hetzner"]
+PROVIDERS = OFFER_PROVIDERS + ["openrouter", "ollama"]
 DAY = "2026-12-01"
 
 
@@ -55,7 +56,7 @@ def worlds(draw):
                  "fp16_tflops": 1, "source": "test", "as_of": DAY})
     offers = []
     for i in range(draw(st.integers(1, 3))):
-        provider = draw(st.sampled_from(PROVIDERS))
+        provider = draw(st.sampled_from(OFFER_PROVIDERS))
         local = provider == "local"
         gpu = "cpu" if local and draw(st.booleans()) else draw(st.sampled_from(
             [g["id"] for g in gpus if g["kind"] == "gpu"]))
@@ -88,10 +89,41 @@ def worlds(draw):
                        draw(st.sampled_from([0, 500, 20000, 300000]))]) for r in ROLES)
     if not any(sum(t) for t in tokens.values()):
         tokens["coder"] = [1000, 100]
+    # per-token API models and Ollama tags (owned, one machine) beside the offers
+    apis = []
+    for i in range(draw(st.integers(0, 2))):
+        apis.append({"id": "openrouter:a%d" % i, "provider": "openrouter", "model": "a%d" % i,
+                     "litellm_model": "openrouter/a%d" % i, "name": "A%d" % i,
+                     "input_usd_per_mtok": draw(st.sampled_from([0.03, 0.3, 3.0])),
+                     "output_usd_per_mtok": draw(st.sampled_from([0.09, 1.2, 15.0])),
+                     "context": draw(st.sampled_from([8192, 131072])),
+                     "output_tok_s": draw(st.sampled_from([20, 60, 150])),
+                     "ttft_s": draw(st.sampled_from([0.3, 2.0])),
+                     "score": {"value": draw(st.sampled_from([72, 82, 88, 93])),
+                               "benchmark": "test", "source": "test", "as_of": DAY},
+                     "source": "test", "as_of": DAY})
+    tags = []
+    if draw(st.booleans()):
+        for i, model in enumerate(models[:draw(st.integers(1, 2))]):
+            tags.append({"id": "t%d" % i, "model": model["id"], "quantization": "q4_k_m",
+                         "weight_gb": 4.0, "context": 8192, "host": "test",
+                         "throughput": "modelled",
+                         "decode_tok_s": draw(st.sampled_from([10, 40, 160])),
+                         "prefill_tok_s": draw(st.sampled_from([100, 3000])),
+                         "source": "test", "as_of": DAY})
+    api_data = {"api_providers": [
+        {"id": "openrouter", "name": "OR", "api_base": "http://127.0.0.1:1/v1",
+         "litellm_prefix": "openrouter", "key_env": "OPENROUTER_API_KEY",
+         "data_policy": "third_party", "source": "test", "as_of": DAY},
+        {"id": "ollama", "name": "Ollama", "api_base": "http://127.0.0.1:2",
+         "litellm_prefix": "ollama_chat", "data_policy": "local", "source": "test",
+         "as_of": DAY}], "api_models": apis, "ollama_models": tags}
+    sensitive = draw(st.lists(st.sampled_from(ROLES), max_size=4, unique=True))
     limits = {"budget": draw(st.sampled_from([0.05, 1.0, 10.0, 500.0])),
               "deadline": draw(st.sampled_from([0.05, 0.5, 3.0, 48.0])),
-              "quality": draw(st.sampled_from(["draft", "standard", "high"]))}
-    return {"gpus": gpus, "offers": offers, "models": models}, tokens, limits
+              "quality": draw(st.sampled_from(["draft", "standard", "high"])),
+              "sensitive": sensitive}
+    return dict({"gpus": gpus, "offers": offers, "models": models}, **api_data), tokens, limits
 
 
 def _problem(world, **override):
@@ -106,8 +138,14 @@ def _problem(world, **override):
     options, _unused = enumerate_options(catalog, bp.constraints)
     if not options:
         return None
+    # the routing policy: random sensitive roles (never on a third-party API)
+    policy = dict((r, {"sensitive": r in limits.get("sensitive", ()), "min_quality": 0.0,
+                       "quality_weight": 1.0}) for r in ROLES)
     problem = build_problem(options, tokens, catalog.cost_model["default"], limits["budget"],
-                            limits["deadline"], limits["quality"])
+                            limits["deadline"], limits["quality"], policy)
+    for roles, cands in problem.blocks.items():
+        if any(policy[r]["sensitive"] for r in roles):
+            assert not any(getattr(c.opt, "third_party", False) for c in cands), roles
     if not any(all(problem.blocks[b] for b in p) for p in problem.partitions):
         return None
     return problem
