@@ -10,6 +10,7 @@ Starts, all on 127.0.0.1 (free ports, stopped at the end):
     litellm_gateway role renders (llmops.codestack.litellm_config) changed in one respect:
       role            what the role deploys today
       no_prometheus   without the Prometheus callback
+      no_spend_log    without the spend logger (files/codestack_spend.py, one JSON line a call)
       no_budget       without the global budget (max_budget)
       no_access_log   uvicorn's access log off (--log_config)
       asyncio         uvicorn's asyncio loop instead of uvloop (uvicorn started directly)
@@ -33,6 +34,7 @@ import argparse
 import copy
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -49,10 +51,12 @@ import conftest  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-p
 from _benchlib import (  # noqa: E402  pylint: disable=wrong-import-position
     Client, Recorder, interleaved, load_avg, paired_delta, run_concurrently, summary, tree_cpu_s)
 from _services import free_port, start_process, stop_process, wait_http  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.llmops.codestack.plugins.filter.litellm_config import litellm_config  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.llmops.codestack.plugins.filter.litellm_config import (  # noqa: E402  pylint: disable=wrong-import-position
+    SPEND_LOGGER, litellm_config)
 
 MASTER = "sk-bench-master-key"
-VARIANTS = ("role", "no_prometheus", "no_budget", "no_access_log", "asyncio", "workers2", "log_info", "bare")
+SPEND_SCRIPT = os.path.join(REPO, "roles", "litellm_gateway", "files", "codestack_spend.py")
+VARIANTS = ("role", "no_prometheus", "no_spend_log", "no_budget", "no_access_log", "asyncio", "workers2", "log_info", "bare")
 # uvicorn's access logger off, everything else as uvicorn's default configuration
 QUIET_LOG_CONFIG = {"version": 1, "disable_existing_loggers": False,
                     "formatters": {"default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s"}},
@@ -82,7 +86,8 @@ def embedded_plan(deployments):
 
 def role_config(endpoints, deployments):
     return litellm_config(embedded_plan(deployments), endpoints,
-                          settings={"request_timeout": 600, "num_retries": 2, "allowed_fails": 3, "cooldown_time": 30})
+                          settings={"request_timeout": 600, "num_retries": 2, "allowed_fails": 3, "cooldown_time": 30,
+                                    "spend_log": True})
 
 
 def variant_config(base, name):
@@ -92,7 +97,9 @@ def variant_config(base, name):
            "LITELLM_LOG": "ERROR"}
     extra, launcher = [], "cli"
     if name == "no_prometheus":
-        config["litellm_settings"].pop("callbacks")
+        config["litellm_settings"]["callbacks"].remove("prometheus")
+    elif name == "no_spend_log":
+        config["litellm_settings"]["callbacks"].remove(SPEND_LOGGER)
     elif name == "no_budget":
         config["litellm_settings"].pop("max_budget", None)
         config["litellm_settings"].pop("budget_duration", None)
@@ -123,6 +130,9 @@ def start_proxy(work, name, base):
     with open(quiet, "w") as handle:
         json.dump(QUIET_LOG_CONFIG, handle)
     extra = [quiet if arg == "QUIET" else arg for arg in extra]
+    # the spend logger beside config.yaml, as the role installs it
+    shutil.copy(SPEND_SCRIPT, os.path.join(folder, "codestack_spend.py"))
+    env["CODESTACK_SPEND_LOG"] = os.path.join(folder, "spend.jsonl")
     env["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(folder, "prometheus")  # own dir: never wipe another's
     os.makedirs(env["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     port = free_port()
@@ -362,7 +372,7 @@ def main():  # pylint: disable=too-many-locals,too-many-statements
         # 2. streaming, fast backend
         stream_targets = {"direct": Client(fast, "fast")}
         stream_targets.update(("gw_" + name, Client(proxies[name]["url"] + "/v1", "coder", MASTER))
-                              for name in variants if name in ("role", "no_prometheus", "bare"))
+                              for name in variants if name in ("role", "no_prometheus", "no_spend_log", "bare"))
         results["fast_streaming"], svalues = streaming(stream_targets, args.stream_rounds, args.stream_tokens,
                                                        pids=dict((k, pids[k]) for k in stream_targets))
         results["fast_streaming_overhead"] = overheads(svalues, "direct")

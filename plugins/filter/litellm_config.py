@@ -50,7 +50,9 @@ options:
         C(extra_routes) (list of model_list entries appended), C(database) (bool),
         C(metrics_require_auth) (bool, default false, so Prometheus scrapes C(/metrics) without key),
         C(custom_auth) (C(module.function) of the proxy's custom auth, such as the role's
-        V(codestack_auth.user_api_key_auth) for scoped keys; empty for the master key only).
+        V(codestack_auth.user_api_key_auth) for scoped keys; empty for the master key only),
+        C(spend_log) (bool, default false: add the role's spend logger
+        V(codestack_spend.spend_logger) to C(litellm_settings.callbacks), one JSON line per call).
     type: dict
 """
 
@@ -72,6 +74,8 @@ from ansible.errors import AnsibleFilterError
 
 ROLE_ORDER = ("architect", "coder", "debugger", "reviewer")
 SERVERLESS = ("serverless", "runpod_serverless")
+# The role's custom logger (roles/litellm_gateway/files/codestack_spend.py), beside config.yaml.
+SPEND_LOGGER = "codestack_spend.spend_logger"
 
 
 def _num(value, default=0.0):
@@ -200,7 +204,10 @@ class _Builder:
                   "allowed_fails": int(_num(self.s.get("allowed_fails"), 3)),
                   "cooldown_time": int(_num(self.s.get("cooldown_time"), 30)),
                   "fallbacks": fallbacks}
-        litellm_settings = {"callbacks": ["prometheus"], "drop_params": True,
+        callbacks = ["prometheus"]
+        if _bool(self.s.get("spend_log", False)):
+            callbacks.append(SPEND_LOGGER)
+        litellm_settings = {"callbacks": callbacks, "drop_params": True,
                             "require_auth_for_metrics_endpoint": _bool(
                                 self.s.get("metrics_require_auth", False)),
                             "request_timeout": router["timeout"],

@@ -125,3 +125,11 @@ def test_a_route_to_a_server_with_its_own_tls_trusts_its_authority_alone():
     routes = dict((m["model_info"]["id"], m["litellm_params"]) for m in config["model_list"])
     assert routes["architect--big"]["ssl_verify"] == "/srv/litellm/ca/big.pem"
     assert "ssl_verify" not in routes["coder--mid"]   # the others keep the system store
+
+
+@pytest.mark.parametrize("flag, callbacks", [(True, ["prometheus", "codestack_spend.spend_logger"]),
+                                             ("true", ["prometheus", "codestack_spend.spend_logger"]),
+                                             (False, ["prometheus"]), ("False", ["prometheus"])])
+def test_spend_log_adds_the_custom_logger(flag, callbacks):
+    config = litellm_config(plan(), ENDPOINTS, settings={"spend_log": flag})
+    assert config["litellm_settings"]["callbacks"] == callbacks
