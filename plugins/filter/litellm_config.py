@@ -21,6 +21,13 @@ description:
     roles served by cheaper deployments (most expensive of those first).
   - Timeouts leave room for the deployment's C(cold_start_s). GPU time is priced per second
     (C(price_per_hour_usd / 3600)); the plan's budget becomes the proxy's C(max_budget).
+  - Per-token API and Ollama deployments (those with an C(api) block in the plan) use LiteLLM's
+    own providers (C(openrouter/...), C(deepseek/...), C(mistral/...), C(ollama_chat/...)) with
+    the plan's C(api_base) and per-token prices (C(input_cost_per_token),
+    C(output_cost_per_token)); their keys stay C(os.environ/...) references.
+  - Routing policy. A role marked C(sensitive) in the plan never gets a route or fallback to a
+    C(third_party) deployment (its own alternatives or another role's group); when the
+    blueprint marks anything sensitive, the C(intent) group avoids them too.
 options:
   _input:
     description: The plan (content of plan.json, see docs/plan-format.md).
@@ -104,6 +111,19 @@ def _budget_usd(plan):
     return round(float(limit) * usd / eur, 4) if usd and eur else None
 
 
+def _third_party(dep):
+    """A deployment (or alternative) whose prompts leave the owner's machines."""
+    return dep.get("data_policy") == "third_party" or (
+        bool(dep.get("api")) and dep.get("data_policy") is None)
+
+
+def _anything_sensitive(plan):
+    blueprint = plan.get("blueprint") or {}
+    return bool((blueprint.get("constraints") or {}).get("sensitive")) or any(
+        f.get("sensitive") for f in blueprint.get("features") or []) or any(
+        r.get("sensitive") for r in (plan.get("roles") or {}).values())
+
+
 def _is_serverless(dep):
     return dep.get("pricing") in SERVERLESS or dep.get("provider") in SERVERLESS
 
@@ -116,8 +136,32 @@ class _Builder:
         self.s = settings or {}
         self.deps = dict((d["name"], d) for d in plan.get("deployments") or [])
 
+    def _api_route(self, group, dep, endpoint, rid):
+        """A per-token API or Ollama: LiteLLM's own provider, prices per token."""
+        api = dep["api"]
+        model = endpoint.get("model") or api["litellm_model"]
+        timeout = int(_num(self.s.get("request_timeout"), 600))
+        params = {"model": model, "api_base": endpoint.get("api_base") or api["api_base"],
+                  "api_key": endpoint.get("api_key") or "none",
+                  "timeout": timeout, "stream_timeout": timeout}
+        prices = dep.get("price_per_mtok_usd") or {}
+        if prices:
+            params["input_cost_per_token"] = round(_num(prices.get("input")) / 1e6, 12)
+            params["output_cost_per_token"] = round(_num(prices.get("output")) / 1e6, 12)
+            margin = _num(self.s.get("deployment_budget_margin"), 1.2)
+            spend = sum(_num(r.get("cost_usd")) for r in (self.plan.get("roles") or {}).values()
+                        if r.get("deployment") == dep["name"])
+            if margin > 0 and spend > 0:
+                params["max_budget"] = round(spend * margin, 4)
+                params["budget_duration"] = self.s.get("budget_duration", "30d")
+        return {"model_name": group, "litellm_params": params,
+                "model_info": {"id": rid or "%s--%s" % (group, dep["name"]), "mode": "chat",
+                               "data_policy": dep.get("data_policy", "third_party")}}
+
     def _route(self, group, dep, served=None, rid=None):
         endpoint = self.endpoints[dep["name"]]
+        if dep.get("api"):
+            return self._api_route(group, dep, endpoint, rid)
         engine = dep.get("engine", "vllm")
         prefix = "openai" if engine == "llamacpp" else self.s.get("vllm_provider", "hosted_vllm")
         model = endpoint.get("model") or served or (dep.get("roles") or [group])[0]
@@ -145,7 +189,7 @@ class _Builder:
         roles = self.plan.get("roles") or {}
         if not roles:
             raise AnsibleFilterError("litellm_config: the plan has no roles")
-        model_list, fallbacks, primary = [], [], {}
+        model_list, fallbacks, primary, sensitive = [], [], {}, set()
         for role in sorted(roles, key=lambda r: (ROLE_ORDER.index(r) if r in ROLE_ORDER else 9, r)):
             entry = roles[role]
             alias = entry.get("alias") or role
@@ -156,11 +200,17 @@ class _Builder:
             if dep["name"] not in self.endpoints:
                 raise AnsibleFilterError("litellm_config: no endpoint for deployment %s (role %s)"
                                          % (dep["name"], role))
+            if entry.get("sensitive") and _third_party(dep):
+                raise AnsibleFilterError("litellm_config: role %s is sensitive but its deployment "
+                                         "%s is a third-party API; re-plan" % (role, dep["name"]))
             primary[alias] = dep
+            if entry.get("sensitive"):
+                sensitive.add(alias)
             model_list.append(self._route(alias, dep))
         alt_groups = {}
         for alias, dep in primary.items():
-            alts = [a for a in dep.get("alternatives") or [] if a.get("name") in self.endpoints]
+            alts = [a for a in dep.get("alternatives") or [] if a.get("name") in self.endpoints
+                    and not (alias in sensitive and _third_party(a))]
             alts.sort(key=lambda a: (not _is_serverless(a), _num(a.get("price_per_hour_usd"))))
             alt_groups[alias] = []
             for index, alt in enumerate(alts, 1):
@@ -173,7 +223,8 @@ class _Builder:
             # Most capable (most expensive) of the cheaper groups first, in role order on ties.
             cheaper = sorted(((-_num(d.get("price_per_hour_usd")), i, a)
                               for i, (a, d) in enumerate(primary.items())
-                              if d["name"] != dep["name"] and _num(d.get("price_per_hour_usd")) < price))
+                              if d["name"] != dep["name"] and _num(d.get("price_per_hour_usd")) < price
+                              and not (alias in sensitive and _third_party(d))))
             chain = explicit.get(alias, alt_groups[alias] + [entry[2] for entry in cheaper])
             if chain:
                 fallbacks.append({alias: list(chain)})
@@ -194,6 +245,13 @@ class _Builder:
                                        "timeout": int(_num(self.s.get("request_timeout"), 600))},
                     "model_info": {"id": "intent--explicit", "mode": "chat"}}
         served = [d for d in self.deps.values() if d["name"] in self.endpoints]
+        if _anything_sensitive(self.plan):
+            # the intent model reads the whole blueprint: keep it off third-party APIs
+            served = [d for d in served if not _third_party(d)]
+            if not served:
+                raise AnsibleFilterError("litellm_config: the blueprint marks work sensitive and "
+                                         "no local or self-hosted deployment can take the intent "
+                                         "group; pass intent= (a local model)")
         cheapest = min(served, key=lambda d: (_num(d.get("price_per_hour_usd")), d["name"]))
         return self._route("intent", cheapest, rid="intent--%s" % cheapest["name"])
 

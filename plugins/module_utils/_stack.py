@@ -27,6 +27,15 @@ CREDENTIALS = {
     "vast": "VAST_API_KEY",
 }
 LOCAL_PROVIDERS = ("local",)
+# Served through the gateway without provisioning (plan deployments with an ``api`` block):
+# the per-token APIs, with the environment variable of each one's key (the plan's
+# ``api.key_env`` wins, from the catalog), and Ollama on the owner's machine (no key).
+API_CREDENTIALS = {
+    "openrouter": "OPENROUTER_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+}
+KEYLESS_API_PROVIDERS = ("ollama",)
 
 
 class StackError(Exception):
@@ -119,22 +128,47 @@ def budget_usd(plan):
 
 
 def split_deployments(plan):
-    """(local, rented) deployments of the plan."""
-    deployments = plan.get("deployments") or []
+    """(local, rented) deployments of the plan; API-served ones (api_deployments) are neither."""
+    deployments = [d for d in plan.get("deployments") or [] if not d.get("api")]
     local = [d for d in deployments if d.get("provider") in LOCAL_PROVIDERS]
     rented = [d for d in deployments if d.get("provider") not in LOCAL_PROVIDERS]
     return local, rented
 
 
+def api_deployments(plan):
+    """The deployments the gateway calls directly: per-token APIs and Ollama."""
+    return [d for d in plan.get("deployments") or [] if d.get("api")]
+
+
+def _key_env(dep):
+    api = dep.get("api") or {}
+    if dep.get("provider") in KEYLESS_API_PROVIDERS:
+        return None
+    return api.get("key_env") or API_CREDENTIALS.get(dep.get("provider"))
+
+
+def api_key_envs(plan):
+    """Names of the environment variables holding the keys the plan's API routes use
+    (alternatives included), for the gateway's environment; never their values."""
+    names = set()
+    for dep in api_deployments(plan):
+        for one in [dep] + [a for a in dep.get("alternatives") or [] if a.get("api")]:
+            if _key_env(one):
+                names.add(_key_env(one))
+    return sorted(names)
+
+
 def keyed_providers(environ):
-    """The providers whose key is set in ``environ``, "local" first."""
-    return list(LOCAL_PROVIDERS) + sorted(p for p, var in CREDENTIALS.items() if environ.get(var))
+    """The providers whose key is set in ``environ``, "local" (and keyless Ollama) first."""
+    keyed = set(p for p, var in CREDENTIALS.items() if environ.get(var))
+    keyed |= set(p for p, var in API_CREDENTIALS.items() if environ.get(var))
+    return list(LOCAL_PROVIDERS) + list(KEYLESS_API_PROVIDERS) + sorted(keyed)
 
 
 def build_problems(plan, environ):
     """Every reason this plan cannot be built with these credentials, one message each."""
     problems = []
-    providers = sorted({d.get("provider") for d in plan.get("deployments") or []})
+    providers = sorted({d.get("provider") for d in plan.get("deployments") or [] if not d.get("api")})
     supported = set(LOCAL_PROVIDERS) | set(CREDENTIALS)
     unsupported = [p for p in providers if p not in supported]
     if unsupported:
@@ -146,6 +180,11 @@ def build_problems(plan, environ):
         names = sorted({CREDENTIALS[p] for p in missing})
         problems.append("The plan rents on %s: set %s (or limit constraints.providers in the blueprint)"
                         % (", ".join(missing), " and ".join(names)))
+    unkeyed = sorted({"%s (%s)" % (d.get("provider"), _key_env(d)) for d in api_deployments(plan)
+                      if _key_env(d) and not environ.get(_key_env(d))})
+    if unkeyed:
+        problems.append("The plan routes roles to the per-token API(s) %s: set those keys (or limit "
+                        "constraints.providers in the blueprint)" % ", ".join(unkeyed))
     return problems
 
 
@@ -218,8 +257,24 @@ def stack_endpoints(plan, state, local_api_key="", vllm_api_key=""):
                     endpoints[dep["name"]]["ca_pem"] = handle.read()
             except OSError as exc:
                 missing.append("%s (cannot read its TLS authority %s: %s)" % (dep.get("name"), ca_file, exc.strerror))
+    endpoints.update(api_endpoints(plan))
     if missing:
         raise StackError("no endpoint to route to for: %s" % "; ".join(missing))
+    return endpoints
+
+
+def api_endpoints(plan):
+    """{name: {api_base, api_key, model}} of the plan's API-served deployments and their named
+    alternatives, from the plan alone: the key is an ``os.environ/<key_env>`` reference (the
+    gateway's environment holds the value), Ollama's is "none"."""
+    endpoints = {}
+    for dep in api_deployments(plan):
+        for one in [dep] + [a for a in dep.get("alternatives") or [] if a.get("api") and a.get("name")]:
+            api = one["api"]
+            key = _key_env(one)
+            endpoints[one["name"]] = {"api_base": api["api_base"],
+                                      "api_key": ("os.environ/%s" % key) if key else "none",
+                                      "model": api["litellm_model"]}
     return endpoints
 
 

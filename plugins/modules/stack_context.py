@@ -104,16 +104,30 @@ ansible_facts:
       elements: dict
       returned: success
     codestack_rented_deployments:
-      description: The plan's rented deployments.
+      description: The plan's rented deployments (not the API-served ones).
       type: list
       elements: dict
+      returned: success
+    codestack_api_deployments:
+      description:
+        - The plan's deployments the gateway calls without provisioning (per-token APIs and
+          Ollama; they have an C(api) block).
+      type: list
+      elements: dict
+      returned: success
+    codestack_api_key_envs:
+      description:
+        - Names (never values) of the environment variables holding the keys of the plan's
+          per-token API routes; the route stage hands the set ones to the gateway.
+      type: list
+      elements: str
       returned: success
     codestack_paid:
       description: Whether the plan rents anything.
       type: bool
       returned: success
     codestack_keyed_providers:
-      description: The providers whose credential is set, C(local) first.
+      description: The providers whose credential is set, C(local) (and keyless C(ollama)) first.
       type: list
       elements: str
       returned: success

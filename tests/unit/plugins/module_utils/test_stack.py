@@ -90,7 +90,7 @@ def test_build_problems_name_every_missing_key_and_unsupported_provider():
 
 def test_keyed_providers_and_usable_alternatives():
     keyed = _stack.keyed_providers({"RUNPOD_API_KEY": "k", "VAST_API_KEY": ""})
-    assert keyed == ["local", "runpod", "runpod_serverless"]
+    assert keyed == ["local", "ollama", "runpod", "runpod_serverless"]   # Ollama needs no key
     deps = _stack.usable_alternatives(PLAN["deployments"], keyed)
     assert deps[1]["alternatives"] == [{"provider": "runpod"}]
     assert PLAN["deployments"][1]["alternatives"] == [{"provider": "vast"}, {"provider": "runpod"}]
