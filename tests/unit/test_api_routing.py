@@ -111,6 +111,7 @@ def test_sensitive_project_routes_to_ollama(catalog):
         assert route["litellm_params"]["api_base"] == catalog.api_providers["ollama"].api_base
         assert route["litellm_params"]["api_key"] == "none"
         assert "input_cost_per_token" not in route["litellm_params"]
+        assert route["litellm_params"]["num_ctx"] >= 8192
     assert _stack.api_key_envs(plan) == []
 
 
