@@ -541,10 +541,9 @@ class _OllamaHandler(_Handler):
                                           "message": {"role": "assistant", "content": text}}]})
             return
         self._start_stream("text/event-stream")
+        delta = {"role": "assistant", "content": text}
         chunk = {"id": ident, "object": "chat.completion.chunk", "created": created,
-                 "model": model, "choices": [{"index": 0, "delta": {"role": "assistant",
-                                                                   "content": text},
-                                              "finish_reason": None}]}
+                 "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
         self._chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
         chunk["choices"] = [{"index": 0, "delta": {}, "finish_reason": "stop"}]
         if (body.get("stream_options") or {}).get("include_usage"):

@@ -81,8 +81,8 @@ def test_errors_in_each_providers_shape(fakes, catalog):
     with pytest.raises(openai.AuthenticationError):
         _client(fake, key="sk-wrong").models.list()
     with pytest.raises(openai.BadRequestError, match="is not a valid model ID"):
-        _client(fake).chat.completions.create(model="no/such", messages=[{"role": "user",
-                                                                           "content": "x"}])
+        _client(fake).chat.completions.create(
+            model="no/such", messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.BadRequestError, match="Model Not Exist"):
         _client(fakes["deepseek"]).chat.completions.create(
             model="deepseek-v9", messages=[{"role": "user", "content": "x"}])
@@ -149,8 +149,8 @@ def test_ollama_native_and_openai_endpoints(catalog):
         text = "".join(line["message"]["content"] for line in lines)
         assert text.startswith("[ollama %s]" % tag)
         assert lines[-1]["eval_count"] == count_tokens(text)
-        whole = json.loads(_post(fake.url + "/api/generate", {"model": tag, "prompt": "hi",
-                                                               "stream": False}))
+        whole = json.loads(_post(fake.url + "/api/generate",
+                                 {"model": tag, "prompt": "hi", "stream": False}))
         assert whole["done"] and whole["response"].startswith("[ollama")
         reply = openai.OpenAI(base_url=fake.url + "/v1", api_key="ollama", max_retries=0) \
             .chat.completions.create(model=tag, messages=[{"role": "user", "content": "hi"}])

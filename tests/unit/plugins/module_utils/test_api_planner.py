@@ -182,3 +182,14 @@ def test_report_says_which_class_wins_and_which_roles_stay_local(catalog):
     text = render_markdown(plan)
     assert "Provider classes: %s" % plan["provider_classes"]["why"] in text
     assert "Sensitive roles (local or self-hosted only, fallbacks included): coder." in text
+
+
+def test_every_ollama_tag_of_one_host_is_one_machine(catalog):
+    from ansible_collections.llmops.codestack.plugins.module_utils._api_planner import api_options
+    from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import (
+        validate_blueprint,
+    )
+    bp = validate_blueprint(blueprint(providers=["ollama"]))
+    options = api_options(catalog, bp.constraints, None, 0)
+    assert len(options) == len(catalog.ollama_models) > 1
+    assert len(set(o.offer.machine for o in options)) == 1
