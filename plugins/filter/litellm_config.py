@@ -24,7 +24,8 @@ description:
   - Per-token API and Ollama deployments (those with an C(api) block in the plan) use LiteLLM's
     own providers (C(openrouter/...), C(deepseek/...), C(mistral/...), C(ollama_chat/...)) with
     the plan's C(api_base) and per-token prices (C(input_cost_per_token),
-    C(output_cost_per_token)); their keys stay C(os.environ/...) references.
+    C(output_cost_per_token)); their keys stay C(os.environ/...) references. Ollama routes ask
+    for the deployment's context (C(num_ctx) = C(serving.max_model_len)).
   - Routing policy. A role marked C(sensitive) in the plan never gets a route or fallback to a
     C(third_party) deployment (its own alternatives or another role's group); when the
     blueprint marks anything sensitive, the C(intent) group avoids them too.
@@ -144,6 +145,10 @@ class _Builder:
         params = {"model": model, "api_base": endpoint.get("api_base") or api["api_base"],
                   "api_key": endpoint.get("api_key") or "none",
                   "timeout": timeout, "stream_timeout": timeout}
+        if model.startswith(("ollama/", "ollama_chat/")):
+            # Ollama's default context is a few thousand tokens: ask for the role's
+            serving = dep.get("serving") or {}
+            params["num_ctx"] = int(serving.get("max_model_len") or api.get("context") or 4096)
         prices = dep.get("price_per_mtok_usd") or {}
         if prices:
             params["input_cost_per_token"] = round(_num(prices.get("input")) / 1e6, 12)

@@ -39,6 +39,7 @@ class _Offer(object):
         self.count, self.region = 1, "ALL" if pricing == PER_TOKEN else "local"
         self.price_per_hour, self.currency = 0.0, "USD"
         self.min_billing_hours = self.billing_period_hours = self.setup_fee = 0.0
+        self.machine = oid   # what the optimiser's one-deployment-per-owned-machine rule keys on
 
 
 class _Hardware(object):
@@ -158,6 +159,7 @@ def api_options(catalog, constraints, providers, start):
             opt.per_token, opt.third_party = False, False
             opt.pin = opt.pout = 0.0
             opt.offer = _Offer("ollama:%s" % tag.id, "ollama", "owned", tag.id, None)
+            opt.offer.machine = "ollama:%s" % tag.host   # one host: one deployment of a plan
             opt.gpu = _Hardware("ollama", tag.host)
             opt.model = _ModelView(base.id, base.name, min(tag.context, base.context),
                                    base.licence, "ollama:%s" % tag.id)

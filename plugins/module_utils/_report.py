@@ -210,6 +210,15 @@ def render_markdown(plan, chart_file=CHART_FILE):
         % (plan["totals"]["hours"], plan["totals"]["gpu_hours"], plan["totals"]["cost_usd"],
            plan["totals"]["cost_eur"], plan["totals"]["always_on_cost_usd"]),
         "",
+    ]
+    classes = plan.get("provider_classes") or {}
+    if classes.get("why"):   # plans made before per-token APIs have none
+        lines += ["Provider classes: %s" % classes["why"], ""]
+    sensitive = sorted(r for r, doc in (plan.get("routing") or {}).items() if doc.get("sensitive"))
+    if sensitive:
+        lines += ["Sensitive roles (local or self-hosted only, fallbacks included): %s."
+                  % ", ".join(sensitive), ""]
+    lines += [
         "## Roles",
         "",
         "| role | deployment | model | input tokens | output tokens | hours | cost | quality |",

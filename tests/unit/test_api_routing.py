@@ -63,8 +63,8 @@ def test_api_routes_use_litellm_providers_and_key_references(catalog):
         arch_dep["price_per_mtok_usd"]["output"] / 1e6)
     # the API alternatives are routed as <alias>-alt<N> groups, in the plan's order
     chain = [f for f in config["router_settings"]["fallbacks"] if "architect" in f][0]["architect"]
-    assert chain[:len(arch_dep["alternatives"])] == ["architect-alt%d" % i for i in
-                                                       range(1, len(arch_dep["alternatives"]) + 1)]
+    alt_groups = ["architect-alt%d" % i for i in range(1, len(arch_dep["alternatives"]) + 1)]
+    assert chain[:len(arch_dep["alternatives"])] == alt_groups
     for group in chain[:len(arch_dep["alternatives"])]:
         assert by_name[group]["litellm_params"]["api_key"].startswith("os.environ/")
     # no key value anywhere in the config
@@ -111,6 +111,7 @@ def test_sensitive_project_routes_to_ollama(catalog):
         assert route["litellm_params"]["api_base"] == catalog.api_providers["ollama"].api_base
         assert route["litellm_params"]["api_key"] == "none"
         assert "input_cost_per_token" not in route["litellm_params"]
+        assert route["litellm_params"]["num_ctx"] >= 8192
     assert _stack.api_key_envs(plan) == []
 
 

@@ -171,3 +171,25 @@ def test_ollama_tag_quality_is_the_model_score_minus_its_quantization(catalog):
         assert dep["cost_usd"] == 0 and dep["throughput_source"] == tag.throughput
     # one Ollama host: at most one deployment of the plan uses it
     assert len(plan["deployments"]) == 1
+
+
+def test_report_says_which_class_wins_and_which_roles_stay_local(catalog):
+    from ansible_collections.llmops.codestack.plugins.module_utils._report import render_markdown
+    bp = blueprint(providers=RENTED + APIS)
+    bp["features"][1]["sensitive"] = True
+    plan = build_plan(bp, intent(_small() + [task("coder", "extra", 10000, 1000)]), catalog,
+                      generated_at="2026-12-01T00:00:00Z")
+    text = render_markdown(plan)
+    assert "Provider classes: %s" % plan["provider_classes"]["why"] in text
+    assert "Sensitive roles (local or self-hosted only, fallbacks included): coder." in text
+
+
+def test_every_ollama_tag_of_one_host_is_one_machine(catalog):
+    from ansible_collections.llmops.codestack.plugins.module_utils._api_planner import api_options
+    from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import (
+        validate_blueprint,
+    )
+    bp = validate_blueprint(blueprint(providers=["ollama"]))
+    options = api_options(catalog, bp.constraints, None, 0)
+    assert len(options) == len(catalog.ollama_models) > 1
+    assert len(set(o.offer.machine for o in options)) == 1
