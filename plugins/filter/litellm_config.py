@@ -51,7 +51,7 @@ options:
         C(metrics_require_auth) (bool, default false, so Prometheus scrapes C(/metrics) without key),
         C(custom_auth) (C(module.function) of the proxy's custom auth, such as the role's
         V(codestack_auth.user_api_key_auth) for scoped keys; empty for the master key only),
-        C(spend_log) (bool, default false: add the role's spend logger
+        C(spend_log) (bool, default false; true adds the role's spend logger
         V(codestack_spend.spend_logger) to C(litellm_settings.callbacks), one JSON line per call).
     type: dict
 """
