@@ -314,8 +314,8 @@ def recommend(summary, plan, routes, extra_sensitive=(), top=3):
 def _route_doc(route, cost):
     if route is None:
         return None
-    doc = dict((k, route.get(k)) for k in ("name", "provider", "kind", "model", "quality_score", "source",
-                                          "billing_factor"))
+    keys = ("name", "provider", "kind", "model", "quality_score", "source", "billing_factor")
+    doc = dict((k, route.get(k)) for k in keys)
     doc["cost_usd"] = round(cost, 6) if cost is not None else None
     return doc
 
@@ -372,8 +372,8 @@ def bar_chart(title, items, width=640, bar_h=22):
                    % (label_w - 6, y + bar_h * 0.7, _esc(label if len(label) <= 32 else label[:31] + "…")))
         out.append('<rect x="%d" y="%d" width="%.1f" height="%d" fill="#1f77b4"/>'
                    % (label_w, y, max(value * scale, 0.5), bar_h))
-        out.append('<text x="%.1f" y="%d">%s</text>' % (label_w + max(value * scale, 0.5) + 6,
-                                                       y + bar_h * 0.7, _esc(_usd(value))))
+        end = label_w + max(value * scale, 0.5) + 6
+        out.append('<text x="%.1f" y="%d">%s</text>' % (end, y + bar_h * 0.7, _esc(_usd(value))))
     out.append("</svg>")
     return "\n".join(out)
 

