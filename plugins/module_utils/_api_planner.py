@@ -68,7 +68,10 @@ class ApiOption(Option):
 
     __slots__ = ("per_token", "third_party", "api", "pin", "pout")
 
-    def block(self, tokens_in, tokens_out, batching=None):
+    def block(self, tokens_in, tokens_out, batching=None, billing=None, roles=()):
+        """(hours, cost): per-token APIs bill their tokens, Ollama nothing; neither is
+        billed by the hour, so ``billing`` (scale to zero) does not apply."""
+        del billing, roles
         batching = self.batching if batching is None else batching
         hours = self.seconds(tokens_in, tokens_out, batching) / 3600.0
         if not self.per_token:
@@ -83,6 +86,16 @@ class ApiOption(Option):
     def billed_cost(self, hours):
         return 0.0   # nothing is billed by the hour; a block's cost is its tokens
 
+    SCALING = {"mode": "always_on", "idle_timeout_s": 0, "expected_wakes": 0,
+               "wake_policy": "wait", "wake_timeout_s": 0}
+
+    def api_billing(self, hours, cost):
+        """(scaling, bill, always-on bill) of a deployment of this option doing ``hours`` of
+        work that costs ``cost`` (its tokens): no GPU hours, nothing stopped or stored."""
+        bill = {"up_hours": hours, "billed_hours": 0.0, "stopped_hours": 0.0,
+                "compute_usd": cost, "storage_usd": 0.0, "cost_usd": cost}
+        return dict(self.SCALING), bill, {"cost_usd": cost}
+
     def describe(self):
         if self.per_token:
             return "%s per token on %s ($%.2f/$%.2f per Mtok in/out)" % (
@@ -96,8 +109,7 @@ class ApiOption(Option):
         out = {"api": doc, "data_policy": "third_party" if self.third_party else "local",
                "throughput_source": self.api.get("throughput_source", "catalog"),
                "cold_start_s": 0,
-               "scaling": {"mode": "always_on", "idle_timeout_s": 0, "expected_wakes": 0,
-                           "wake_policy": "wait", "wake_timeout_s": 0}}
+               "scaling": dict(self.SCALING)}
         if self.per_token:
             out["price_per_mtok_usd"] = {"input": self.pin, "output": self.pout}
         return out
@@ -113,6 +125,7 @@ def _common(opt, params, index, quality, decode, prefill, context, concurrency):
     opt.max_model_len, opt.max_num_seqs = context, concurrency
     opt.set_rates(decode, prefill, opt.batching_for(concurrency), 0.0)
     opt.cold_s = opt.price = opt.min_billing = opt.billing_period = opt.setup = 0.0
+    opt.scaling, opt.resume_s, opt.storage_gb = None, 0.0, 0.0
     opt.interrupt = 0.0
     opt.weight_gb = 0.0
     opt.quant = _Quant()

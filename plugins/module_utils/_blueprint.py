@@ -88,6 +88,23 @@ if HAS_PYDANTIC:
         sensitive: bool = Field(default=False, description="Its work stays on local or "
                                 "self-hosted models (never a third-party API).")
 
+    class RoleScaling(_Strict):
+        idle_timeout_s: Optional[int] = Field(default=None, ge=0, description="Seconds without "
+                                              "requests before the deployment is stopped.")
+        wake_policy: Optional[Literal["wait", "fallback"]] = None
+
+    class RolesScaling(_Strict):
+        architect: Optional[RoleScaling] = None
+        coder: Optional[RoleScaling] = None
+        debugger: Optional[RoleScaling] = None
+        reviewer: Optional[RoleScaling] = None
+
+    class Usage(_Strict):
+        """How the developers use the stack: what the number of wakes is priced from."""
+        sessions_per_day: float = Field(default=3.0, gt=0)
+        session_hours: float = Field(default=2.5, gt=0)
+        working_days_per_week: float = Field(default=5.0, gt=0, le=7)
+
     class Constraints(_Strict):
         budget_usd: Optional[float] = Field(default=None, gt=0)
         budget_eur: Optional[float] = Field(default=None, gt=0)
@@ -105,6 +122,7 @@ if HAS_PYDANTIC:
         region: Optional[str] = None
         residency: Optional[str] = Field(default=None, description="e.g. 'eu': only offers "
                                          "located there are considered.")
+        scaling: Optional[RolesScaling] = None
 
         @model_validator(mode="after")
         def _one_budget(self):
@@ -117,6 +135,7 @@ if HAS_PYDANTIC:
         project: Project
         features: List[Feature] = Field(min_length=1)
         constraints: Constraints
+        usage: Usage = Field(default_factory=Usage)
         ide: Literal["code-server-kilocode", "none"] = "code-server-kilocode"
 
         @model_validator(mode="after")
@@ -149,7 +168,9 @@ def _allowed_keys(loc):
         field = model.model_fields.get(part)
         if field is None:
             return []
-        inner = {"project": Project, "features": Feature, "constraints": Constraints}.get(part)
+        inner = {"project": Project, "features": Feature, "constraints": Constraints,
+                 "usage": Usage, "scaling": RolesScaling, "architect": RoleScaling,
+                 "coder": RoleScaling, "debugger": RoleScaling, "reviewer": RoleScaling}.get(part)
         if inner is None:
             return []
         model = inner

@@ -169,6 +169,20 @@ if HAS_PYDANTIC:
     class Currency(_Entry):
         usd_per_unit: float = Field(gt=0)
 
+    class Scaling(_Entry):
+        """How a provider's deployments scale to zero and what it bills meanwhile (id: the
+        provider; docs/cost-model.md, section 4b). A provider without an entry is always on."""
+        mode: Literal["always_on", "idle_stop", "serverless", "keda"]
+        idle_timeout_s: int = Field(default=0, ge=0)
+        wake_policy: Literal["wait", "fallback"] = "wait"
+        resume_keeps_image: bool = False
+        resume_keeps_weights: bool = False
+        disk_base_gb: float = Field(default=0, ge=0)
+        storage_running_usd_per_gb_month: float = Field(default=0, ge=0)
+        storage_stopped_usd_per_gb_month: float = Field(default=0, ge=0)
+        wake_timeout_factor: float = Field(default=1.5, ge=1)
+        wake_timeout_margin_s: float = Field(default=30, ge=0)
+
     class CostModel(_Entry):
         decode_efficiency: float = Field(gt=0, le=1)
         prefill_mfu: float = Field(gt=0, le=1)
@@ -216,14 +230,15 @@ if HAS_PYDANTIC:
         "gpus": Gpu, "models": Model, "offers": Offer, "quantizations": Quantization,
         "cold_start": ColdStart, "engines": Engine, "measurements": Measurement,
         "currencies": Currency, "cost_model": CostModel, "estimator": Estimator,
-        "images": Image,
+        "images": Image, "scaling": Scaling,
     }
     SECTIONS.update(API_MODELS)
 else:  # pragma: no cover
     SECTIONS = {}
 
 _SECTION_NAMES = ("gpus", "models", "offers", "quantizations", "cold_start", "engines",
-                  "measurements", "currencies", "cost_model", "estimator", "images") + API_SECTIONS
+                  "measurements", "currencies", "cost_model", "estimator", "images",
+                  "scaling") + API_SECTIONS
 
 
 def _close(word, choices):

@@ -26,6 +26,7 @@ import itertools
 import math
 import re
 
+from ansible_collections.llmops.codestack.plugins.module_utils import _billing
 from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import (
     validate_blueprint,
 )
@@ -54,7 +55,8 @@ class Option(object):
                  "max_model_len", "max_num_seqs", "decode", "agg_decode", "prefill", "quality", "rework", "spo",
                  "spi", "cold_s", "price", "min_billing", "billing_period", "setup", "interrupt",
                  "measured", "batching", "max_batching", "batching_seqs", "ttft_tokens",
-                 "prefix_cache_hit", "kv_tokens", "index")
+                 "prefix_cache_hit", "kv_tokens", "index", "scaling", "resume_s",
+                 "storage_gb")
 
     def set_rates(self, decode, prefill, batching, prefix_cache_hit):
         """Single-stream decode and prefill (tok/s) -> the per-token seconds the cost uses."""
@@ -80,6 +82,10 @@ class Option(object):
         opt.cold_s, opt.price = terms["cold_start_s"], terms["price_per_hour_usd"]
         opt.min_billing, opt.setup = terms["min_billing_hours"], terms["setup_fee_usd"]
         opt.billing_period = terms.get("billing_period_hours", 0.0)
+        opt.scaling = terms.get("scaling")
+        if opt.scaling:
+            opt.resume_s = opt.scaling["resume_s"]
+            opt.storage_gb = opt.scaling["storage_gb"]
         return opt
 
     def batching_for(self, seqs):
@@ -105,14 +111,70 @@ class Option(object):
             billed = math.ceil(billed / period - 1e-9) * period
         return billed * self.price + self.setup
 
-    def block(self, tokens_in, tokens_out, batching=None):
+    def block(self, tokens_in, tokens_out, batching=None, billing=None, roles=()):
         """(hours, cost_usd) to serve this much work on one deployment of this option: the
-        cost of a deployment, used for every block the optimiser prices."""
+        cost of a deployment, used for every block the optimiser prices. With ``billing`` (a
+        ``Billing``: deadline, usage, per-role scaling) the cost is what the provider bills
+        under the deployment's scaling policy; without it, the work alone."""
         batching = self.batching if batching is None else batching
         work = self.rework * (tokens_out / (self.decode * batching) + tokens_in * self.spi) \
             * (1.0 + self.interrupt)
         hours = (work + self.cold_s) / 3600.0
-        return hours, self.billed_cost(hours)
+        if billing is None:
+            return hours, self.billed_cost(hours)
+        return hours, self.billed(work, billing, roles)[1]["cost_usd"]
+
+    def policy(self, billing, roles, work_s):
+        """The deployment's ``scaling`` (plan.json contract) for these roles and work."""
+        sc = self.scaling or {}
+        mode = sc.get("mode", "always_on")
+        idle, wake_policy = _billing.role_policy(roles, billing.overrides,
+                                                 sc.get("idle_timeout_s", 0),
+                                                 sc.get("wake_policy", "wait"))
+        if mode == "always_on":
+            idle = 0
+        start = self.resume_s if mode == "idle_stop" else self.cold_s
+        return {"mode": mode, "idle_timeout_s": int(idle),
+                "expected_wakes": _billing.expected_wakes(mode, billing.window_h,
+                                                          work_s / 3600.0, billing.usage),
+                "wake_policy": wake_policy,
+                "wake_timeout_s": _billing.wake_timeout_s(
+                    start, sc.get("wake_timeout_factor", 1.5),
+                    sc.get("wake_timeout_margin_s", 30))}
+
+    def billed(self, work_s, billing, roles):
+        """(scaling, bill) of a deployment doing ``work_s`` of active compute over the
+        deadline (``_billing.bill``)."""
+        scaling = self.policy(billing, roles, work_s)
+        sc = self.scaling or {}
+        return scaling, _billing.bill(
+            scaling["mode"], work_s, self.cold_s, self.resume_s, scaling["idle_timeout_s"],
+            scaling["expected_wakes"], billing.window_h, self.price, self.min_billing,
+            self.billing_period, self.setup, self.storage_gb,
+            _billing.gb_hour(sc.get("storage_running_usd_per_gb_month", 0.0)),
+            _billing.gb_hour(sc.get("storage_stopped_usd_per_gb_month", 0.0)))
+
+
+class Billing(object):
+    """What the billed cost of every deployment of one plan depends on besides its option:
+    the window it is rented for (the deadline), the usage model, per-role scaling."""
+
+    __slots__ = ("window_h", "usage", "overrides")
+
+    def __init__(self, window_h, usage=None, overrides=None):
+        self.window_h = float(window_h)
+        self.usage = _billing.usage_of(usage)
+        self.overrides = overrides or {}
+
+    @classmethod
+    def of(cls, blueprint, deadline_h=None):
+        """From a validated blueprint (its usage block and constraints.scaling)."""
+        scaling = blueprint.constraints.scaling
+        overrides = dict((role, value) for role, value in
+                         (scaling.model_dump() if scaling is not None else {}).items()
+                         if value)
+        return cls(blueprint.constraints.deadline_hours if deadline_h is None else deadline_h,
+                   blueprint.usage.model_dump(), overrides)
 
 
 def _allowed_offers(catalog, constraints, params, providers=None):
@@ -273,6 +335,8 @@ def enumerate_options(catalog, constraints, providers=None):
                 opt.billing_period = offer.billing_period_hours
                 opt.setup = catalog.usd(offer.setup_fee, offer.currency)
                 opt.interrupt = interrupt
+                _set_scaling(opt, catalog.scaling.get(offer.provider), cold, download,
+                             weights.weight_gb)
                 opt.index = len(options)
                 options.append(opt)
     from ansible_collections.llmops.codestack.plugins.module_utils._api_planner import (
@@ -282,9 +346,25 @@ def enumerate_options(catalog, constraints, providers=None):
     return options, rejected
 
 
-def block_candidates(options, roles, tokens, needs, weights, policy=None):
-    """Every option that can serve this block of roles, priced for the block's work; the
-    routing ``policy`` (sensitive roles, budget tiers) removes what it forbids."""
+def _set_scaling(opt, entry, cold, download_s, weight_gb):
+    """The option's scaling terms (catalog ``scaling``, by provider), the start of a wake
+    (what a stopped machine still holds is not pulled again) and the disk it keeps."""
+    if entry is None:
+        opt.scaling, opt.resume_s, opt.storage_gb = None, opt.cold_s, 0.0
+        return
+    opt.scaling = entry.model_dump(mode="json", exclude={"id", "source", "as_of"})
+    opt.resume_s = opt.cold_s
+    if entry.mode == "idle_stop":   # serverless workers and KEDA pods start afresh
+        opt.resume_s -= (cold.image_pull_s if entry.resume_keeps_image else 0.0) \
+            + (download_s if entry.resume_keeps_weights else 0.0)
+    opt.storage_gb = float(math.ceil(entry.disk_base_gb
+                                     + (weight_gb if entry.resume_keeps_weights else 0.0)))
+
+
+def block_candidates(options, roles, tokens, needs, weights, policy=None, billing=None):
+    """Every option that can serve this block of roles, priced for the block's work (as
+    billed under ``billing``); the routing ``policy`` (sensitive roles, budget tiers)
+    removes what it forbids."""
     from ansible_collections.llmops.codestack.plugins.module_utils._api_planner import (
         allowed_for,
     )
@@ -302,7 +382,7 @@ def block_candidates(options, roles, tokens, needs, weights, policy=None):
         batching = batchings.get(opt.max_batching)
         if batching is None:
             batching = batchings[opt.max_batching] = opt.batching_for(seqs)
-        hours, cost = opt.block(tin, tout, batching)
+        hours, cost = opt.block(tin, tout, batching, billing, roles)
         out.append(Cand(opt, cost, hours, opt.quality, weight * opt.quality,
                         (mml, seqs, batching), opt.index,
                         getattr(opt.offer, "machine", opt.offer.id)
@@ -310,9 +390,14 @@ def block_candidates(options, roles, tokens, needs, weights, policy=None):
     return out
 
 
-def build_problem(options, tokens, params, budget_usd, deadline_h, quality, policy=None):
-    """The optimiser's problem: every block of roles with its candidates. ``policy``: the
-    routing policy of _api_planner.role_policy (a budget tier scales its role's weight)."""
+def build_problem(options, tokens, params, budget_usd, deadline_h, quality, policy=None,
+                  billing=None):
+    """The optimiser's problem: every block of roles with its candidates, priced as billed
+    under ``billing`` (a ``Billing``; None: a window of the deadline and default usage).
+    ``policy``: the routing policy of _api_planner.role_policy (a budget tier scales its
+    role's weight)."""
+    if billing is None:
+        billing = Billing(deadline_h)
     needs = role_needs(params)
     problem_weights = dict((r, params.role_quality_weight.get(r, 0.0)) for r in ROLES)
     if not sum(problem_weights.values()):
@@ -321,7 +406,7 @@ def build_problem(options, tokens, params, budget_usd, deadline_h, quality, poli
         problem_weights = dict((r, w * policy[r]["quality_weight"])
                                for r, w in problem_weights.items())
     blocks = dict((roles, block_candidates(options, roles, tokens, needs, problem_weights,
-                                           policy))
+                                           policy, billing))
                   for roles in subsets(ROLES))
     return Problem(blocks, budget_usd, deadline_h, params.quality_thresholds[quality],
                    problem_weights, params.deadline_weight)
@@ -408,11 +493,49 @@ def reprice_deployment(plan, deployment, decode_tok_s=None, prefill_tok_s=None):
     rates (None keeps the planned one), by the planner's own Option.block."""
     tokens = [plan["roles"][role]["tokens"] for role in deployment["roles"]]
     opt = Option.from_plan(deployment, decode_tok_s, prefill_tok_s)
-    return opt.block(sum(t["input"] for t in tokens), sum(t["output"] for t in tokens))
+    billing = None
+    if opt.scaling:   # billed under the plan's scaling policy (plans since 2026-12-01)
+        billing = Billing(opt.scaling["window_h"], opt.scaling.get("usage"))
+    return opt.block(sum(t["input"] for t in tokens), sum(t["output"] for t in tokens),
+                     billing=billing, roles=tuple(deployment["roles"]))
 
 
-def _cost_terms(opt, params, batching):
+def _always_on(opt, hours, window_h):
+    """The bill of a deployment that never stops: up from creation until the deadline."""
+    sc = opt.scaling or {}
+    return _billing.bill("always_on", hours * 3600.0 - opt.cold_s, opt.cold_s, opt.cold_s, 0, 0,
+                         window_h, opt.price, opt.min_billing, opt.billing_period, opt.setup,
+                         opt.storage_gb,
+                         _billing.gb_hour(sc.get("storage_running_usd_per_gb_month", 0.0)))
+
+
+def _billed_doc(opt, billed, always, scaling):
+    """plan.json ``deployments[].billed``: where the billed estimate comes from."""
+    return {
+        "up_hours": _r(billed["up_hours"], 3),
+        "billed_hours": _r(billed["billed_hours"], 3),
+        "stopped_hours": _r(billed["stopped_hours"], 3),
+        "compute_usd": _r(billed["compute_usd"], 4),
+        "storage_usd": _r(billed["storage_usd"], 4),
+        "storage_gb": opt.storage_gb,
+        "resume_s": int(round(opt.resume_s if scaling["mode"] == "idle_stop" else opt.cold_s)),
+        "always_on_cost_usd": _r(always["cost_usd"], 4),
+    }
+
+
+def _cost_terms(opt, params, batching, scaling=None, billing=None):
     """Everything Option.from_plan needs to price this deployment again at other rates."""
+    terms = _work_terms(opt, params, batching)
+    if scaling is not None:
+        sc = opt.scaling or {}
+        terms["scaling"] = dict(
+            sc, mode=scaling["mode"], idle_timeout_s=scaling["idle_timeout_s"],
+            wake_policy=scaling["wake_policy"], resume_s=_r(opt.resume_s, 3),
+            storage_gb=opt.storage_gb, window_h=billing.window_h, usage=dict(billing.usage))
+    return terms
+
+
+def _work_terms(opt, params, batching):
     return {
         "decode_tok_s": _r(opt.decode, 6), "prefill_tok_s": _r(opt.prefill, 6),
         "batching_factor": _r(batching, 6), "prefix_cache_hit": params.prefix_cache_hit,
@@ -515,13 +638,17 @@ class _Solution(object):
     """The four named plans of one workload and one set of limits."""
 
     def __init__(self, ctx, tokens, budget_usd, deadline, quality, options=None, like=None):
-        if like is not None:   # same workload and options: only the limits differ
+        if like is not None and abs(deadline - like.problem.deadline) < 1e-12:
+            # same workload, options and rental window: only the limits differ
             self.problem = like.problem.with_limits(
                 budget_usd, deadline, ctx.params.quality_thresholds[quality])
         else:
+            # the billed cost depends on the deadline (sessions, storage while stopped)
             self.problem = build_problem(options if options is not None else ctx.options,
                                          tokens, ctx.params, budget_usd, deadline, quality,
-                                         getattr(ctx, "policy", None))
+                                         getattr(ctx, "policy", None),
+                                         Billing(deadline, ctx.billing.usage,
+                                                 ctx.billing.overrides))
         if not any(all(self.problem.blocks[b] for b in partition)
                    for partition in self.problem.partitions):
             raise PlanError("no catalog option has room for the KV cache of a deployment "
@@ -719,6 +846,7 @@ def build_plan(blueprint, intent, catalog, **options):
     ctx.currency, ctx.usd_per_eur = currency, usd_per_eur
     ctx.budget_usd, ctx.deadline = budget_usd, constraints.deadline_hours
     ctx.quality = constraints.quality
+    ctx.billing = Billing.of(blueprint)
     ctx.threshold = params.quality_thresholds[constraints.quality]
     ctx.tasks = intent["tasks"]
     ctx.tokens = _role_tokens(ctx.tasks)
@@ -759,10 +887,20 @@ def build_plan(blueprint, intent, catalog, **options):
         work = dict((r, opt.seconds(ctx.tokens[r][0], ctx.tokens[r][1], batching)
                      * (1.0 + opt.interrupt)) for r in block["roles"])
         total_work = sum(work.values()) or 1.0
+        if hasattr(opt, "api_billing"):   # a per-token API or Ollama: nothing idles or wakes
+            scaling, billed, always = opt.api_billing(block["hours"], block["cost"])
+        else:
+            scaling, billed = opt.billed(block["hours"] * 3600.0 - opt.cold_s, ctx.billing,
+                                         block["roles"])
+            always = _always_on(opt, block["hours"], ctx.billing.window_h)
+        block["always_on_cost"], block["billed_hours"] = always["cost_usd"], \
+            billed["billed_hours"]
         doc.update({
             "roles": list(block["roles"]),
             "serving": {"max_model_len": mml, "max_num_seqs": seqs},
-            "cost_terms": _cost_terms(opt, params, batching),
+            "scaling": scaling,
+            "billed": _billed_doc(opt, billed, always, scaling),
+            "cost_terms": _cost_terms(opt, params, batching, scaling, ctx.billing),
             "hours": _r(block["hours"], 3),
             "cost_usd": _r(block["cost"], 4),
             "alternatives": _alternatives(ctx, block, solution.problem,
@@ -788,8 +926,7 @@ def build_plan(blueprint, intent, catalog, **options):
             }
     total_cost = sum(b["cost"] for b in chosen)
     wall = max(b["hours"] for b in chosen)
-    gpu_hours = sum(max(b["hours"], b["option"].min_billing) * b["option"].offer.count
-                    for b in chosen if api_planner.provider_class(b["option"]) != "per_token_api")
+    gpu_hours = sum(b["billed_hours"] * b["option"].offer.count for b in chosen)
     achieved = min(b["option"].quality for b in chosen)
     achieved_level = None
     for level in QUALITY_ORDER:
@@ -830,11 +967,9 @@ def build_plan(blueprint, intent, catalog, **options):
             "gpu_hours": _r(gpu_hours, 3),
             "cost_usd": _r(total_cost, 4),
             "cost_eur": _r(total_cost / usd_per_eur, 4),
-            # upper bound when nothing scales to zero: every deployment rented until the deadline
-            "always_on_cost_usd": _r(sum(b["option"].billed_cost(max(ctx.deadline, b["hours"]))
-                                         if api_planner.provider_class(b["option"])
-                                         != "per_token_api" else b["cost"]
-                                         for b in chosen), 4),
+            # the upper bound when nothing scales to zero: every deployment up until the deadline
+            # (per-token APIs: their tokens, nothing idles)
+            "always_on_cost_usd": _r(sum(b["always_on_cost"] for b in chosen), 4),
             "usd_per_eur": usd_per_eur,
         },
         "checks": {

@@ -1,12 +1,15 @@
 """The exact optimiser against brute force, on random small catalogs and workloads.
 
 Every plan (each of the 15 ways of sharing deployments x every option per block, owned
-machines used by one deployment at most) is enumerated and ranked by the same documented key;
-the optimiser must reach the same key for every alternative and constraint set, and the same
-cost-time front. Monotonicity and trade-off properties run on the same generator.
+machines used by one deployment at most) is enumerated and ranked by the same documented key,
+each block priced by a reference of the documented billed-cost formula (docs/cost-model.md,
+section 4b) written here independently of the planner; the optimiser must reach the same key
+for every alternative and constraint set, and the same cost-time front. Monotonicity and
+trade-off properties run on the same generator.
 """
 
 import itertools
+import math
 import os
 
 import yaml
@@ -28,6 +31,7 @@ from ansible_collections.llmops.codestack.plugins.module_utils._optimiser import
     ROLES,
 )
 from ansible_collections.llmops.codestack.plugins.module_utils._planner import (
+    Billing,
     build_plan,
     build_problem,
     enumerate_options,
@@ -37,9 +41,26 @@ with open(os.path.join(BUNDLED_DIR, "cost-model.yml")) as _handle:
     BASE = yaml.safe_load(_handle)
 BASE.pop("measurements", None)
 
-OFFER_PROVIDERS = ["local", "runpod", "vast", "hetzner"]
+OFFER_PROVIDERS = ["local", "runpod", "vast", "hetzner", "runpod_serverless"]
 PROVIDERS = OFFER_PROVIDERS + ["openrouter", "ollama"]
 DAY = "2026-12-01"
+
+
+def _scaling(draw):
+    """Random scaling terms for the providers that scale to zero (hetzner: none, always on)."""
+    out = []
+    for provider, mode in (("runpod", "idle_stop"), ("vast", "idle_stop"),
+                           ("runpod_serverless", "serverless")):
+        out.append({"id": provider, "mode": mode,
+                    "idle_timeout_s": draw(st.sampled_from([0, 5, 600, 3600])),
+                    "resume_keeps_image": draw(st.booleans()),
+                    "resume_keeps_weights": draw(st.booleans()),
+                    "disk_base_gb": draw(st.sampled_from([0, 20])),
+                    "storage_running_usd_per_gb_month": draw(st.sampled_from([0, 0.1])),
+                    "storage_stopped_usd_per_gb_month": draw(st.sampled_from([0, 0.2, 30.0])),
+                    "source": "test", "as_of": DAY})
+    out.append({"id": "local", "mode": "always_on", "source": "test", "as_of": DAY})
+    return out
 
 
 @st.composite
@@ -60,9 +81,10 @@ def worlds(draw):
         local = provider == "local"
         gpu = "cpu" if local and draw(st.booleans()) else draw(st.sampled_from(
             [g["id"] for g in gpus if g["kind"] == "gpu"]))
+        pricing = "owned" if local else "serverless" if provider == "runpod_serverless" else \
+            draw(st.sampled_from(["on_demand", "spot"]))
         offers.append({
-            "id": "o%d" % i, "provider": provider,
-            "pricing": "owned" if local else draw(st.sampled_from(["on_demand", "spot"])),
+            "id": "o%d" % i, "provider": provider, "pricing": pricing,
             "gpu": gpu, "provider_gpu_id": gpu, "count": draw(st.sampled_from([1, 1, 2])),
             "price_per_hour": 0 if local else draw(st.sampled_from([0.2, 0.5, 1.3, 2.7, 4.76])),
             "min_billing_hours": draw(st.sampled_from([0, 0, 1, 730])),
@@ -120,10 +142,18 @@ def worlds(draw):
          "as_of": DAY}], "api_models": apis, "ollama_models": tags}
     sensitive = draw(st.lists(st.sampled_from(ROLES), max_size=4, unique=True))
     limits = {"budget": draw(st.sampled_from([0.05, 1.0, 10.0, 500.0])),
-              "deadline": draw(st.sampled_from([0.05, 0.5, 3.0, 48.0])),
+              "deadline": draw(st.sampled_from([0.05, 0.5, 3.0, 48.0, 300.0])),
               "quality": draw(st.sampled_from(["draft", "standard", "high"])),
-              "sensitive": sensitive}
-    return dict({"gpus": gpus, "offers": offers, "models": models}, **api_data), tokens, limits
+              "sensitive": sensitive,
+              "usage": {"sessions_per_day": draw(st.sampled_from([1, 3, 8])),
+                        "session_hours": draw(st.sampled_from([0.5, 2.5])),
+                        "working_days_per_week": draw(st.sampled_from([5, 7]))},
+              "scaling": dict((role, {"idle_timeout_s": draw(st.sampled_from([None, 60, 7200])),
+                                      "wake_policy": draw(st.sampled_from([None, "wait",
+                                                                           "fallback"]))})
+                              for role in ROLES if draw(st.booleans()))}
+    return (dict({"gpus": gpus, "offers": offers, "models": models, "scaling": _scaling(draw)},
+                 **api_data), tokens, limits)
 
 
 def _problem(world, **override):
@@ -133,8 +163,10 @@ def _problem(world, **override):
     bp = validate_blueprint({
         "project": {"name": "prop", "description": "random"},
         "features": [{"name": "core", "description": "core"}],
+        "usage": limits.setdefault("usage", {}),
         "constraints": {"budget_usd": limits["budget"], "deadline_hours": limits["deadline"],
-                        "quality": limits["quality"], "providers": PROVIDERS}})
+                        "quality": limits["quality"], "providers": PROVIDERS,
+                        "scaling": limits.setdefault("scaling", {})}})
     options, _unused = enumerate_options(catalog, bp.constraints)
     if not options:
         return None
@@ -142,17 +174,84 @@ def _problem(world, **override):
     policy = dict((r, {"sensitive": r in limits.get("sensitive", ()), "min_quality": 0.0,
                        "quality_weight": 1.0}) for r in ROLES)
     problem = build_problem(options, tokens, catalog.cost_model["default"], limits["budget"],
-                            limits["deadline"], limits["quality"], policy)
+                            limits["deadline"], limits["quality"], policy, Billing.of(bp))
     for roles, cands in problem.blocks.items():
         if any(policy[r]["sensitive"] for r in roles):
             assert not any(getattr(c.opt, "third_party", False) for c in cands), roles
     if not any(all(problem.blocks[b] for b in p) for p in problem.partitions):
         return None
+    problem.world = (catalog, tokens, limits)
     return problem
 
 
+def _reference_cost(problem, roles, cand):
+    """The billed cost of one block, straight from docs/cost-model.md (sections 4 and 4b)."""
+    catalog, tokens, limits = problem.world
+    opt, offer = cand.opt, cand.opt.offer
+    mml, seqs, batching = cand.serving
+    tin = sum(tokens[r][0] for r in roles)
+    tout = sum(tokens[r][1] for r in roles)
+    if hasattr(opt, "per_token"):   # docs/cost-model.md section 8: tokens x price, Ollama free
+        return opt.rework * (tin * opt.pin + tout * opt.pout) / 1e6 if opt.per_token else 0.0
+    work_s = opt.rework * (tout / (opt.decode * batching)
+                           + tin * (1.0 - opt.prefix_cache_hit) / opt.prefill)
+    work_s *= 1.0 + catalog.cost_model["default"].interruption_overhead.get(offer.pricing, 0.0)
+    cold = catalog.cold_start[offer.provider]
+    download = opt.weight_gb * 8.0 / cold.download_gbps if cold.download_gbps else 0.0
+    cold_s = (cold.scheduling_s + cold.image_pull_s + download
+              + opt.weight_gb / cold.load_gb_per_s + catalog.engines[opt.engine].init_s)
+    assert cand.hours == (work_s + cold_s) / 3600.0 or \
+        abs(cand.hours - (work_s + cold_s) / 3600.0) < 1e-9
+    sc = catalog.scaling.get(offer.provider)
+    mode = sc.mode if sc else "always_on"
+    price = offer.price_per_hour * offer.count
+    period, minimum, window = offer.billing_period_hours, offer.min_billing_hours, \
+        limits["deadline"]
+
+    def periods(h):
+        return math.ceil(h / period - 1e-9) * period if period else h
+
+    keeps = sc is not None and sc.resume_keeps_weights
+    gb = math.ceil(sc.disk_base_gb + (opt.weight_gb if keeps else 0)) if sc else 0
+    running = sc.storage_running_usd_per_gb_month / 730.0 if sc else 0.0
+    stopped = sc.storage_stopped_usd_per_gb_month / 730.0 if sc else 0.0
+    always = (max(periods(max(window, cand.hours)), minimum) * price + offer.setup_fee
+              + gb * running * max(window, cand.hours))
+    if mode == "always_on":
+        return always
+    asked = [limits["scaling"][r]["idle_timeout_s"] for r in roles
+             if r in limits["scaling"] and limits["scaling"][r]["idle_timeout_s"] is not None]
+    idle = max(asked) if asked else sc.idle_timeout_s
+    usage = dict({"sessions_per_day": 3, "session_hours": 2.5, "working_days_per_week": 5},
+                 **limits["usage"])
+    sessions = max(1, math.ceil(window / 24.0 * usage["working_days_per_week"] / 7.0
+                                * usage["sessions_per_day"] - 1e-9))
+    wakes = max(sessions, math.ceil(work_s / 3600.0 / usage["session_hours"] - 1e-9))
+    resume_s = cold_s
+    if mode == "idle_stop":
+        resume_s -= (cold.image_pull_s if sc.resume_keeps_image else 0) + \
+            (download if keeps else 0)
+    first = (cold_s + work_s / wakes + idle) / 3600.0
+    later = (resume_s + work_s / wakes + idle) / 3600.0
+    up = first + (wakes - 1) * later
+    if mode == "idle_stop" and up >= window:
+        return always
+    compute = max(periods(first) + (wakes - 1) * periods(later), minimum) * price \
+        + offer.setup_fee
+    if mode == "serverless":
+        return compute
+    return compute + gb * (running * up + stopped * (window - up))
+
+
 def _every_plan(problem):
-    """(cost, hours, weighted quality, blocks, quality ok, plan) of every valid plan."""
+    """(cost, hours, weighted quality, blocks, quality ok, plan) of every valid plan, each
+    block priced by the reference formula (and checked against the planner's price)."""
+    costs = {}
+    for roles, cands in problem.blocks.items():
+        for cand in cands:
+            ref = _reference_cost(problem, roles, cand)
+            assert abs(cand.cost - ref) <= 1e-9 * (1.0 + ref), (roles, cand.opt.offer.id)
+            costs[(roles, id(cand))] = ref
     for partition in problem.partitions:
         for combo in itertools.product(*[problem.blocks[b] for b in partition]):
             owned = [c.exclusive for c in combo if c.exclusive is not None]
@@ -160,8 +259,8 @@ def _every_plan(problem):
                 continue
             cost = 0.0
             wq = 0.0
-            for cand in combo:
-                cost += cand.cost
+            for roles, cand in zip(partition, combo):
+                cost += costs[(roles, id(cand))]
                 wq += cand.wq
             hours = max(c.hours for c in combo)
             yield (cost, hours, wq, len(partition),
@@ -247,10 +346,16 @@ def test_more_budget_or_time_is_never_worse(world, factor):
                 assert after[0][0] <= _key_of(richer, objective, before[1])[0] + EPS
             else:
                 assert after[0] <= before[0]
+    # a later deadline rents longer (more sessions, storage while stopped): the billed cost
+    # may grow, but the plan cheapest before, priced for the longer window, still bounds it
     cheapest = problem.solve("cheapest", FALLBACKS["cheapest"][0])
     cheapest_later = later.solve("cheapest", FALLBACKS["cheapest"][0])
     if cheapest is not None:
-        assert cheapest_later is not None and cheapest_later[0][0] <= cheapest[0][0]
+        assert cheapest_later is not None
+        same = dict(((roles, c.opt.index), c) for roles, cands in later.blocks.items()
+                    for c in cands)
+        repriced = sum(same[(roles, cand.opt.index)].cost for roles, cand in cheapest[1])
+        assert cheapest_later[0][0] <= round(repriced, 9) + EPS
 
 
 def test_owned_machine_serves_one_deployment():
