@@ -88,6 +88,7 @@ def test_kilo7_check_mode_then_apply_then_nothing_to_do(tmp_path):
     assert settings["LLM_BASE_URL"] == "http://gw.internal:4000"
     assert settings["LLM_API_KEY"] == "sk-test-gateway-key"
     assert _mode(openhands_file) == 0o600
+    assert login["continue_config"] == str(continue_file) and login["openhands_env"] == str(openhands_file)
 
     brief = (home / "workspace" / "BRIEF.md").read_text()
     assert "# Project brief: todo-api" in brief and "`plan-review`" in brief

@@ -207,3 +207,27 @@ def test_the_spend_log_feeds_the_report(gateway, ide_home):
     coder = doc["summary"]["by_role"]["coder"]
     assert coder["requests"] == len([r for r in records if r["alias"] == "coder"])
     assert coder["cost_usd"] > 0 and coder["latency_p50_s"] > 0
+
+
+def test_spend_report_playbook_on_the_real_log(gateway, ide_home, tmp_path):
+    """playbooks/spend_report.yml: fetches the log the route stage recorded and writes the
+    report (idempotence and check mode: tests/unit/plugins/action/test_spend_report.py)."""
+    _url, spend_log, plan = gateway
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    (stack / "plan.json").write_text(json.dumps(plan))
+    (stack / "state.json").write_text(json.dumps({
+        "stack_id": plan["stack_id"], "removed": [],
+        "resources": [{"id": "litellm", "provider": "local", "kind": "service", "name": "LiteLLM gateway",
+                       "cost_per_hour": 0.0, "attributes": {"spend_log": str(spend_log)}}]}))
+    argv = ["ansible-playbook", os.path.join(REPO, "playbooks", "spend_report.yml"), "-e",
+            "codestack_output=%s" % stack]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="False",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert stat.S_IMODE(os.stat(stack / "spend.jsonl").st_mode) == 0o600
+    report = json.loads((stack / "spend-report.json").read_text())
+    assert report["summary"]["by_role"]["coder"]["requests"] >= 2  # Continue and OpenHands at least
+    assert "<svg" in (stack / "spend-report.html").read_text()
+    assert "# Spend report: demo" in (stack / "spend-report.md").read_text()
