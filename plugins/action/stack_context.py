@@ -7,8 +7,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 
+from ansible.module_utils.six.moves.collections_abc import Mapping
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.llmops.codestack.plugins.module_utils import _stack
@@ -18,6 +20,20 @@ ARGUMENT_SPEC = dict(
     build=dict(type="bool", default=False),
     require_state=dict(type="bool", default=False),
 )
+
+
+def _check_plan(task_vars):
+    """The plan a check run's plan stage computed (fact codestack_check_plan of localhost)."""
+    planned = task_vars.get("codestack_check_plan")
+    if planned is None:
+        try:
+            planned = task_vars["hostvars"]["localhost"]["codestack_check_plan"]
+        except (KeyError, TypeError):
+            planned = None
+    if not isinstance(planned, Mapping) or not planned.get("stack_id"):
+        return None
+    # Plain containers (facts may come back as the templar's lazy ones).
+    return json.loads(json.dumps(planned))
 
 
 class ActionModule(ActionBase):
@@ -34,8 +50,15 @@ class ActionModule(ActionBase):
             directory = _stack.stack_dir(args["path"])
             plan_file = os.path.join(directory, "plan.json")
             state_file = os.path.join(directory, "state.json")
-            plan = _stack.load_plan(plan_file)
-            if args["require_state"] and not os.path.exists(state_file):
+            # A check run (site.yml --check) on a stack not built yet: the plan stage computed the
+            # plan but wrote nothing; the stages then say what they would create.
+            check_only = bool(self._task.check_mode) and not os.path.exists(state_file)
+            planned = _check_plan(task_vars or {}) if check_only and not os.path.exists(plan_file) else None
+            if planned:
+                plan = planned
+            else:
+                plan = _stack.load_plan(plan_file)
+            if args["require_state"] and not os.path.exists(state_file) and not check_only:
                 raise _stack.StackError("the stack %s has no state file %s: build it first (site.yml or "
                                         "provision.yml)" % (plan["stack_id"], state_file))
             state = _stack.load_state(state_file, plan["stack_id"])
@@ -64,6 +87,7 @@ class ActionModule(ActionBase):
             "codestack_paid": bool(rented),
             "codestack_keyed_providers": keyed,
             "codestack_stale_rented": _stack.stale_rented(state, plan),
+            "codestack_check_only": check_only,
         }
         result["ansible_facts"] = facts
         result["stack_id"] = plan["stack_id"]

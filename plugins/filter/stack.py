@@ -69,6 +69,23 @@ def stack_summary(state, plan, directory):
     return _stack.summary(plan or {}, state or {}, directory)
 
 
+def stack_would_create(plan, stage, host="localhost"):
+    """What a stage would create in a check run on a stack not built yet (one line each)."""
+    try:
+        return _stack.check_report(plan or {}, stage, host)
+    except _stack.StackError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def stack_host_conflicts(results, own_dirs):
+    """The other stacks' services that run on a control host: one line per active unit whose
+    ExecStart lies outside this stack's directories (results of slurp + systemctl is-active)."""
+    try:
+        return _stack.host_conflicts(results or [], own_dirs or [])
+    except _stack.StackError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
 def stack_service(state, resource_id):
     """The attributes of the stack's local service ``resource_id`` (empty when not recorded)."""
     res = _stack.find_resource(state or {}, resource_id)
@@ -97,4 +114,5 @@ class FilterModule(object):
                 "stack_endpoints": stack_endpoints, "stack_service": stack_service,
                 "same_plan": same_plan, "plan_document": plan_document,
                 "stack_model_servers": stack_model_servers, "stack_scaling": stack_scaling,
-                "stack_summary": stack_summary}
+                "stack_summary": stack_summary, "stack_would_create": stack_would_create,
+                "stack_host_conflicts": stack_host_conflicts}

@@ -91,13 +91,16 @@ def teardown_targets(state, runpod=None, vast=None):
             "created_at": res.get("created_at"), "stopped_at": res.get("stopped_at"),
             "uptime_seconds": None, "in_state": True, "labelled": False,
             "stop_argv": list((res.get("attributes") or {}).get("stop_argv") or []),
+            # Where a local service runs (the control host's inventory name); older records: here.
+            "host": (res.get("attributes") or {}).get("host") or "localhost",
         }
         targets[_key(entry)] = entry
 
     def found(provider, kind, item, cost, uptime=None):
         entry = {"provider": provider, "kind": kind, "id": str(item["id"]), "name": item.get("name") or "",
                  "cost_per_hour": float(cost or 0.0), "created_at": None, "stopped_at": None,
-                 "uptime_seconds": uptime, "in_state": False, "labelled": True, "stop_argv": []}
+                 "uptime_seconds": uptime, "in_state": False, "labelled": True, "stop_argv": [],
+                 "host": "localhost"}
         known = targets.get(_key(entry))
         if known is None:
             targets[_key(entry)] = entry

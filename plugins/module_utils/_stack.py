@@ -324,6 +324,70 @@ def scaling_report(plan, state):
     return rows
 
 
+def host_conflicts(results, own_dirs):
+    """Lines naming each unit that runs another stack's service: ``results`` are
+    ``systemctl is-active`` results whose ``item`` is the slurp result of the unit file."""
+    own = [str(d).rstrip("/") + "/" for d in own_dirs if d]
+    conflicts = []
+    for result in results:
+        if (result.get("stdout") or "").strip() != "active":
+            continue
+        unit = result.get("item") or {}
+        try:
+            text = base64.b64decode(unit.get("content") or "").decode("utf-8", "replace")
+        except (TypeError, ValueError) as exc:
+            raise StackError("host_conflicts: unreadable unit file of %s: %s" % (unit.get("item"), exc))
+        start = next((line.split("=", 1)[1].strip() for line in text.splitlines()
+                      if line.startswith("ExecStart=")), "")
+        program = start.split(" ", 1)[0]
+        if not any(program.startswith(d) for d in own):
+            conflicts.append("unit %s runs %s" % (unit.get("item"), program or "(no ExecStart)"))
+    return conflicts
+
+
+def check_report(plan, stage, host="localhost"):
+    """What a stage would create, for a check run (site.yml --check) on a stack not built yet:
+    one line per resource, naming where it would run. Nothing is read or written."""
+    local, rented = split_deployments(plan or {})
+    aliases = sorted({r.get("alias") for r in ((plan or {}).get("roles") or {}).values() if r.get("alias")})
+    stack_id = (plan or {}).get("stack_id") or "?"
+    lines = []
+    if stage == "provision":
+        for dep in rented:
+            gpu = dep.get("gpu") or {}
+            lines.append("would rent %s: %sx %s on %s (USD %s/h), labelled %s" % (
+                dep.get("name"), gpu.get("count"), gpu.get("name"), dep.get("provider"),
+                dep.get("price_per_hour_usd"), stack_id))
+        if not rented:
+            lines.append("would rent nothing (every deployment is local)")
+    elif stage == "serve":
+        for dep in rented:
+            lines.append("would wait for the model server of %s to list %s" % (
+                dep.get("name"), (dep.get("model") or {}).get("name")))
+        for dep in local:
+            lines.append("would start llama.cpp for %s (%s) on %s in /var/lib/codestack/%s/llamacpp" % (
+                dep.get("name"), (dep.get("model") or {}).get("name"), host, stack_id))
+    elif stage == "route":
+        lines.append("would start the LiteLLM gateway on %s in /var/lib/codestack/%s/litellm with aliases %s"
+                     % (host, stack_id, ", ".join(aliases)))
+        if ((plan or {}).get("blueprint") or {}).get("ide", "kilocode") != "none":
+            lines.append("would write the IDE's scoped key (role aliases only)")
+    elif stage == "ide":
+        if ((plan or {}).get("blueprint") or {}).get("ide", "kilocode") == "none":
+            lines.append("would install no IDE (ide: none)")
+        else:
+            lines.append("would start code-server with KiloCode on %s, one mode per role (%s)"
+                         % (host, ", ".join(aliases)))
+    elif stage == "guard":
+        if rented:
+            lines.append("would start the budget guard on %s at USD %s" % (host, budget_usd(plan)))
+        else:
+            lines.append("would start no budget guard (nothing rented)")
+    else:
+        raise StackError("check_report: unknown stage %r" % stage)
+    return lines
+
+
 def summary(plan, state, directory):
     """The lines site.yml ends with: where everything is, per role what serves it, the estimate,
     the guard and the teardown command."""

@@ -22,6 +22,11 @@ description:
     and that its credential is set in the controller's environment (C(RUNPOD_API_KEY),
     C(VAST_API_KEY)), naming every problem at once before anything is created, and drops the
     plan's alternatives whose provider has no key.
+  - In check mode on a stack that has no state file yet (C(site.yml --check) before the first
+    build), O(require_state) does not fail, the state is empty and C(codestack_check_only) is true;
+    the stages then say what they would create instead of running their roles. When the plan
+    stage of the same check run wrote no C(plan.json), the plan it computed (fact
+    C(codestack_check_plan) of C(localhost)) is used.
   - Runs on the controller (action plugin), whatever host the play targets. Read-only; always
     C(changed=false).
 author:
@@ -135,5 +140,9 @@ ansible_facts:
       description: Rented deployments in the state file that the plan no longer has.
       type: list
       elements: str
+      returned: success
+    codestack_check_only:
+      description: A check run on a stack not built yet (no state file); the stages only report.
+      type: bool
       returned: success
 """

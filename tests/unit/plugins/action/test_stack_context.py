@@ -66,3 +66,34 @@ def test_require_state_and_missing_plan_fail_with_the_file(stack, monkeypatch, t
     empty = tmp_path_factory.mktemp("empty")
     result = run({"path": str(empty)}, monkeypatch)
     assert result["failed"] and str(empty / "plan.json") in result["msg"]
+
+
+def run_checked(args, task_vars):
+    task = MagicMock(Task)
+    task.args = args
+    task.async_val = 0
+    task.check_mode = True
+    task.diff = False
+    loader = MagicMock()
+    action = ActionModule(task, MagicMock(), MagicMock(), loader=loader, templar=Templar(loader=loader),
+                          shared_loader_obj=None)
+    return action.run(task_vars=task_vars)
+
+
+def test_check_run_before_the_first_build_uses_the_computed_plan(tmp_path):
+    # site.yml --check: the plan stage wrote nothing, the later stages only report.
+    planned = {"hostvars": {"localhost": {"codestack_check_plan": PLAN}}}
+    result = run_checked({"path": str(tmp_path / "stack"), "require_state": True}, planned)
+    assert not result.get("failed"), result
+    facts = result["ansible_facts"]
+    assert facts["codestack_check_only"] is True and facts["codestack_plan"]["stack_id"] == "cs-1"
+    assert facts["codestack_state"]["resources"] == [] and not (tmp_path / "stack").exists()
+    # Without the computed plan, the missing plan.json is still named.
+    result = run_checked({"path": str(tmp_path / "stack")}, {})
+    assert result["failed"] and "plan.json" in result["msg"]
+
+
+def test_check_run_on_a_built_stack_is_not_check_only(stack):
+    (stack / "state.json").write_text(json.dumps({"stack_id": "cs-1", "resources": []}))
+    result = run_checked({"path": str(stack), "require_state": True}, {})
+    assert not result.get("failed") and result["ansible_facts"]["codestack_check_only"] is False

@@ -17,7 +17,8 @@ STATE = {
         {"provider": "vast", "kind": "instance", "id": "77", "name": "small", "cost_per_hour": 0.5,
          "created_at": "2026-11-29T10:00:00Z", "stopped_at": "2026-11-29T10:30:00Z", "attributes": {}},
         {"provider": "local", "kind": "guard", "id": "budget-guard", "name": "budget guard",
-         "created_at": "2026-11-29T10:01:00Z", "attributes": {"stop_argv": ["start-stop-daemon", "--stop"]}},
+         "created_at": "2026-11-29T10:01:00Z",
+         "attributes": {"stop_argv": ["start-stop-daemon", "--stop"], "host": "control-1"}},
     ],
 }
 RUNPOD = {"pods": [{"id": "pod1", "name": "big", "cost_per_hr": 2.0, "uptime_seconds": 3500},
@@ -38,6 +39,9 @@ def test_targets_merge_state_and_labels_paid_first():
     assert by_id["ep1"]["provider"] == "runpod_serverless"
     assert by_id["77"]["stopped_at"] == "2026-11-29T10:30:00Z"
     assert by_id["litellm"]["stop_argv"] == ["/srv/litellm/ctl.sh", "stop"]
+    # Where each local service is stopped: its control host; a record without one, the controller.
+    assert (by_id["budget-guard"]["host"], by_id["litellm"]["host"], by_id["pod9"]["host"]) == (
+        "control-1", "localhost", "localhost")
     kinds = [t["kind"] for t in targets]
     assert kinds.index("service") > kinds.index("endpoint") > kinds.index("pod")
     assert kinds[-1] == "guard"

@@ -180,3 +180,49 @@ def test_a_tls_model_server_routes_with_its_pinned_authority(tmp_path):
     state["resources"][2]["attributes"]["tls_ca_file"] = str(tmp_path / "gone.pem")
     with pytest.raises(_stack.StackError, match="gpu-b .cannot read its TLS authority"):
         _stack.stack_endpoints(PLAN, state, "k", "v")
+
+
+@pytest.mark.parametrize("stage, host, expected", [
+    ("provision", "localhost", ["would rent gpu-a: 1x RTX 4090 on runpod (USD None/h), labelled cs-1",
+                                "would rent gpu-b: Nonex None on vast (USD None/h), labelled cs-1"]),
+    ("serve", "control", ["would wait for the model server of gpu-a to list Codestral",
+                          "would wait for the model server of gpu-b to list None",
+                          "would start llama.cpp for cpu (SmolLM2) on control in /var/lib/codestack/cs-1/llamacpp"]),
+    ("route", "control", ["would start the LiteLLM gateway on control in /var/lib/codestack/cs-1/litellm "
+                          "with aliases coder, reviewer", "would write the IDE's scoped key (role aliases only)"]),
+    ("ide", "ide-1", ["would start code-server with KiloCode on ide-1, one mode per role (coder, reviewer)"]),
+    ("guard", "control", ["would start the budget guard on control at USD 11.0"]),
+])
+def test_check_report_says_what_each_stage_would_create(stage, host, expected):
+    assert stack_filters.stack_would_create(PLAN, stage, host) == expected
+
+
+def test_check_report_of_a_local_plan_without_ide_and_an_unknown_stage():
+    local = dict(PLAN, deployments=PLAN["deployments"][:1], blueprint={"ide": "none"})
+    assert _stack.check_report(local, "provision") == ["would rent nothing (every deployment is local)"]
+    assert _stack.check_report(local, "guard") == ["would start no budget guard (nothing rented)"]
+    assert _stack.check_report(local, "ide") == ["would install no IDE (ide: none)"]
+    assert _stack.check_report(local, "route") == [
+        "would start the LiteLLM gateway on localhost in /var/lib/codestack/cs-1/litellm with aliases coder, reviewer"]
+    with pytest.raises(stack_filters.AnsibleFilterError, match="unknown stage 'scale'"):
+        stack_filters.stack_would_create(local, "scale")
+
+
+def _unit(name, exec_start, active):
+    content = base64.b64encode(("[Service]\nType=simple\nExecStart=%s\nRestart=on-failure\n" % exec_start).encode())
+    return {"item": {"item": name, "content": content.decode()}, "stdout": "active\n" if active else "inactive\n"}
+
+
+def test_host_conflicts_name_the_other_stacks_running_units():
+    results = [_unit("codestack-litellm", "/var/lib/codestack/cs-other/litellm/ctl.sh run", True),
+               _unit("codestack-llamacpp", "/var/lib/codestack/cs-gone/llamacpp/ctl.sh run", False)]
+    assert stack_filters.stack_host_conflicts(results, ["/var/lib/codestack/cs-1"]) == [
+        "unit codestack-litellm runs /var/lib/codestack/cs-other/litellm/ctl.sh"]
+    # This stack's own units (default or given directories) and stopped ones are no conflict.
+    own = [_unit("codestack-litellm", "/var/lib/codestack/cs-1/litellm/ctl.sh run", True),
+           _unit("codestack-llamacpp", "/srv/mine/llama/ctl.sh run", True)]
+    assert stack_filters.stack_host_conflicts(own, ["/var/lib/codestack/cs-1", "/srv/mine/llama"]) == []
+    # A prefix of another directory is not this stack's directory.
+    assert stack_filters.stack_host_conflicts(
+        [_unit("codestack-litellm", "/var/lib/codestack/cs-10/litellm/ctl.sh run", True)],
+        ["/var/lib/codestack/cs-1"]) == ["unit codestack-litellm runs /var/lib/codestack/cs-10/litellm/ctl.sh"]

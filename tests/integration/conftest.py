@@ -1,0 +1,19 @@
+"""Fixtures several integration test files share."""
+
+import shutil
+import subprocess
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def control_host(tmp_path_factory):
+    """A remote control host (podman container with systemd and sshd on a loopback port) and an
+    inventory file that puts it in group codestack_control (see _control_host.py)."""
+    from _control_host import IMAGE, ControlHost  # pylint: disable=import-outside-toplevel
+    if not shutil.which("podman") or subprocess.run(["podman", "image", "exists", IMAGE],
+                                                    check=False).returncode != 0:
+        pytest.skip("no %s image: run tests/setup/20-podman.sh and 21-control-host.sh" % IMAGE)
+    host = ControlHost(tmp_path_factory.mktemp("control-host")).start()
+    yield host
+    host.stop()
