@@ -21,7 +21,7 @@ from _cloudstack import STACK_ID, CloudStack, plan_blueprint, split_plan
 from _control_host import HOST_PYTHON_PREFIX
 from _services import free_port, start_llamacpp
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.remote, pytest.mark.integration]
 
 ALIASES = ("architect", "coder", "debugger", "reviewer")
 HOST_DIR = "/var/lib/codestack/" + STACK_ID
