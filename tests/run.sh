@@ -143,6 +143,7 @@ tier_slow() {
 # controller). Not in 'all': about 16 min on a loaded 2-core machine, too long for CI's limit.
 tier_remote() {
   say "remote: the stack on a control host over SSH (podman, systemd)"
+  bash tests/setup/control-host.sh
   link_collection
   run_pytest tests/integration -q -m remote
 }

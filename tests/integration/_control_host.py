@@ -1,6 +1,6 @@
 """A remote control host for the site tests: a podman container running systemd and sshd.
 
-The container starts from localhost/codestack-bookworm-sshd (tests/setup/21-control-host.sh) with
+The container starts from localhost/codestack-bookworm-sshd (tests/setup/control-host.sh) with
 ``/sbin/init`` as PID 1, so the roles run the gateway, the IDE and the budget guard as systemd
 units. Ansible reaches it over SSH with a key made for the run (no password logins; the host key
 is pinned in a known_hosts file of the run).

@@ -13,7 +13,7 @@ def control_host(tmp_path_factory):
     from _control_host import IMAGE, ControlHost  # pylint: disable=import-outside-toplevel
     if not shutil.which("podman") or subprocess.run(["podman", "image", "exists", IMAGE],
                                                     check=False).returncode != 0:
-        pytest.skip("no %s image: run tests/setup/20-podman.sh and 21-control-host.sh" % IMAGE)
+        pytest.skip("no %s image: run tests/setup/20-podman.sh and tests/setup/control-host.sh (tier remote does)" % IMAGE)
     host = ControlHost(tmp_path_factory.mktemp("control-host")).start()
     yield host
     host.stop()
