@@ -389,6 +389,11 @@ class VastFake:
 
             def target():
                 with self.lock:
+                    # The machine boots its container when it runs, whether or not anyone reads
+                    # the instance through the API (a restarted instance too).
+                    inst = self.instances.get(inst_id)
+                    if inst is not None and self._phase(inst, self.clock.now()) == "running":
+                        self._boot(inst)
                     machine = self.machines.get(inst_id)
                     return machine.target(model_port) if machine is not None and machine.running() else None
             listener = self.listeners[inst_id] = _workload.TcpForward(self.host, target)
