@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
 """What the waker costs: the time it adds over the provider's own resume, and its hop on a warm route.
 
 1. Wake: the RunPod fake at zero delay (created, running and resume delays 0) relays a pod's port

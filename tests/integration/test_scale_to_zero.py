@@ -96,7 +96,7 @@ def _burst_first(stack):
         outcome = _ask(stack, alias, stream)
         with lock:
             results.append((alias, stream) + outcome)
-    threads = [threading.Thread(target=one, args=(a,)) for a in ALIASES for _ in range(2)]
+    threads = [threading.Thread(target=one, args=(a,)) for a in ALIASES for _copy in range(2)]
     threads.append(threading.Thread(target=one, args=("coder", True)))
     for thread in threads:
         thread.start()
@@ -181,7 +181,7 @@ def test_a_working_day_scales_to_zero_between_bursts_and_a_refused_resume_is_rep
         t0_wall = time.time()
         t0 = {"runpod": stack.runpod.clock.now(), "vast": stack.vast.clock.now()}
         bursts = []
-        for _ in range(BURSTS):
+        for _burst in range(BURSTS):
             start = {"runpod": stack.runpod.clock.now(), "vast": stack.vast.clock.now()}
             started = time.monotonic()
             first = _burst_first(stack)

@@ -98,7 +98,7 @@ def test_concurrent_first_requests_share_one_wake():
         ops = FakeOps(clock, ready_after=2)
         dep = _dep(clock, ops)
         dep.state = waker.STOPPED
-        await asyncio.gather(*(dep.wait_awake("request") for _ in range(8)))
+        await asyncio.gather(*(dep.wait_awake("request") for _request in range(8)))
         assert [c for c in ops.calls if c[0] == "resume"] == [("resume", "big")]
         assert dep.state == waker.RUNNING and dep.wakes == 1
         woken = [e for e in dep.events if e["event"] == "woken"]
