@@ -83,6 +83,7 @@ class Deployment:
         self.stop_task = None
         self.wakes = 0
         self.stops = 0
+        self.next_probe = 0.0
 
     # ------------------------------------------------------------ requests
     def begin(self):
@@ -133,6 +134,23 @@ class Deployment:
         self.stop_task = asyncio.ensure_future(self._stop("idle for %.0fs (idle_timeout_s %s)"
                                                           % (self.idle_for(), self.conf["idle_timeout_s"])))
         return self.stop_task
+
+    def probe_due(self):
+        """A stopped machine is checked now and then: something else (a re-run of the provision
+        stage) may have started it, and it would then bill with no idle clock."""
+        if self.state != STOPPED or self.wake_task is not None and not self.wake_task.done():
+            return False
+        now = self.clock.now()
+        if now < self.next_probe:
+            return False
+        self.next_probe = now + self.conf["idle_timeout_s"]
+        return True
+
+    async def probe(self):
+        if await self.ops.ready(self) and self.state == STOPPED:
+            self.state = RUNNING
+            self.last_activity = self.clock.now()
+            self._log("found_running", "the model server answers: started outside the waker", self.clock.now())
 
     async def _stop(self, reason):
         started = self.clock.now()
@@ -396,6 +414,8 @@ class Waker:
             for dep in self.deployments.values():
                 try:
                     dep.tick()
+                    if dep.probe_due():
+                        asyncio.ensure_future(dep.probe())
                 except Exception:  # pylint: disable=broad-except
                     LOG.exception("idle check of %s failed", dep.name)
 

@@ -198,3 +198,19 @@ def test_waker_deployments_and_routes_follow_the_state_file():
     assert _stack.stack_endpoints(plan, state)["big"]["api_base"] == "http://127.0.0.1:4100/d/big/v1"
     rows = dict((r["deployment"], r["mode"]) for r in _stack.scaling_report(plan, state))
     assert rows == {"big": "idle_stop", "local": "always_on"}
+
+
+def test_a_stopped_machine_started_elsewhere_gets_its_idle_clock_back():
+    async def scenario():
+        clock = FakeClock()
+        ops = FakeOps(clock)
+        dep = _dep(clock, ops)
+        dep.state = waker.STOPPED
+        dep.next_probe = 0.0
+        assert dep.probe_due() and not dep.probe_due()    # once per idle_timeout_s
+        await dep.probe()
+        assert dep.state == waker.RUNNING and dep.events[-1]["event"] == "found_running"
+        clock.t += 300
+        await dep.tick()
+        assert dep.state == waker.STOPPED and ops.calls == [("stop", "big")]
+    run(scenario())
