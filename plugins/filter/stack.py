@@ -64,6 +64,14 @@ def stack_scaling(state, plan):
     return _stack.scaling_report(plan or {}, state or {})
 
 
+def stack_waker(state, plan):
+    """{deployment: settings} of the idle_stop pods and instances the waker keeps (roles/waker)."""
+    try:
+        return _stack.waker_deployments(plan or {}, state or {})
+    except _stack.StackError as exc:
+        raise AnsibleFilterError("stack_waker: %s" % exc)
+
+
 def stack_summary(state, plan, directory):
     """The lines that end site.yml: where the plan, gateway, IDE and guard are, and teardown."""
     return _stack.summary(plan or {}, state or {}, directory)
@@ -115,4 +123,4 @@ class FilterModule(object):
                 "same_plan": same_plan, "plan_document": plan_document,
                 "stack_model_servers": stack_model_servers, "stack_scaling": stack_scaling,
                 "stack_summary": stack_summary, "stack_would_create": stack_would_create,
-                "stack_host_conflicts": stack_host_conflicts}
+                "stack_host_conflicts": stack_host_conflicts, "stack_waker": stack_waker}

@@ -218,6 +218,93 @@ def stale_rented(state, plan):
     return names
 
 
+# The contract's scaling defaults (docs/plan-format.md, "scaling"), for plans written before the
+# planner priced scaling: rented pods and instances stop when idle, serverless endpoints scale at
+# the provider, clusters through KEDA, everything else is always on.
+DEFAULT_MODES = {"runpod": "idle_stop", "vast": "idle_stop", "runpod_serverless": "serverless",
+                 "kubernetes": "keda"}
+DEFAULT_IDLE_TIMEOUT_S = 300
+WAKE_MARGIN_S = 60
+WAKER_MODES = ("idle_stop",)
+
+
+def scaling_policy(dep):
+    """The deployment's ``scaling`` with the contract's defaults filled in."""
+    given = dict(dep.get("scaling") or {})
+    mode = given.get("mode") or DEFAULT_MODES.get(dep.get("provider"), "always_on")
+    cold = float(dep.get("cold_start_s") or 0)
+    policy = {
+        "mode": mode,
+        "idle_timeout_s": int(given.get("idle_timeout_s") or (DEFAULT_IDLE_TIMEOUT_S if mode != "always_on" else 0)),
+        "expected_wakes": int(given.get("expected_wakes") or 0),
+        "wake_policy": given.get("wake_policy") or "wait",
+        # The resume is a cold start (the container disk is gone): its planned length plus a margin.
+        "wake_timeout_s": int(given.get("wake_timeout_s") or (cold + max(WAKE_MARGIN_S, cold / 2))),
+    }
+    if policy["wake_policy"] not in ("wait", "fallback"):
+        raise StackError("deployment %s: scaling.wake_policy must be wait or fallback, not %r"
+                         % (dep.get("name"), policy["wake_policy"]))
+    return policy
+
+
+def _rented_by_deployment(state):
+    out = {}
+    for res in (state or {}).get("resources") or []:
+        attrs = res.get("attributes") or {}
+        if res.get("provider") in CREDENTIALS and attrs.get("deployment"):
+            out[attrs["deployment"]] = res
+    return out
+
+
+def waker_deployments(plan, state):
+    """{deployment: what the waker needs} for every idle_stop pod or instance the state lists."""
+    by_deployment = _rented_by_deployment(state)
+    out = {}
+    for dep in plan.get("deployments") or []:
+        policy = scaling_policy(dep)
+        res = by_deployment.get(dep.get("name"))
+        if policy["mode"] not in WAKER_MODES or res is None or res.get("kind") not in ("pod", "instance"):
+            continue
+        attrs = res.get("attributes") or {}
+        if not attrs.get("endpoint_url"):
+            continue
+        options = [dep] + list(dep.get("alternatives") or [])
+        chosen = next((o for o in options if o.get("offer_id") == attrs.get("offer_id")), dep)
+        gpu = chosen.get("gpu") or {}
+        model = chosen.get("model") or {}
+        # A fresh machine replaces a pod whose host has no free GPU any more: the same GPU type,
+        # then the plan's alternatives on the same provider with the same model and GPU count.
+        same_model = (model.get("key"), model.get("quantization"), gpu.get("count"))
+        replacements = []
+        for opt in [chosen] + [o for o in options if o is not chosen]:
+            ogpu, omodel = opt.get("gpu") or {}, opt.get("model") or {}
+            if opt.get("provider") != res["provider"] or (omodel.get("key"), omodel.get("quantization"), ogpu.get("count")) != same_model:
+                continue
+            replacements.append({"offer_id": opt.get("offer_id"), "gpu_type_id": ogpu.get("provider_id") or ogpu.get("name"),
+                                 "gpu": ogpu.get("name"), "gpu_count": int(ogpu.get("count") or 1),
+                                 "region": opt.get("region") or "",
+                                 "interruptible": opt.get("pricing") in ("spot", "bid"),
+                                 "price_per_hour_usd": opt.get("price_per_hour_usd")})
+        out[dep["name"]] = dict(policy, provider=res["provider"], kind=res["kind"], resource_id=str(res["id"]),
+                                name=res.get("name") or dep["name"], upstream=attrs["endpoint_url"],
+                                model=attrs.get("model") or dep["name"], ca_file=attrs.get("tls_ca_file") or "",
+                                gpu_count=int(gpu.get("count") or 1),
+                                bid_per_gpu=(float(chosen["price_per_hour_usd"]) / int(gpu.get("count") or 1)
+                                             if chosen.get("pricing") in ("spot", "bid") and chosen.get("price_per_hour_usd")
+                                             else None),
+                                cold_start_s=float(chosen.get("cold_start_s") or dep.get("cold_start_s") or 0),
+                                replacements=replacements)
+    return out
+
+
+def waker_url(state, deployment):
+    """The waker's base URL for ``deployment`` when the waker runs and manages it, else ''."""
+    waker = ((find_resource(state, "waker") or {}).get("attributes") or {})
+    if deployment in (waker.get("deployments") or []) and waker.get("url"):
+        return "%s/d/%s/v1" % (waker["url"].rstrip("/"), deployment)
+    return ""
+
+
 def stack_endpoints(plan, state, local_api_key="", vllm_api_key=""):
     """{deployment: {api_base, api_key, model}} for the gateway, from the state file alone.
 
@@ -250,7 +337,12 @@ def stack_endpoints(plan, state, local_api_key="", vllm_api_key=""):
         endpoints[dep["name"]] = {"api_base": url, "api_key": vllm_api_key or "none",
                                   "model": res["attributes"].get("model") or dep["name"]}
         ca_file = res["attributes"].get("tls_ca_file")
-        if ca_file:
+        waker = waker_url(state, dep["name"])
+        if waker:
+            # An idle_stop machine is reached through the waker, which resumes it on demand and
+            # speaks TLS to it itself (plain HTTP on the control host's loopback).
+            endpoints[dep["name"]]["api_base"] = waker
+        elif ca_file:
             # The model server serves its own TLS: the gateway trusts this authority alone.
             try:
                 with open(ca_file) as handle:
@@ -317,6 +409,10 @@ def scaling_report(plan, state):
         res = by_deployment.get(dep.get("name"))
         kind = (res or {}).get("kind") or ("service" if provider in LOCAL_PROVIDERS else "not provisioned")
         mode, idle = SCALING.get((provider, kind), ("always_on", "until teardown"))
+        if waker_url(state, dep.get("name")):
+            policy = scaling_policy(dep)
+            mode, idle = "idle_stop", ("its disk only: the waker stops it after %ss without requests and resumes it "
+                                       "on the next one (%s)" % (policy["idle_timeout_s"], policy["wake_policy"]))
         if res is None and provider not in LOCAL_PROVIDERS:
             mode, idle = "none", "nothing: not provisioned"
         rows.append({"deployment": dep.get("name"), "provider": provider, "kind": kind,

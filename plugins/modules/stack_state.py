@@ -143,16 +143,8 @@ stack_state:
       returned: always
 """
 
-import datetime
-import json
-import os
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule
-
-
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+from ansible_collections.llmops.codestack.plugins.module_utils import _statefile
 
 
 class StackState:
@@ -162,98 +154,21 @@ class StackState:
         self.path = self.params["path"]
         self.key = (self.params["provider"], self.params["kind"], self.params["resource_id"])
 
-    def _read(self):
-        if not os.path.exists(self.path):
-            return {"stack_id": self.params["stack_id"], "resources": [], "updated_at": None}
-        try:
-            with open(self.path) as handle:
-                doc = json.load(handle)
-        except (IOError, OSError, ValueError) as exc:
-            self.module.fail_json(msg="cannot read stack state file %s: %s" % (self.path, exc))
-        if doc.get("stack_id") != self.params["stack_id"]:
-            self.module.fail_json(msg="state file %s belongs to stack %r, not %r"
-                                  % (self.path, doc.get("stack_id"), self.params["stack_id"]))
-        return doc
-
-    def _find(self, doc):
-        for index, entry in enumerate(doc["resources"]):
-            if (entry["provider"], entry["kind"], entry["id"]) == self.key:
-                return index, entry
-        return None, None
-
-    def _write(self, doc):
-        doc["updated_at"] = _now()
-        directory = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o700)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".stack-state-")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(doc, handle, indent=2, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            os.rename(tmp, self.path)
-        except (IOError, OSError) as exc:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            self.module.fail_json(msg="cannot write stack state file %s: %s" % (self.path, exc))
-
     def _desired(self, current):
-        entry = {
-            "provider": self.params["provider"],
-            "kind": self.params["kind"],
-            "id": self.params["resource_id"],
-            "name": self.params["name"],
-            "cost_per_hour": float(self.params["cost_per_hour"]),
-            "attributes": self.params["attributes"],
-        }
-        stamp = _now()
-        entry["created_at"] = current["created_at"] if current else stamp
-        entry["updated_at"] = stamp
-        return entry
-
-    def _stopped(self, current):
-        entry = dict(current)
-        if not entry.get("stopped_at"):
-            entry["stopped_at"] = _now()
-            entry["updated_at"] = entry["stopped_at"]
-        return entry
-
-    @staticmethod
-    def _same(current, desired):
-        def strip(entry):
-            return dict((k, v) for k, v in entry.items() if k not in ("updated_at", "created_at"))
-        return current is not None and strip(current) == strip(desired)
+        p = self.params
+        return _statefile.entry(p["provider"], p["kind"], p["resource_id"], p["name"], p["cost_per_hour"],
+                                p["attributes"], current)
 
     def run(self):
-        doc = self._read()
-        index, current = self._find(doc)
-        doc.setdefault("removed", [])
-        if self.params["state"] == "stopped":
-            if current is None:
-                self.module.fail_json(msg="resource %s/%s/%s is not recorded in %s; nothing to mark stopped"
-                                      % (self.key + (self.path,)))
-            after = self._stopped(current)
-            changed = after != current
-            doc["resources"][index] = after
-        elif self.params["state"] == "present":
-            desired = self._desired(current)
-            changed = not self._same(current, desired)
-            after = desired if changed else current
-            if changed:
-                if current is None:
-                    doc["resources"].append(desired)
-                else:
-                    doc["resources"][index] = desired
-        else:
-            changed = current is not None
-            after = None
-            if changed:
-                del doc["resources"][index]
-                doc["removed"].append(dict(current, removed_at=_now()))
-        if changed and not self.module.check_mode:
-            self._write(doc)
+        try:
+            doc = _statefile.read(self.path, self.params["stack_id"])
+            _index, current = _statefile.find(doc, self.key)
+            desired = self._desired(current) if self.params["state"] == "present" else None
+            changed, current, after = _statefile.apply(doc, self.params["state"], self.key, desired)
+            if changed and not self.module.check_mode:
+                _statefile.write(self.path, doc)
+        except _statefile.StateFileError as exc:
+            self.module.fail_json(msg="%s" % exc)
         result = {"changed": changed, "stack_state": doc}
         if self.module._diff:
             result["diff"] = {"before": current or {}, "after": after or {}}

@@ -23,6 +23,20 @@ Behaviour switchable per test (constructor keywords, :meth:`RunPodFake.configure
   ``"operation": "<top-level field>"`` only requests of that operation are hit.
 - ``preempt``: a pod id (or ``"all"``): interruptible pods are stopped by the "provider".
 - ``api_key``: the accepted bearer key.
+- ``clock_scale``: provider seconds per wall second (default: ``CODESTACK_CLOCK_SCALE`` or 1;
+  see _billing.py): billing and every delay above run on that clock.
+- ``resume_delay``: seconds a resumed pod loads before its ports answer (null: ``running_delay``).
+- ``resume_refused``: pod ids, name fragments or ``"all"``: ``podResume``/``podBidResume`` of a
+  stopped pod fails as RunPod's does when the host machine has no free GPU any more ("There are
+  not enough free GPUs on the host machine to start this pod.", runpod-python issue 168), while
+  new pods of the same GPU type still deploy elsewhere.
+- ``volume_usd_per_gb_month_stopped`` / ``disk_usd_per_gb_month_running``: what RunPod bills for
+  a pod's disks (USD per GB-month): the volume while stopped; volume and container disk while
+  running, on top of ``costPerHr`` (runpod.io/pricing "Pod storage", as of 2026-12; test data).
+
+Billing ledger (``GET /_control`` key ``ledger``; _billing.py): per second while a pod runs at its
+``costPerHr`` plus running disk, per GB-month of volume while it is stopped, nothing after
+``podTerminate``. ``history`` logs created/stopped/resumed/resume_refused/terminated events.
 
 Each pod's HTTP ports are served by the fake too, as the RunPod proxy would:
 ``GET /_proxy/{pod_id}/{port}/...`` answers 502 until the pod runs, then a tiny OpenAI-like
@@ -45,6 +59,7 @@ from http.server import ThreadingHTTPServer
 from graphql import GraphQLError, build_schema, graphql_sync, parse
 
 import _workload
+from _billing import HOURS_PER_MONTH, Ledger, SimClock
 from _fakehttp import JsonHandler
 
 CAPACITY_MESSAGE = ("There are no longer any instances available with the requested "
@@ -181,6 +196,11 @@ DEFAULTS = {
     # Base URL of a real OpenAI-compatible server that stands in for the pod's vLLM (see
     # _workload.py); null: the proxy answers /v1/models only.
     "upstream": None,
+    "clock_scale": None,
+    "resume_delay": None,
+    "resume_refused": [],
+    "volume_usd_per_gb_month_stopped": 0.20,
+    "disk_usd_per_gb_month_running": 0.10,
 }
 
 def _err(message, code):
@@ -203,6 +223,8 @@ class RunPodFake:
         self.request_times = []
         self.history = []
         self.schema = build_schema(SDL)
+        self.clock = SimClock(config.pop("clock_scale", None))
+        self.ledger = Ledger(self.clock)
         self.configure(**config)
         self._server = None
         self._thread = None
@@ -248,6 +270,10 @@ class RunPodFake:
     def configure(self, **config):
         with self.lock:
             preempt = config.pop("preempt", None)
+            scale = config.pop("clock_scale", None)
+            if scale is not None:
+                self.clock.set_scale(scale)
+                self.config["clock_scale"] = self.clock.scale
             for key, value in config.items():
                 if key not in DEFAULTS:
                     raise ValueError("unknown fake setting %r" % key)
@@ -269,12 +295,13 @@ class RunPodFake:
 
     def preempt(self, pod_id="all"):
         with self.lock:
-            now = time.time()
+            now = self.clock.now()
             for pod in self.pods.values():
                 if pod["podType"] != "INTERRUPTABLE" or pod["desiredStatus"] != "RUNNING":
                     continue
                 if pod_id in ("all", pod["id"]):
                     self._account(pod, now)
+                    self._bill_stopped(pod, now)
                     pod["desiredStatus"] = "EXITED"
                     pod["lastStatusChange"] = PREEMPTED_STATUS
                     pod["preempted"] = True
@@ -283,7 +310,7 @@ class RunPodFake:
     def snapshot(self):
         """Live resources, counters and cost, as returned by ``GET /_control``."""
         with self.lock:
-            now = time.time()
+            now = self.clock.now()
             pods = []
             running_cost = 0.0
             for pod in self.pods.values():
@@ -305,10 +332,14 @@ class RunPodFake:
                 "counters": json.loads(json.dumps(self.counters)),
                 "request_times": list(self.request_times),
                 "history": list(self.history),
+                "ledger": self.ledger.view(),
+                "clock_scale": self.clock.scale,
             }
 
     # -------------------------------------------------------------- pod model
     def _delay(self, pod):
+        if pod.get("resumed") and self.config["resume_delay"] is not None:
+            return self.config["resume_delay"]
         for fragment, delay in self.config["delay_by_name"].items():
             if fragment in (pod["name"] or ""):
                 return delay
@@ -337,6 +368,24 @@ class RunPodFake:
     def _account(self, pod, now):
         pod["cost_accum"] += self._running_seconds(pod, now) * pod["costPerHr"] / 3600.0
 
+    def _running_rate(self, pod):
+        disk_gb = float(pod["volumeInGb"] or 0) + float(pod["containerDiskInGb"] or 0)
+        return pod["costPerHr"] + disk_gb * self.config["disk_usd_per_gb_month_running"] / HOURS_PER_MONTH
+
+    def _bill_running(self, pod, now):
+        self.ledger.start(pod["id"], "gpu", self._running_rate(pod), now)
+
+    def _bill_stopped(self, pod, now):
+        rate = float(pod["volumeInGb"] or 0) * self.config["volume_usd_per_gb_month_stopped"] / HOURS_PER_MONTH
+        self.ledger.start(pod["id"], "storage", rate, now)
+        self.history.append({"event": "stopped", "pod": pod["id"], "at": now})
+
+    def _refused(self, pod):
+        refused = self.config["resume_refused"]
+        if refused == "all" or "all" in refused:
+            return True
+        return any(item == pod["id"] or (item and item in (pod["name"] or "")) for item in refused)
+
     def _release(self, pod):
         cap = self.config["capacity"]
         if pod["gpuTypeId"] in cap:
@@ -359,7 +408,7 @@ class RunPodFake:
         phase = self._phase(pod, now)
         view = {k: v for k, v in pod.items()
                 if k not in ("started_at", "ready_at", "cost_accum", "gpuTypeId", "preempted",
-                             "bidPerGpu", "served_at")}
+                             "bidPerGpu", "served_at", "resumed")}
         view["machine"] = {"podHostId": pod["id"] + "-host", "gpuDisplayName":
                            self._gpu(pod["gpuTypeId"]).get("displayName"),
                            "gpuTypeId": pod["gpuTypeId"], "dataCenterId": pod["dataCenterId"]}
@@ -416,13 +465,14 @@ class RunPodFake:
             "podType": "INTERRUPTABLE" if spot else "RESERVED",
             "dataCenterId": data.get("dataCenterId") or "EU-RO-1",
             "gpuTypeId": gpu_type_id, "bidPerGpu": data.get("bidPerGpu"),
-            "started_at": time.time(), "ready_at": None, "cost_accum": 0.0, "preempted": False,
+            "started_at": self.clock.now(), "ready_at": None, "cost_accum": 0.0, "preempted": False,
         }
         self.pods[pod_id] = pod
+        self._bill_running(pod, pod["started_at"])
         # What the container was started with (secrets stay out: they are in env only).
         self.history.append({"event": "created", "pod": pod_id, "at": pod["started_at"],
                              "image": pod["imageName"], "docker_args": pod["dockerArgs"]})
-        return self._pod_view(pod, time.time())
+        return self._pod_view(pod, self.clock.now())
 
     def _find_pod(self, pod_id):
         pod = self.pods.get(pod_id)
@@ -436,22 +486,31 @@ class RunPodFake:
             raise _err("Use %s to resume this pod." % ("podBidResume" if not bid else "podResume"),
                        "BAD_USER_INPUT")
         if pod["desiredStatus"] != "RUNNING":
+            now = self.clock.now()
+            if self._refused(pod):
+                self.history.append({"event": "resume_refused", "pod": pod["id"], "at": now})
+                # What RunPod answers (runpod-python issue 168): a GraphQL error, no code.
+                raise GraphQLError(HOST_CAPACITY_MESSAGE)
             self._claim(pod["gpuTypeId"], pod["gpuCount"], HOST_CAPACITY_MESSAGE)
             pod["desiredStatus"] = "RUNNING"
-            pod["started_at"] = time.time()
+            pod["started_at"] = now
             pod["ready_at"] = None
+            pod["served_at"] = None
+            pod["resumed"] = True
             pod["preempted"] = False
             pod["lastStatusChange"] = "Resumed by User"
             if bid:
                 pod["costPerHr"] = round(data["bidPerGpu"] * pod["gpuCount"], 4)
-        return self._pod_view(pod, time.time())
+            self._bill_running(pod, now)
+            self.history.append({"event": "resumed", "pod": pod["id"], "at": now})
+        return self._pod_view(pod, self.clock.now())
 
     # -------------------------------------------------------------- resolvers
     def _resolvers(self):
         fake = self
 
         def pods_view():
-            now = time.time()
+            now = fake.clock.now()
             return [fake._pod_view(p, now) for p in fake.pods.values()]
 
         def endpoint_view(endpoint):
@@ -470,7 +529,7 @@ class RunPodFake:
             @staticmethod
             def pod(_info, input=None):  # noqa: A002  pylint: disable=redefined-builtin
                 pod = fake.pods.get((input or {}).get("podId"))
-                return fake._pod_view(pod, time.time()) if pod else None
+                return fake._pod_view(pod, fake.clock.now()) if pod else None
 
             @staticmethod
             def gpuTypes(_info, input=None):  # noqa: N802,A002  pylint: disable=redefined-builtin
@@ -497,12 +556,14 @@ class RunPodFake:
             @staticmethod
             def podStop(_info, input):  # noqa: N802,A002  pylint: disable=redefined-builtin
                 pod = fake._find_pod(input["podId"])
+                now = fake.clock.now()
                 if pod["desiredStatus"] == "RUNNING":
-                    fake._account(pod, time.time())
+                    fake._account(pod, now)
                     pod["desiredStatus"] = "EXITED"
                     pod["lastStatusChange"] = "Exited by User"
                     fake._release(pod)
-                return fake._pod_view(pod, time.time())
+                    fake._bill_stopped(pod, now)
+                return fake._pod_view(pod, now)
 
             @staticmethod
             def podResume(_info, input):  # noqa: N802,A002  pylint: disable=redefined-builtin
@@ -517,10 +578,11 @@ class RunPodFake:
                 pod = fake.pods.get(input["podId"])
                 if pod is None:
                     raise _err("pod not found to terminate", "NOT_FOUND")
-                now = time.time()
+                now = fake.clock.now()
                 fake._account(pod, now)
                 if pod["desiredStatus"] == "RUNNING":
                     fake._release(pod)
+                fake.ledger.stop(pod["id"], now)
                 fake.terminated_cost += pod["cost_accum"]
                 del fake.pods[pod["id"]]
                 fake.history.append({"event": "terminated", "pod": pod["id"], "at": now})
@@ -726,10 +788,11 @@ class _Handler(JsonHandler):
         body = getattr(self, "_raw", None) if self.command == "POST" else None
         with fake.lock:
             pod = fake.pods.get(pod_id)
-            running = pod is not None and fake._phase(pod, time.time()) == "running"
+            now = fake.clock.now()
+            running = pod is not None and fake._phase(pod, now) == "running"
             exposed = pod is not None and ("%s/http" % port) in (pod["ports"] or "").split(",")
             if running and exposed and not pod.get("served_at"):
-                pod["served_at"] = time.time()
+                pod["served_at"] = now
                 fake.history.append({"event": "served", "pod": pod_id, "at": pod["served_at"]})
             upstream = fake.config["upstream"]
             api_key = _workload.env_value(pod["env"], "VLLM_API_KEY") if pod is not None else None

@@ -39,6 +39,15 @@ Behaviour switchable per test (constructor keywords, :meth:`VastFake.configure`,
   ``exited`` while ``intended_status`` stays ``running``); ``preempt_after``: seconds after
   reaching running at which bid instances get outbid automatically (null: never).
 - ``offers``: replace the offer table; ``api_key``: the accepted bearer key.
+- ``clock_scale``: provider seconds per wall second (default: ``CODESTACK_CLOCK_SCALE`` or 1;
+  see _billing.py): billing and every delay above run on that clock.
+- ``resume_delay``: seconds a restarted (``{"state": "running"}``) instance loads before its
+  ports answer (null: ``running_delay``).
+
+Billing ledger (``GET /_control`` key ``ledger``; _billing.py), as Vast.ai bills: per second at
+``dph_total`` (storage included) while the instance runs, ``disk`` GB times the offer's
+``storage_cost`` (USD per GB-month) while it is stopped, nothing after ``DELETE``. ``events``
+logs created/stopped/started/destroyed.
 
 ``GET /_control`` returns live instances, counters, request times and the accumulated running
 cost (USD, ``dph_total`` times running seconds) for teardown tests.
@@ -57,6 +66,7 @@ from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import _workload
+from _billing import HOURS_PER_MONTH, Ledger, SimClock
 from _fakehttp import JsonHandler
 
 OUTBID_MESSAGE = "Instance stopped: outbid by a higher bid (interruptible instance preempted)"
@@ -122,6 +132,8 @@ DEFAULTS = {
     "model_dir": None,
     "machine_env": {},
     "machine_dir": None,
+    "clock_scale": None,
+    "resume_delay": None,
 }
 
 # Body keys of an offer search that are hints to the pricing engine, not field filters.
@@ -230,6 +242,9 @@ class VastFake:
                          "capacity_failures": 0}
         self.request_times = []
         self.request_log = []
+        self.events = []
+        self.clock = SimClock(config.pop("clock_scale", None))
+        self.ledger = Ledger(self.clock)
         self.configure(**config)
         self._server = None
         self._thread = None
@@ -271,6 +286,10 @@ class VastFake:
     def configure(self, **config):
         with self.lock:
             preempt = config.pop("preempt", None)
+            scale = config.pop("clock_scale", None)
+            if scale is not None:
+                self.clock.set_scale(scale)
+                self.config["clock_scale"] = self.clock.scale
             for key, value in config.items():
                 if key not in DEFAULTS:
                     raise ValueError("unknown fake setting %r" % key)
@@ -282,7 +301,7 @@ class VastFake:
         """Outbid running bid instances (one id or ``"all"``). Returns the ids preempted."""
         done = []
         with self.lock:
-            now = time.time()
+            now = self.clock.now()
             for inst in self.instances.values():
                 if not inst["is_bid"] or self._phase(inst, now) not in ("running", "loading", "created"):
                     continue
@@ -295,6 +314,7 @@ class VastFake:
         self._account(inst, now)
         self._halt(inst)
         inst["stopped"] = True
+        self._bill_stopped(inst, now)
         inst["preempted"] = True
         inst["status_msg"] = OUTBID_MESSAGE
         # intended_status stays "running": the user wants it, the market took it.
@@ -302,7 +322,7 @@ class VastFake:
     def snapshot(self):
         """Live resources, counters and cost, as returned by ``GET /_control``."""
         with self.lock:
-            now = time.time()
+            now = self.clock.now()
             views = []
             live_cost = 0.0
             for inst in self.instances.values():
@@ -328,6 +348,9 @@ class VastFake:
                 "request_times": list(self.request_times),
                 "request_log": list(self.request_log),
                 "boots": copy.deepcopy(self.boot_log),  # every container start, destroyed ones too
+                "events": list(self.events),
+                "ledger": self.ledger.view(),
+                "clock_scale": self.clock.scale,
             }
 
     # -------------------------------------------------------------- model
@@ -335,7 +358,14 @@ class VastFake:
         ops = self.counters["operations"]
         ops[op] = ops.get(op, 0) + 1
 
+    def _bill_stopped(self, inst, now):
+        rate = float(inst["disk"] or 0) * float(inst["offer"].get("storage_cost") or 0) / HOURS_PER_MONTH
+        self.ledger.start(inst["id"], "storage", rate, now)
+        self.events.append({"event": "stopped", "instance": inst["id"], "at": now})
+
     def _delay(self, inst):
+        if inst.get("resumed") and self.config["resume_delay"] is not None:
+            return self.config["resume_delay"]
         return self.config["delay_by_image"].get(inst["image"], self.config["running_delay"])
 
     def _never(self, inst):
@@ -359,6 +389,11 @@ class VastFake:
 
             def target():
                 with self.lock:
+                    # The machine boots its container when it runs, whether or not anyone reads
+                    # the instance through the API (a restarted instance too).
+                    inst = self.instances.get(inst_id)
+                    if inst is not None and self._phase(inst, self.clock.now()) == "running":
+                        self._boot(inst)
                     machine = self.machines.get(inst_id)
                     return machine.target(model_port) if machine is not None and machine.running() else None
             listener = self.listeners[inst_id] = _workload.TcpForward(self.host, target)
@@ -366,7 +401,7 @@ class VastFake:
             def describe():
                 with self.lock:
                     inst = self.instances.get(inst_id)
-                    running = inst is not None and self._phase(inst, time.time()) == "running"
+                    running = inst is not None and self._phase(inst, self.clock.now()) == "running"
                     api_key = _workload.env_value(inst["env"], "VLLM_API_KEY") if inst else None
                     name = _workload.served_model_name(inst["args"], inst["label"]) if inst else ""
                     return running, self.config["upstream"], api_key, name
@@ -503,7 +538,7 @@ class VastFake:
             return 200, {"success": False, "error": "invalid_args",
                          "msg": "bid price %.4f is below the minimum bid %.4f for offer %s"
                                 % (float(price), float(offer["min_bid"]), offer_id)}
-        now = time.time()
+        now = self.clock.now()
         inst_id = self.next_id
         self.next_id += 1
         env = dict(body.get("env") or {})
@@ -521,6 +556,8 @@ class VastFake:
             "created_phase": self.config["created_delay"], "cost_accum": 0.0,
         }
         self.rented.add(offer_id)
+        self.ledger.start(inst_id, "gpu", self.instances[inst_id]["dph_total"], now)
+        self.events.append({"event": "created", "instance": inst_id, "at": now})
         return 200, {"success": True, "new_contract": inst_id}
 
     def _find(self, inst_id):
@@ -534,13 +571,13 @@ class VastFake:
         inst = self._find(inst_id)
         if inst is None:
             return 200, {"instances": None}
-        now = time.time()
+        now = self.clock.now()
         self._tick(inst, now)
         return 200, {"instances": self._view(inst, now)}
 
     def list_v0(self):
         self._count("list_v0")
-        now = time.time()
+        now = self.clock.now()
         for inst in self.instances.values():
             self._tick(inst, now)
         return 200, {"instances": [self._view(i, now) for i in sorted(self.instances.values(),
@@ -558,7 +595,7 @@ class VastFake:
             except ValueError:
                 return raw
 
-        now = time.time()
+        now = self.clock.now()
         for inst in self.instances.values():
             self._tick(inst, now)
         rows = [self._view(i, now) for i in self.instances.values()]
@@ -584,7 +621,7 @@ class VastFake:
             return 404, {"success": False, "error": "no_such_instance",
                          "msg": "Instance %s not found." % inst_id}
         body = body or {}
-        now = time.time()
+        now = self.clock.now()
         self._tick(inst, now)
         if "label" in body:
             self._count("label")
@@ -596,6 +633,7 @@ class VastFake:
                 self._account(inst, now)
                 self._halt(inst)
                 inst["stopped"] = True
+                self._bill_stopped(inst, now)
             inst["intended_status"] = "stopped"
             inst["status_msg"] = "stopped by user"
         elif state == "running":
@@ -609,6 +647,9 @@ class VastFake:
                 inst["status_msg"] = ""
                 inst["started_at"] = now
                 inst["created_phase"] = 0.0
+                inst["resumed"] = True
+                self.ledger.start(inst["id"], "gpu", inst["dph_total"], now)
+                self.events.append({"event": "started", "instance": inst["id"], "at": now})
         elif state is not None:
             return 400, {"success": False, "error": "invalid_args",
                          "msg": "state must be running or stopped"}
@@ -620,8 +661,10 @@ class VastFake:
         if inst is None:
             return 404, {"success": False, "error": "no_such_instance",
                          "msg": "Instance %s not found." % inst_id}
-        now = time.time()
+        now = self.clock.now()
         self._account(inst, now)
+        self.ledger.stop(inst["id"], now)
+        self.events.append({"event": "destroyed", "instance": inst["id"], "at": now})
         self.destroyed_cost += inst["cost_accum"]
         self.rented.discard(inst["offer"]["id"])
         del self.instances[inst["id"]]

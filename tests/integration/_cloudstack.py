@@ -98,6 +98,7 @@ class CloudStack:
         self.vast = VastFake(**dict(dict(api_key=API_KEY, created_delay=0.1, running_delay=0.3, serve_ports=True,
                                          upstream=upstream_url), **(vast_config or {}))).start()
         self.gateway_port = free_port()
+        self.waker_port = free_port()
         self.env = dict(os.environ, RUNPOD_API_KEY=API_KEY, RUNPOD_API_BASE_URL=self.runpod.url,
                         VAST_API_KEY=API_KEY, VAST_URL=self.vast.url, ANSIBLE_NOCOLOR="1",
                         ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_DEPRECATION_WARNINGS="0",
@@ -109,6 +110,8 @@ class CloudStack:
             "codestack_plan_file": str(plan_file),
             "litellm_gateway_port": self.gateway_port,
             "litellm_gateway_dir": str(self.tmp / "litellm"),
+            "waker_port": self.waker_port,
+            "waker_dir": str(self.tmp / "waker"),
             "gpu_provision_runpod_proxy_url_template": self.runpod.proxy_template,
             "gpu_provision_wait_sleep": 1,
             "gpu_provision_wait_timeout": 120,
@@ -163,9 +166,10 @@ class CloudStack:
 
     def stop_local(self):
         """Stop the gateway (and the guard) whatever happened, so no process outlives the test."""
-        ctl = self.tmp / "litellm" / "ctl.sh"
-        if ctl.exists():
-            subprocess.run([str(ctl), "stop"], check=False, capture_output=True, timeout=60)
+        for service in ("waker", "litellm"):
+            ctl = self.tmp / service / "ctl.sh"
+            if ctl.exists():
+                subprocess.run([str(ctl), "stop"], check=False, capture_output=True, timeout=60)
         for pidfile in (self.out / "budget-guard").glob("*.pid") if (self.out / "budget-guard").exists() else []:
             subprocess.run(["start-stop-daemon", "--stop", "--oknodo", "--retry", "5", "--pidfile", str(pidfile)],
                            check=False, capture_output=True, timeout=60)

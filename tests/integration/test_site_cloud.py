@@ -99,7 +99,7 @@ def test_build_spans_both_providers_rerun_changes_nothing_teardown_leaves_nothin
     assert stack.vast.snapshot()["counters"]["capacity_failures"] >= 1
     state = stack.state()
     assert _paid(state) == [("runpod", "pod", "big-qwen-h100"), ("vast", "instance", "small-qwen-4090")]
-    assert {r["id"] for r in state["resources"] if r["provider"] == "local"} == {"litellm", "budget-guard"}
+    assert {r["id"] for r in state["resources"] if r["provider"] == "local"} == {"litellm", "budget-guard", "waker"}
     assert all(r["cost_per_hour"] > 0 for r in state["resources"] if r["provider"] in PAID)
     assert stack.live()["runpod_pods"] == 1 and stack.live()["vast_instances"] == 1
 
@@ -129,7 +129,7 @@ def test_build_spans_both_providers_rerun_changes_nothing_teardown_leaves_nothin
     assert report["total_usd"] == pytest.approx(stack.live()["accumulated_usd"], abs=0.05)
     assert report["total_usd"] >= accrued * 0.5
     assert stack.state()["resources"] == []
-    assert len(stack.state()["removed"]) == 4
+    assert len(stack.state()["removed"]) == 5
 
     again = stack.teardown()
     _ok(again)
@@ -228,7 +228,10 @@ def test_each_stage_runs_alone_from_the_stack_directory(stack_factory, plan_file
     assert _ask(stack, "coder")["choices"][0]["message"]["content"]
     scale = stack.run("scale.yml", variables)
     _ok(scale)
-    assert scale.stdout.count('"mode": "always_on"') == 2, scale.stdout[-3000:]
+    # The rented machines stop when idle: the waker keeps them (routes through it need the
+    # route stage again, or site.yml's order: scale before route).
+    assert scale.stdout.count('"mode": "idle_stop"') == 2, scale.stdout[-3000:]
+    assert "waker" in {r["id"] for r in stack.state()["resources"] if r["provider"] == "local"}
     _ok(stack.run("ide.yml", variables))       # ide: none in this blueprint: nothing to do
     _ok(stack.run("guard.yml", variables))     # codestack_budget_guard=false: nothing installed
     assert not (stack.out / "budget-guard").exists()

@@ -1,0 +1,125 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.codestack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading and writing a stack's state file (state.json), shared by the ``stack_state`` module and
+the waker service (roles/waker), so both record resources the same way.
+
+One JSON document per stack: ``resources`` (live, each keyed by provider, kind and id) and
+``removed`` (what was removed, with ``removed_at``). Written atomically, mode 0600; never a
+secret. Pure functions that raise :class:`StateFileError`; only the module calls ``fail_json``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import json
+import os
+import tempfile
+
+
+class StateFileError(Exception):
+    """The state file cannot be read or written, or belongs to another stack."""
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read(path, stack_id):
+    if not os.path.exists(path):
+        return {"stack_id": stack_id, "resources": [], "removed": [], "updated_at": None}
+    try:
+        with open(path) as handle:
+            doc = json.load(handle)
+    except (IOError, OSError, ValueError) as exc:
+        raise StateFileError("cannot read stack state file %s: %s" % (path, exc))
+    if doc.get("stack_id") != stack_id:
+        raise StateFileError("state file %s belongs to stack %r, not %r" % (path, doc.get("stack_id"), stack_id))
+    doc.setdefault("resources", [])
+    doc.setdefault("removed", [])
+    return doc
+
+
+def write(path, doc):
+    doc["updated_at"] = now()
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o700)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".stack-state-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(doc, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, path)
+    except (IOError, OSError) as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise StateFileError("cannot write stack state file %s: %s" % (path, exc))
+
+
+def find(doc, key):
+    """(index, entry) of the resource with key (provider, kind, id), or (None, None)."""
+    for index, entry in enumerate(doc["resources"]):
+        if (entry["provider"], entry["kind"], entry["id"]) == tuple(key):
+            return index, entry
+    return None, None
+
+
+def entry(provider, kind, resource_id, name, cost_per_hour, attributes, current=None):
+    """The record of a resource; ``created_at`` is kept from ``current``."""
+    stamp = now()
+    return {"provider": provider, "kind": kind, "id": resource_id, "name": name,
+            "cost_per_hour": float(cost_per_hour), "attributes": attributes,
+            "created_at": current["created_at"] if current else stamp, "updated_at": stamp}
+
+
+def same(current, desired):
+    def strip(item):
+        return dict((k, v) for k, v in item.items() if k not in ("updated_at", "created_at"))
+    return current is not None and strip(current) == strip(desired)
+
+
+def apply(doc, state, key, desired=None):
+    """Change ``doc`` in place: ``present`` (record ``desired``), ``stopped`` (mark the recorded
+    resource stopped from now) or ``absent`` (move it to ``removed``). Returns (changed,
+    before, after)."""
+    index, current = find(doc, key)
+    if state == "stopped":
+        if current is None:
+            raise StateFileError("resource %s/%s/%s is not recorded; nothing to mark stopped" % tuple(key))
+        after = dict(current)
+        if not after.get("stopped_at"):
+            after["stopped_at"] = now()
+            after["updated_at"] = after["stopped_at"]
+        doc["resources"][index] = after
+        return after != current, current, after
+    if state == "present":
+        changed = not same(current, desired)
+        after = desired if changed else current
+        if changed:
+            if current is None:
+                doc["resources"].append(desired)
+            else:
+                doc["resources"][index] = desired
+        return changed, current, after
+    if current is None:
+        return False, None, None
+    del doc["resources"][index]
+    doc["removed"].append(dict(current, removed_at=now()))
+    return True, current, None
+
+
+def update(path, stack_id, state, key, desired_fn=None):
+    """Read, apply one change and write ``path``; ``desired_fn(current)`` builds the record for
+    ``present``. Returns the record after the change (None when absent)."""
+    doc = read(path, stack_id)
+    _index, current = find(doc, key)
+    desired = desired_fn(current) if desired_fn else None
+    changed, _before, after = apply(doc, state, key, desired)
+    if changed:
+        write(path, doc)
+    return after

@@ -1,0 +1,96 @@
+"""The provider fakes bill rented machines like the providers: GPU seconds while running, disk
+while stopped, nothing after removal, on an accelerated clock; RunPod refuses a resume when the
+host has no free GPU. Driven through the collection's own clients."""
+
+import os
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fakes"))
+
+from _billing import HOURS_PER_MONTH, SimClock  # noqa: E402  pylint: disable=wrong-import-position
+from runpod_fake import HOST_CAPACITY_MESSAGE, RunPodFake  # noqa: E402  pylint: disable=wrong-import-position
+from vast_fake import VastFake  # noqa: E402  pylint: disable=wrong-import-position
+
+from ansible_collections.llmops.codestack.plugins.module_utils._runpod import CapacityError, RunPodClient  # noqa: E402
+from ansible_collections.llmops.codestack.plugins.module_utils._vast import VastClient  # noqa: E402
+
+SCALE = 3600.0  # one wall second bills one hour
+
+
+def _spec():
+    return {"name": "s--a", "imageName": "vllm/vllm-openai:v0.11.0", "gpuTypeId": "NVIDIA GeForce RTX 4090",
+            "gpuCount": 1, "volumeInGb": 50, "containerDiskInGb": 20, "cloudType": "COMMUNITY",
+            "ports": "8000/http"}
+
+
+def test_clock_scales_and_stays_continuous():
+    clock = SimClock(1.0)
+    before = clock.now()
+    assert abs(before - time.time()) < 0.01
+    clock.set_scale(1000)
+    time.sleep(0.02)
+    after = clock.now()
+    assert 15 < after - before < 200
+    assert clock.wall_seconds(100) == pytest.approx(0.1)
+
+
+def test_runpod_ledger_running_stopped_terminated_and_refused_resume():
+    with RunPodFake(api_key="k", created_delay=0, running_delay=0, clock_scale=SCALE) as fake:
+        client = RunPodClient("k", fake.url, retries=0)
+        pod = client.deploy_pod(_spec())
+        time.sleep(0.1)
+        client.stop_pod(pod["id"])
+        time.sleep(0.1)
+        fake.configure(resume_refused=[pod["id"]])
+        with pytest.raises(CapacityError) as refused:
+            client.resume_pod(pod["id"], 1)
+        assert str(refused.value).endswith(HOST_CAPACITY_MESSAGE) or HOST_CAPACITY_MESSAGE in str(refused.value)
+        # A fresh pod of the same GPU type still deploys (the GPU is missing on that host only).
+        other = client.deploy_pod(dict(_spec(), name="s--b"))
+        client.terminate_pod(other["id"])
+        fake.configure(resume_refused=[])
+        client.resume_pod(pod["id"], 1)
+        time.sleep(0.05)
+        client.terminate_pod(pod["id"])
+        time.sleep(0.05)
+        ledger = fake.snapshot()["ledger"]
+    lines = [r for r in ledger["lines"] if r["resource"] == pod["id"]]
+    assert [r["kind"] for r in lines] == ["gpu", "storage", "gpu"]
+    running_rate = 0.60 + 70 * 0.10 / HOURS_PER_MONTH
+    assert lines[0]["usd_per_hour"] == pytest.approx(running_rate)
+    # At least the 0.1 wall seconds slept, times the scale (plus the calls' own time).
+    assert 0.1 * SCALE <= lines[0]["seconds"] < 0.1 * SCALE * 10
+    assert lines[1]["usd_per_hour"] == pytest.approx(50 * 0.20 / HOURS_PER_MONTH)
+    # Nothing is billed after the terminate: every segment is closed.
+    final = ledger["total_usd"]
+    assert final == pytest.approx(sum(r["usd"] for r in ledger["lines"]), abs=1e-5)
+    events = [h["event"] for h in fake.history if h.get("pod") == pod["id"] and h["event"] not in ("ready", "served")]
+    assert events[:4] == ["created", "stopped", "resume_refused", "resumed"]
+    assert events[-1] == "terminated"
+
+
+def test_vast_ledger_running_stopped_destroyed_with_resume_delay():
+    with VastFake(api_key="k", created_delay=0, running_delay=0, resume_delay=1800, clock_scale=SCALE) as fake:
+        client = VastClient("k", fake.url, retries=0)
+        inst = client.create_instance(1001, {"client_id": "me", "image": "img", "disk": 40, "label": "s--a",
+                                             "env": {"-p 8000:8000": "1"}})
+        time.sleep(0.05)
+        assert client.get_instance(inst)["actual_status"] == "running"
+        client.set_state(inst, "stopped")
+        time.sleep(0.05)
+        client.set_state(inst, "running")
+        # 1800 provider seconds = half a wall second at this scale: loading first, then running.
+        assert client.get_instance(inst)["actual_status"] == "loading"
+        time.sleep(0.6)
+        assert client.get_instance(inst)["actual_status"] == "running"
+        client.destroy_instance(inst)
+        snap = fake.snapshot()
+    kinds = [r["kind"] for r in snap["ledger"]["lines"]]
+    assert kinds == ["gpu", "storage", "gpu"]
+    storage = snap["ledger"]["lines"][1]
+    assert storage["usd_per_hour"] == pytest.approx(40 * 0.15 / HOURS_PER_MONTH)
+    assert [e["event"] for e in snap["events"]] == ["created", "stopped", "started", "destroyed"]
+    assert snap["live_instances"] == 0
