@@ -54,6 +54,13 @@ def plan_document(text, path="plan.json"):
         raise AnsibleFilterError(str(exc))
 
 
+def plan_storage(plan):
+    """{deployment: {gb, running_usd_per_gb_hour, stopped_usd_per_gb_hour}} from the plan."""
+    if not isinstance(plan, dict):
+        raise AnsibleFilterError("plan_storage: expected the plan (a mapping)")
+    return _stack.plan_storage(plan)
+
+
 def stack_model_servers(state):
     """[{deployment, url, model, id, provider}]: the rented model servers the state file lists."""
     return _stack.model_servers(state or {})
@@ -83,7 +90,7 @@ def gateway_endpoints(results, api_key=""):
         if not url:
             raise AnsibleFilterError("gateway_endpoints: deployment %s has no endpoint URL yet (%s %s); "
                                      "wait for it before routing" % (name, result.get("provider"), result.get("id")))
-        endpoints[name] = {"api_base": url, "api_key": api_key or "none",
+        endpoints[name] = {"api_base": url, "api_key": _stack.endpoint_key(result, api_key),
                            "model": result.get("served_model_name") or name}
         if result.get("tls_ca_pem"):
             # the model server's own TLS: the gateway trusts this authority alone for the route
@@ -97,4 +104,4 @@ class FilterModule(object):
                 "stack_endpoints": stack_endpoints, "stack_service": stack_service,
                 "same_plan": same_plan, "plan_document": plan_document,
                 "stack_model_servers": stack_model_servers, "stack_scaling": stack_scaling,
-                "stack_summary": stack_summary}
+                "stack_summary": stack_summary, "plan_storage": plan_storage}

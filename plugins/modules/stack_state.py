@@ -33,7 +33,9 @@ options:
     required: true
   state:
     description:
-      - V(present) records or updates the resource (and clears a stop mark).
+      - V(present) records or updates the resource and clears a stop mark; the stopped time
+        is kept in C(stopped_intervals) (a list of C([stopped_at, resumed_at]) pairs), which the
+        budget guard and the teardown report leave out of the running hours.
       - V(stopped) marks a recorded resource as stopped from now (C(stopped_at)); it keeps its
         other fields, so only O(provider), O(kind) and O(resource_id) are needed. The budget
         guard counts its hours up to that moment.
@@ -211,6 +213,13 @@ class StackState:
         stamp = _now()
         entry["created_at"] = current["created_at"] if current else stamp
         entry["updated_at"] = stamp
+        # A resumed machine (a waker's start after an idle stop): the stop becomes an interval,
+        # so that the budget guard counts running hours only while it ran.
+        intervals = list((current or {}).get("stopped_intervals") or [])
+        if current and current.get("stopped_at"):
+            intervals.append([current["stopped_at"], stamp])
+        if intervals:
+            entry["stopped_intervals"] = intervals
         return entry
 
     def _stopped(self, current):

@@ -30,7 +30,14 @@ Each pod's HTTP ports are served by the fake too, as the RunPod proxy would:
 ``http://127.0.0.1:<port>/_proxy/{pod_id}/{port}``.
 
 ``GET /_control`` returns live pods, endpoints, templates, counters and accumulated running
-cost (USD, from ``costPerHr`` times running seconds) for teardown tests.
+cost (USD, from ``costPerHr`` times running seconds) for teardown tests, and the serverless
+ledger (``serverless``).
+
+Serverless endpoints answer their OpenAI-compatible route ``/v2/{endpoint_id}/openai/v1`` with
+a queue delay while a worker starts, scale their workers down after ``idleTimeout`` and bill
+per worker-second (``runpod_serverless.py``; settings ``serverless_cold_start_s``,
+``serverless_prices``, ``clock_scale``). Point ``runpod_endpoint``'s ``openai_url_template``
+at ``http://127.0.0.1:<port>/v2/{endpoint_id}/openai/v1``.
 
 Standalone: ``python tests/fakes/runpod_fake.py --port 8765 [--api-key KEY]``.
 """
@@ -45,6 +52,7 @@ from http.server import ThreadingHTTPServer
 from graphql import GraphQLError, build_schema, graphql_sync, parse
 
 import _workload
+import runpod_serverless
 from _fakehttp import JsonHandler
 
 CAPACITY_MESSAGE = ("There are no longer any instances available with the requested "
@@ -182,6 +190,7 @@ DEFAULTS = {
     # _workload.py); null: the proxy answers /v1/models only.
     "upstream": None,
 }
+DEFAULTS.update(runpod_serverless.DEFAULTS)   # serverless workers, billing, clock
 
 def _err(message, code):
     return GraphQLError(message, extensions={"code": code})
@@ -203,6 +212,7 @@ class RunPodFake:
         self.request_times = []
         self.history = []
         self.schema = build_schema(SDL)
+        self.serverless = runpod_serverless.Serverless(self)
         self.configure(**config)
         self._server = None
         self._thread = None
@@ -243,6 +253,12 @@ class RunPodFake:
     def proxy_template(self):
         """The module option ``proxy_url_template`` that points at this fake."""
         return self.url + "/_proxy/{pod_id}/{port}"
+
+    @property
+    def openai_template(self):
+        """The ``openai_url_template`` of runpod_endpoint that points at this fake's
+        serverless route."""
+        return self.url + "/v2/{endpoint_id}/openai/v1"
 
     # -------------------------------------------------------------- control
     def configure(self, **config):
@@ -305,6 +321,7 @@ class RunPodFake:
                 "counters": json.loads(json.dumps(self.counters)),
                 "request_times": list(self.request_times),
                 "history": list(self.history),
+                "serverless": self.serverless.ledger(now),
             }
 
     # -------------------------------------------------------------- pod model
@@ -561,6 +578,7 @@ class RunPodFake:
                 if endpoint.get("workersMin"):
                     raise _err("Endpoint has active workers: set workersMin to 0 first",
                                "BAD_USER_INPUT")
+                fake.serverless.forget(id)   # running workers are billed up to now
                 del fake.endpoints[id]
                 return None
 
@@ -672,6 +690,8 @@ class _Handler(JsonHandler):
             return None
 
     def do_GET(self):  # noqa: N802
+        if runpod_serverless.handle(self, self.fake, None):
+            return None
         if self.path.rstrip("/") == "/_control":
             return self._send(200, self.fake.snapshot())
         if self.path.startswith("/_proxy/"):
@@ -689,6 +709,8 @@ class _Handler(JsonHandler):
             return self._send(200, {"ok": True})
         if self.path.startswith("/_proxy/"):
             return self._proxy()
+        if self.path.startswith("/v2/") and runpod_serverless.handle(self, fake, self._raw):
+            return None
         if self.path.split("?")[0].rstrip("/") != "/graphql":
             return self._send(404, {"error": "not found"})
         with fake.lock:
