@@ -54,6 +54,13 @@ def plan_document(text, path="plan.json"):
         raise AnsibleFilterError(str(exc))
 
 
+def plan_storage(plan):
+    """{deployment: {gb, running_usd_per_gb_hour, stopped_usd_per_gb_hour}} from the plan."""
+    if not isinstance(plan, dict):
+        raise AnsibleFilterError("plan_storage: expected the plan (a mapping)")
+    return _stack.plan_storage(plan)
+
+
 def stack_model_servers(state):
     """[{deployment, url, model, id, provider}]: the rented model servers the state file lists."""
     return _stack.model_servers(state or {})
@@ -108,7 +115,7 @@ def gateway_endpoints(results, api_key=""):
         if not url:
             raise AnsibleFilterError("gateway_endpoints: deployment %s has no endpoint URL yet (%s %s); "
                                      "wait for it before routing" % (name, result.get("provider"), result.get("id")))
-        endpoints[name] = {"api_base": url, "api_key": api_key or "none",
+        endpoints[name] = {"api_base": url, "api_key": _stack.endpoint_key(result, api_key),
                            "model": result.get("served_model_name") or name}
         if result.get("tls_ca_pem"):
             # the model server's own TLS: the gateway trusts this authority alone for the route
@@ -123,4 +130,5 @@ class FilterModule(object):
                 "same_plan": same_plan, "plan_document": plan_document,
                 "stack_model_servers": stack_model_servers, "stack_scaling": stack_scaling,
                 "stack_summary": stack_summary, "stack_would_create": stack_would_create,
-                "stack_host_conflicts": stack_host_conflicts, "stack_waker": stack_waker}
+                "stack_host_conflicts": stack_host_conflicts, "stack_waker": stack_waker,
+                "plan_storage": plan_storage}

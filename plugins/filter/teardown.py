@@ -89,6 +89,7 @@ def teardown_targets(state, runpod=None, vast=None):
             "provider": res["provider"], "kind": res["kind"], "id": str(res["id"]),
             "name": res.get("name") or "", "cost_per_hour": float(res.get("cost_per_hour") or 0.0),
             "created_at": res.get("created_at"), "stopped_at": res.get("stopped_at"),
+            "stopped_intervals": list(res.get("stopped_intervals") or []),
             "uptime_seconds": None, "in_state": True, "labelled": False,
             "stop_argv": list((res.get("attributes") or {}).get("stop_argv") or []),
             # Where a local service runs (the control host's inventory name); older records: here.
@@ -148,8 +149,24 @@ def _outcome(result, mode, kind, provider=None):
     return "removed"
 
 
-def teardown_report(targets, results=None, mode="destroy", now=None):
-    """Outcome, hours and USD per resource (state file times, else the provider's uptime)."""
+def _running_hours(target, moment):
+    """Hours a machine ran: created_at to stopped_at (or now), less its stopped intervals."""
+    start = _parse_time(target.get("created_at"))
+    if start is None:
+        return None
+    end = _parse_time(target.get("stopped_at")) or moment
+    seconds = max(0.0, (end - start).total_seconds())
+    for interval in target.get("stopped_intervals") or []:
+        begin, finish = _parse_time(interval[0]), _parse_time(interval[1])
+        if begin is not None and finish is not None:
+            seconds -= max(0.0, (min(finish, end) - max(begin, start)).total_seconds())
+    return max(0.0, seconds) / 3600.0
+
+
+def teardown_report(targets, results=None, mode="destroy", now=None, billed=None, plan=None):
+    """Outcome, hours and USD per resource (state file times, else the provider's uptime;
+    serverless endpoints from the provider's billing history ``billed``: {id: {usd, seconds}}),
+    and the plan's billed estimate beside what was billed (``plan``: plan.json)."""
     if mode not in ("destroy", "stop"):
         raise AnsibleFilterError("teardown_report: mode must be destroy or stop, not %r" % (mode,))
     moment = datetime.datetime.now(datetime.timezone.utc) if now is None else _parse_time(now)
@@ -172,15 +189,15 @@ def teardown_report(targets, results=None, mode="destroy", now=None):
             outcome, message = "gone", None   # the provider no longer knows it
         else:
             outcome, message = "kept", None
-        start = _parse_time(target.get("created_at"))
-        end = _parse_time(target.get("stopped_at")) or moment
-        if start is not None:
-            hours = max(0.0, (end - start).total_seconds()) / 3600.0
-        elif target.get("uptime_seconds") is not None:
+        hours = _running_hours(target, moment)
+        if hours is None and target.get("uptime_seconds") is not None:
             hours = float(target["uptime_seconds"]) / 3600.0
-        else:
-            hours = None
         usd = None if hours is None else hours * float(target.get("cost_per_hour") or 0.0)
+        if target["kind"] == "endpoint" and target["provider"] == "runpod_serverless":
+            # billed per worker-second, not per hour of existence: the provider's ledger or unknown
+            ledger = (billed or {}).get(target["id"])
+            hours = None if ledger is None else float(ledger.get("seconds") or 0.0) / 3600.0
+            usd = None if ledger is None else float(ledger.get("usd") or 0.0)
         line = {
             "provider": target["provider"], "kind": target["kind"], "id": target["id"],
             "name": target.get("name") or "", "outcome": outcome, "message": message,
@@ -198,7 +215,7 @@ def teardown_report(targets, results=None, mode="destroy", now=None):
             line["text"] += ": " + message
         lines.append(line)
     known = [line["usd"] for line in lines if line["usd"] is not None]
-    return {
+    report = {
         "at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "mode": mode,
         "resources": lines,
@@ -207,6 +224,12 @@ def teardown_report(targets, results=None, mode="destroy", now=None):
         "total_usd": round(sum(known), 4),
         "unpriced": len(lines) - len(known),
     }
+    totals = (plan or {}).get("totals") or {}
+    if totals.get("cost_usd") is not None:
+        report["plan"] = {"billed_estimate_usd": totals.get("cost_usd"),
+                          "always_on_cost_usd": totals.get("always_on_cost_usd"),
+                          "billed_usd": report["total_usd"]}
+    return report
 
 
 class FilterModule(object):

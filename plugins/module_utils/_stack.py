@@ -36,6 +36,7 @@ API_CREDENTIALS = {
     "mistral": "MISTRAL_API_KEY",
 }
 KEYLESS_API_PROVIDERS = ("ollama",)
+HOURS_PER_MONTH = 730.0   # storage is priced per GB-month (the planner's _billing does the same)
 
 
 class StackError(Exception):
@@ -334,7 +335,7 @@ def stack_endpoints(plan, state, local_api_key="", vllm_api_key=""):
         if not url:
             missing.append("%s (%s)" % (dep.get("name"), "no endpoint URL yet" if res else "not provisioned"))
             continue
-        endpoints[dep["name"]] = {"api_base": url, "api_key": vllm_api_key or "none",
+        endpoints[dep["name"]] = {"api_base": url, "api_key": endpoint_key(res, vllm_api_key),
                                   "model": res["attributes"].get("model") or dep["name"]}
         ca_file = res["attributes"].get("tls_ca_file")
         waker = waker_url(state, dep["name"])
@@ -368,6 +369,35 @@ def api_endpoints(plan):
                                       "api_key": ("os.environ/%s" % key) if key else "none",
                                       "model": api["litellm_model"]}
     return endpoints
+
+
+def endpoint_key(resource, vllm_api_key=""):
+    """The key the gateway sends to a rented deployment: the stack's vLLM key for a model
+    server of its own (pod, instance); for a RunPod serverless endpoint the RunPod API key,
+    which RunPod's OpenAI-compatible route authenticates, as an environment reference
+    (``os.environ/RUNPOD_API_KEY``) so that it is never written into the gateway's config."""
+    if resource.get("kind") == "endpoint" and resource.get("provider") in CREDENTIALS:
+        return "os.environ/%s" % CREDENTIALS[resource["provider"]]
+    return vllm_api_key or "none"
+
+
+def plan_storage(plan):
+    """{deployment: {gb, running_usd_per_gb_hour, stopped_usd_per_gb_hour}}: the disk each
+    rented machine of the plan keeps and what it is billed while running and while stopped
+    (``billed.storage_gb`` and the storage prices in ``cost_terms.scaling``); deployments
+    without storage (serverless, local, plans from before scaling) are left out."""
+    out = {}
+    for dep in plan.get("deployments") or []:
+        gb = float((dep.get("billed") or {}).get("storage_gb") or 0.0)
+        terms = (dep.get("cost_terms") or {}).get("scaling") or {}
+        if not gb or terms.get("mode") not in ("idle_stop", "always_on"):
+            continue
+        running = float(terms.get("storage_running_usd_per_gb_month") or 0.0) / HOURS_PER_MONTH
+        stopped = float(terms.get("storage_stopped_usd_per_gb_month") or 0.0) / HOURS_PER_MONTH
+        if running or stopped:
+            out[dep["name"]] = {"gb": gb, "running_usd_per_gb_hour": round(running, 9),
+                                "stopped_usd_per_gb_hour": round(stopped, 9)}
+    return out
 
 
 def model_servers(state):

@@ -72,9 +72,17 @@ def find(doc, key):
 def entry(provider, kind, resource_id, name, cost_per_hour, attributes, current=None):
     """The record of a resource; ``created_at`` is kept from ``current``."""
     stamp = now()
-    return {"provider": provider, "kind": kind, "id": resource_id, "name": name,
-            "cost_per_hour": float(cost_per_hour), "attributes": attributes,
-            "created_at": current["created_at"] if current else stamp, "updated_at": stamp}
+    record = {"provider": provider, "kind": kind, "id": resource_id, "name": name,
+              "cost_per_hour": float(cost_per_hour), "attributes": attributes,
+              "created_at": current["created_at"] if current else stamp, "updated_at": stamp}
+    # A resumed machine (the waker's start after an idle stop): its stop becomes an interval,
+    # so that the budget guard and teardown count running hours only while it ran.
+    intervals = list((current or {}).get("stopped_intervals") or [])
+    if current and current.get("stopped_at"):
+        intervals.append([current["stopped_at"], stamp])
+    if intervals:
+        record["stopped_intervals"] = intervals
+    return record
 
 
 def same(current, desired):

@@ -33,7 +33,9 @@ options:
     required: true
   state:
     description:
-      - V(present) records or updates the resource (and clears a stop mark).
+      - V(present) records or updates the resource and clears a stop mark; the stopped time
+        is kept in C(stopped_intervals) (a list of C([stopped_at, resumed_at]) pairs), which the
+        budget guard and the teardown report leave out of the running hours.
       - V(stopped) marks a recorded resource as stopped from now (C(stopped_at)); it keeps its
         other fields, so only O(provider), O(kind) and O(resource_id) are needed. The budget
         guard counts its hours up to that moment.

@@ -44,7 +44,14 @@ Each pod's HTTP ports are served by the fake too, as the RunPod proxy would:
 ``http://127.0.0.1:<port>/_proxy/{pod_id}/{port}``.
 
 ``GET /_control`` returns live pods, endpoints, templates, counters and accumulated running
-cost (USD, from ``costPerHr`` times running seconds) for teardown tests.
+cost (USD, from ``costPerHr`` times running seconds) for teardown tests, and the serverless
+ledger (``serverless``).
+
+Serverless endpoints answer their OpenAI-compatible route ``/v2/{endpoint_id}/openai/v1`` with
+a queue delay while a worker starts, scale their workers down after ``idleTimeout`` and bill
+per worker-second (``runpod_serverless.py``; settings ``serverless_cold_start_s``,
+``serverless_prices``, ``clock_scale``). Point ``runpod_endpoint``'s ``openai_url_template``
+at ``http://127.0.0.1:<port>/v2/{endpoint_id}/openai/v1``.
 
 Standalone: ``python tests/fakes/runpod_fake.py --port 8765 [--api-key KEY]``.
 """
@@ -60,6 +67,7 @@ from graphql import GraphQLError, build_schema, graphql_sync, parse
 
 import _workload
 from _billing import HOURS_PER_MONTH, Ledger, SimClock
+import runpod_serverless
 from _fakehttp import JsonHandler
 
 CAPACITY_MESSAGE = ("There are no longer any instances available with the requested "
@@ -202,6 +210,7 @@ DEFAULTS = {
     "volume_usd_per_gb_month_stopped": 0.20,
     "disk_usd_per_gb_month_running": 0.10,
 }
+DEFAULTS.update(runpod_serverless.DEFAULTS)   # serverless workers, billing, clock
 
 def _err(message, code):
     return GraphQLError(message, extensions={"code": code})
@@ -225,7 +234,10 @@ class RunPodFake:
         self.schema = build_schema(SDL)
         self.clock = SimClock(config.pop("clock_scale", None))
         self.ledger = Ledger(self.clock)
+        self.serverless = runpod_serverless.Serverless(self)
         self.configure(**config)
+        # one scale for the pods' clock and the serverless workers (runpod_serverless reads it)
+        self.config["clock_scale"] = self.clock.scale
         self._server = None
         self._thread = None
 
@@ -265,6 +277,12 @@ class RunPodFake:
     def proxy_template(self):
         """The module option ``proxy_url_template`` that points at this fake."""
         return self.url + "/_proxy/{pod_id}/{port}"
+
+    @property
+    def openai_template(self):
+        """The ``openai_url_template`` of runpod_endpoint that points at this fake's
+        serverless route."""
+        return self.url + "/v2/{endpoint_id}/openai/v1"
 
     # -------------------------------------------------------------- control
     def configure(self, **config):
@@ -334,6 +352,7 @@ class RunPodFake:
                 "history": list(self.history),
                 "ledger": self.ledger.view(),
                 "clock_scale": self.clock.scale,
+                "serverless": self.serverless.ledger(),
             }
 
     # -------------------------------------------------------------- pod model
@@ -623,6 +642,7 @@ class RunPodFake:
                 if endpoint.get("workersMin"):
                     raise _err("Endpoint has active workers: set workersMin to 0 first",
                                "BAD_USER_INPUT")
+                fake.serverless.forget(id)   # running workers are billed up to now
                 del fake.endpoints[id]
                 return None
 
@@ -734,6 +754,8 @@ class _Handler(JsonHandler):
             return None
 
     def do_GET(self):  # noqa: N802
+        if runpod_serverless.handle(self, self.fake, None):
+            return None
         if self.path.rstrip("/") == "/_control":
             return self._send(200, self.fake.snapshot())
         if self.path.startswith("/_proxy/"):
@@ -751,6 +773,8 @@ class _Handler(JsonHandler):
             return self._send(200, {"ok": True})
         if self.path.startswith("/_proxy/"):
             return self._proxy()
+        if self.path.startswith("/v2/") and runpod_serverless.handle(self, fake, self._raw):
+            return None
         if self.path.split("?")[0].rstrip("/") != "/graphql":
             return self._send(404, {"error": "not found"})
         with fake.lock:

@@ -3,11 +3,19 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Budget guard of a codestack stack.
 
-Adds the GPU time of every resource in the stack's state file (hours x hourly price) and the
-gateway's token spend (LiteLLM's Prometheus counter ``litellm_spend_metric_total``), warns once
-at a threshold, and at 100 % of the blueprint's budget runs the configured stop or destroy
-command, recording why. LiteLLM itself skips budgets for self-hosted models with custom prices
-(BerriAI/litellm#25874), so the guard does its own arithmetic.
+Adds what the stack is billed and the gateway's token spend (LiteLLM's Prometheus counter
+``litellm_spend_metric_total``), warns once at a threshold, and at 100 % of the blueprint's
+budget runs the configured stop or destroy command, recording why. LiteLLM itself skips budgets
+for self-hosted models with custom prices (BerriAI/litellm#25874), so the guard does its own
+arithmetic, the way each provider bills:
+
+- a pod or instance of the state file: its hourly price for the hours it ran (from
+  ``created_at`` to its ``stopped_at`` or now, less the ``stopped_intervals`` a waker's stops
+  and resumes left), plus the disk it keeps (``storage``: GB and USD per GB-hour while running
+  and while stopped, per deployment, from the plan);
+- a RunPod serverless endpoint: nothing per hour (its workers scale to zero); its worker-seconds
+  as RunPod's serverless billing history reports them (``runpod_billing_url``
+  ``/billing/endpoints``, with the ``RUNPOD_API_KEY`` of the command environment).
 
 Standard library only: it is copied to the gateway host and run by a timer (or ``--loop``).
 """
@@ -20,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 SPEND_METRIC = "litellm_spend_metric_total"
@@ -30,8 +39,28 @@ def parse_time(text):
         tzinfo=datetime.timezone.utc).timestamp()
 
 
-def gpu_spend(resources, now):
-    """USD spent so far by the resources: hours since creation (or until stop) x hourly cost.
+def is_serverless(res):
+    return res.get("provider") == "runpod_serverless" and res.get("kind") == "endpoint"
+
+
+def _hours(res, now):
+    """(running hours, stopped hours) of one record up to ``now``."""
+    start = parse_time(res["created_at"])
+    stopped_at = parse_time(res["stopped_at"]) if res.get("stopped_at") else None
+    paused = 0.0
+    for interval in res.get("stopped_intervals") or []:
+        begin, end = parse_time(interval[0]), parse_time(interval[1])
+        paused += max(0.0, min(end, now) - max(begin, start))
+    end = min(stopped_at, now) if stopped_at is not None else now
+    running = max(0.0, end - start - paused)
+    stopped = paused + (max(0.0, now - stopped_at) if stopped_at is not None else 0.0)
+    return running / 3600.0, stopped / 3600.0
+
+
+def gpu_spend(resources, now, storage=None):
+    """USD spent so far by the rented machines: running hours x hourly cost, plus their disk
+    while running and while stopped (``storage``: {deployment: {gb, running_usd_per_gb_hour,
+    stopped_usd_per_gb_hour}}). Serverless endpoints are left to ``serverless_spend``.
 
     Returns (total, lines, bad): a record that cannot be priced (no provider or id, a time that
     is not YYYY-MM-DDTHH:MM:SSZ, a price that is not a number) is skipped and listed in ``bad``
@@ -47,18 +76,52 @@ def gpu_spend(resources, now):
             missing = [key for key in ("provider", "id", "created_at") if not res.get(key)]
             if missing:
                 raise ValueError("lacks %s" % ", ".join(missing))
-            start = parse_time(res["created_at"])
-            end = parse_time(res["stopped_at"]) if res.get("stopped_at") else now
-            hours = max(0.0, end - start) / 3600.0
+            if is_serverless(res):
+                continue
+            hours, stopped = _hours(res, now)
             cost = hours * float(res.get("cost_per_hour") or 0.0)
-        except (TypeError, ValueError) as exc:
+            disk = (storage or {}).get((res.get("attributes") or {}).get("deployment")) or {}
+            disk_usd = float(disk.get("gb") or 0.0) * (
+                hours * float(disk.get("running_usd_per_gb_hour") or 0.0)
+                + stopped * float(disk.get("stopped_usd_per_gb_hour") or 0.0))
+        except (TypeError, ValueError, IndexError) as exc:
             ident = res.get("id") if isinstance(res, dict) else None
             bad.append({"index": index, "id": ident, "error": str(exc)})
             continue
-        total += cost
-        lines.append({"provider": res["provider"], "id": res["id"], "hours": round(hours, 4),
-                      "usd": round(cost, 4)})
+        total += cost + disk_usd
+        line = {"provider": res["provider"], "id": res["id"], "hours": round(hours, 4),
+                "usd": round(cost + disk_usd, 4)}
+        if stopped or disk_usd:
+            line.update(stopped_hours=round(stopped, 4), storage_usd=round(disk_usd, 4))
+        lines.append(line)
     return total, lines, bad
+
+
+def fetch_billing(url, api_key, timeout=10):
+    """The JSON of one GET with the RunPod key (a header, never in the URL)."""
+    request = urllib.request.Request(url, headers={"Authorization": "Bearer %s" % api_key})
+    with urllib.request.urlopen(request, timeout=timeout) as resp:  # nosec - operator-given URL
+        return json.loads(resp.read().decode("utf-8"))
+
+
+def serverless_spend(resources, base_url, api_key, fetch=fetch_billing):
+    """(USD, lines) the serverless endpoints of the state file were billed, from RunPod's
+    serverless billing history (records ``{amount, timeBilledMs, endpointId, ...}``)."""
+    total = 0.0
+    lines = []
+    for res in resources:
+        if not isinstance(res, dict) or not is_serverless(res) or not res.get("id"):
+            continue
+        query = urllib.parse.urlencode({"endpointId": res["id"], "bucketSize": "day",
+                                        "grouping": "endpointId"})
+        records = fetch("%s/billing/endpoints?%s" % (base_url.rstrip("/"), query), api_key)
+        mine = [r for r in records if r.get("endpointId") in (None, res["id"])]
+        usd = sum(float(r.get("amount") or 0.0) for r in mine)
+        seconds = sum(float(r.get("timeBilledMs") or 0.0) for r in mine) / 1000.0
+        total += usd
+        lines.append({"provider": res["provider"], "id": res["id"], "billed_s": round(seconds, 1),
+                      "usd": round(usd, 4)})
+    return total, lines
 
 
 def read_state(path):
@@ -127,11 +190,13 @@ def fetch_metrics(url, timeout=10):
 
 
 class Guard:
-    def __init__(self, args, clock=time.time, runner=subprocess.run, fetch=fetch_metrics):
+    def __init__(self, args, clock=time.time, runner=subprocess.run, fetch=fetch_metrics,
+                 fetch_billing=fetch_billing):
         self.args = args
         self.clock = clock
         self.runner = runner
         self.fetch = fetch
+        self.fetch_billing = fetch_billing
 
     def now(self):
         # --clock-scale lets tests run hours of billing in seconds.
@@ -150,10 +215,24 @@ class Guard:
         now = self.now()
         resources, state_error = read_state(self.args.state_file)
         if state_error is None:
-            gpu, lines, bad = gpu_spend(resources, now)
+            gpu, lines, bad = gpu_spend(resources, now, self.args.storage)
         else:
             # Keep the last figure the guard could compute: the spend has not gone down.
             gpu, lines, bad = status.get("gpu_usd", 0.0), status.get("resources", []), []
+        billing_error = None
+        serverless = status.get("serverless_usd", 0.0)
+        if state_error is None and any(isinstance(r, dict) and is_serverless(r) for r in resources):
+            key = (self.args.command_env or {}).get("RUNPOD_API_KEY") or os.environ.get("RUNPOD_API_KEY")
+            try:
+                if not key:
+                    raise ValueError("RUNPOD_API_KEY is not set: serverless spend unknown")
+                serverless, billed = serverless_spend(resources, self.args.runpod_billing_url, key,
+                                                      self.fetch_billing)
+                lines = lines + billed
+            except (OSError, ValueError) as exc:
+                billing_error = str(exc)   # keep the last known figure: spend never goes down
+        if state_error is None:
+            gpu += serverless   # (the kept figure of a state error already holds it)
         try:
             tokens = token_spend(self.fetch(self.args.metrics_url))
             metrics_error = None
@@ -164,6 +243,7 @@ class Guard:
         level, ratio = evaluate(self.args.budget, spent, self.args.warn_ratio,
                                 status.get("warned", False), status.get("enforced", False))
         previous_bad = status.get("bad_records") or []
+        status.update({"serverless_usd": round(serverless, 6), "billing_error": billing_error})
         status.update({"checked_at": now, "gpu_usd": round(gpu, 4), "token_usd": round(tokens, 4),
                        "spent_usd": round(spent, 4), "budget_usd": self.args.budget,
                        "ratio": round(ratio, 4), "resources": lines, "level": level,
@@ -217,7 +297,8 @@ class Guard:
 
 DEFAULTS = {"warn_ratio": 0.8, "action": "stop", "stop_command": ["true"],
             "destroy_command": ["true"], "command_timeout": 1800, "metrics_url": "",
-            "clock_scale": 1.0, "command_env": {}}
+            "clock_scale": 1.0, "command_env": {}, "storage": {},
+            "runpod_billing_url": "https://rest.runpod.io/v1"}
 REQUIRED = ("state_file", "status_file", "budget")
 
 

@@ -219,3 +219,59 @@ def test_main_exits_2_on_an_alarm_and_the_loop_survives_errors(tmp_path, monkeyp
     monkeypatch.setattr(guard_mod.time, "sleep", lambda seconds: None)
     assert guard_mod.main(["--config", str(settings), "--loop", "1"]) == 0
     assert len(checks) == 2 and "error: KeyError: 'boom'" in capsys.readouterr().err
+
+
+def test_running_hours_leave_out_stopped_intervals_and_storage_counts_both_ways():
+    t0 = guard_mod.parse_time("2026-11-22T08:00:00Z")
+    resumed = {"provider": "runpod", "id": "a", "kind": "pod", "cost_per_hour": 2.0,
+               "created_at": "2026-11-22T08:00:00Z", "attributes": {"deployment": "coder-dep"},
+               # stopped 09:00-12:00 by the waker, resumed, stopped again at 13:00
+               "stopped_intervals": [["2026-11-22T09:00:00Z", "2026-11-22T12:00:00Z"]],
+               "stopped_at": "2026-11-22T13:00:00Z"}
+    storage = {"coder-dep": {"gb": 40, "running_usd_per_gb_hour": 0.001,
+                             "stopped_usd_per_gb_hour": 0.002}}
+    total, lines, bad = guard_mod.gpu_spend([resumed], t0 + 3600 * 7, storage)
+    # ran 08-09 and 12-13 (2 h), stopped 09-12 and 13-15 (5 h)
+    assert bad == [] and lines[0]["hours"] == 2.0 and lines[0]["stopped_hours"] == 5.0
+    assert lines[0]["storage_usd"] == pytest.approx(40 * (0.001 * 2 + 0.002 * 5))
+    assert total == pytest.approx(2 * 2.0 + 40 * (0.001 * 2 + 0.002 * 5))
+    # without storage terms the stopped machine costs nothing more
+    assert guard_mod.gpu_spend([resumed], t0 + 3600 * 7)[0] == pytest.approx(4.0)
+
+
+def test_serverless_spend_comes_from_runpod_billing_history_not_hours(tmp_path):
+    created = "2026-11-22T08:00:00Z"
+    t0 = guard_mod.parse_time(created)
+    state = tmp_path / "stack.json"
+    state.write_text(json.dumps({"stack_id": "s", "resources": [
+        {"provider": "runpod_serverless", "id": "ep1", "kind": "endpoint", "cost_per_hour": 1.12,
+         "created_at": created}]}))
+    asked = []
+
+    def billing(url, key):
+        asked.append((url, key))
+        # RunPod's documented record shape (GET /v1/billing/endpoints)
+        return [{"amount": 0.0412, "diskSpaceBilledGb": 0, "endpointId": "ep1",
+                 "gpuTypeId": "ADA_24", "podId": None, "time": "2026-11-22T00:00:00Z",
+                 "timeBilledMs": 133000}]
+
+    args = config(tmp_path, state_file=str(state), status_file=str(tmp_path / "g.json"), budget=10,
+                  command_env={"RUNPOD_API_KEY": "rk"}, runpod_billing_url="http://fake/v1")
+    guard = guard_mod.Guard(args, clock=Clock(t0 + 3600 * 24), fetch=lambda url: "",
+                            fetch_billing=billing)
+    status = guard.check()
+    # a day of an endpoint at 1.12 USD/h would be 26.88 USD; it was billed 133 worker-seconds
+    assert status["spent_usd"] == pytest.approx(0.0412) and status["billing_error"] is None
+    assert status["level"] == "ok"
+    assert [r for r in status["resources"] if r["id"] == "ep1"] == [
+        {"provider": "runpod_serverless", "id": "ep1", "billed_s": 133.0, "usd": 0.0412}]
+    url, key = asked[0]
+    assert url.startswith("http://fake/v1/billing/endpoints?") and "endpointId=ep1" in url
+    assert key == "rk" and "rk" not in url
+
+    def down(url, key):
+        raise OSError("connection refused")
+
+    guard.fetch_billing = down
+    status = guard.check()
+    assert status["spent_usd"] == pytest.approx(0.0412) and "refused" in status["billing_error"]

@@ -82,6 +82,28 @@ def test_report_outcomes_hours_and_cost():
     assert report["removed"] == 3
 
 
+def test_report_prices_serverless_from_the_ledger_and_resumed_pods_by_running_hours():
+    state = {"stack_id": "s", "resources": [
+        {"provider": "runpod_serverless", "kind": "endpoint", "id": "ep1", "name": "sls",
+         "cost_per_hour": 1.12, "created_at": "2026-11-29T00:00:00Z"},
+        {"provider": "runpod", "kind": "pod", "id": "p2", "name": "pod", "cost_per_hour": 2.0,
+         "created_at": "2026-11-29T08:00:00Z",
+         "stopped_intervals": [["2026-11-29T09:00:00Z", "2026-11-29T10:30:00Z"]]}]}
+    targets = teardown.teardown_targets(state, {}, {})
+    plan = {"totals": {"cost_usd": 3.1, "always_on_cost_usd": 40.0}}
+    report = teardown.teardown_report(targets, [], "destroy", "2026-11-29T11:00:00Z",
+                                      {"ep1": {"usd": 0.05, "seconds": 180.0}}, plan)
+    lines = dict((line["id"], line) for line in report["resources"])
+    # 11 h of existence at 1.12 USD/h would be 12.32: RunPod billed 180 worker-seconds
+    assert lines["ep1"]["usd"] == 0.05 and lines["ep1"]["hours"] == 0.05
+    assert lines["p2"]["hours"] == 1.5 and lines["p2"]["usd"] == 3.0   # ran 08-09 and 10:30-11
+    assert report["plan"] == {"billed_estimate_usd": 3.1, "always_on_cost_usd": 40.0, "billed_usd": 3.05}
+    # without the ledger the endpoint is unpriced, never priced by the hour
+    bare = teardown.teardown_report(targets, [], "destroy", "2026-11-29T11:00:00Z")
+    assert dict((line["id"], line) for line in bare["resources"])["ep1"]["usd"] is None
+    assert "plan" not in bare and bare["unpriced"] == 1
+
+
 def test_report_stop_mode_and_gone_resources():
     targets = teardown.teardown_targets(STATE, {}, {})   # providers no longer list them
     report = teardown.teardown_report(targets, [], "stop", "2026-11-29T11:00:00Z")
@@ -158,6 +180,9 @@ def test_gateway_endpoints_from_provision_results():
     expected = {"big": {"api_base": "http://pod/v1", "api_key": "sk-x", "model": "qwen"}}
     assert stack.gateway_endpoints(results, "sk-x") == expected
     assert stack.gateway_endpoints(results)["big"]["api_key"] == "none"
+    serverless = {"sls": {"endpoint_url": "https://api.runpod.ai/v2/e1/openai/v1", "provider": "runpod_serverless",
+                          "kind": "endpoint", "id": "e1", "served_model_name": "coder"}}
+    assert stack.gateway_endpoints(serverless, "sk-x")["sls"]["api_key"] == "os.environ/RUNPOD_API_KEY"
     with pytest.raises(AnsibleFilterError, match="small has no endpoint URL"):
         stack.gateway_endpoints({"small": {"endpoint_url": None, "provider": "vast", "id": 7}})
 

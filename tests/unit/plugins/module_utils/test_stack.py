@@ -109,6 +109,18 @@ def test_endpoints_come_from_the_state_file_alone():
     }
 
 
+def test_serverless_endpoints_get_the_runpod_key_as_an_environment_reference():
+    plan = dict(PLAN, deployments=PLAN["deployments"] + [{"name": "sls", "provider": "runpod_serverless"}])
+    state = {"resources": STATE["resources"] + [
+        {"provider": "runpod_serverless", "kind": "endpoint", "id": "e1", "name": "sls",
+         "attributes": {"deployment": "sls", "endpoint_url": "https://api.runpod.ai/v2/e1/openai/v1",
+                        "model": "coder"}}]}
+    endpoints = _stack.stack_endpoints(plan, state, "engine-key", "vllm-key")
+    assert endpoints["sls"] == {"api_base": "https://api.runpod.ai/v2/e1/openai/v1",
+                                "api_key": "os.environ/RUNPOD_API_KEY", "model": "coder"}
+    assert endpoints["gpu-a"]["api_key"] == "vllm-key"
+
+
 def test_endpoints_name_every_deployment_without_one():
     state = {"resources": [STATE["resources"][1]]}
     with pytest.raises(_stack.StackError) as err:
@@ -226,3 +238,16 @@ def test_host_conflicts_name_the_other_stacks_running_units():
     assert stack_filters.stack_host_conflicts(
         [_unit("codestack-litellm", "/var/lib/codestack/cs-10/litellm/ctl.sh run", True)],
         ["/var/lib/codestack/cs-1"]) == ["unit codestack-litellm runs /var/lib/codestack/cs-10/litellm/ctl.sh"]
+
+
+def test_plan_storage_prices_the_kept_disks_of_rented_machines():
+    plan = {"deployments": [
+        {"name": "pod", "billed": {"storage_gb": 40.0},
+         "cost_terms": {"scaling": {"mode": "idle_stop", "storage_running_usd_per_gb_month": 0.1,
+                                    "storage_stopped_usd_per_gb_month": 0.2}}},
+        {"name": "sls", "billed": {"storage_gb": 0.0},
+         "cost_terms": {"scaling": {"mode": "serverless"}}},
+        {"name": "old", "cost_terms": {}},
+    ]}
+    assert _stack.plan_storage(plan) == {"pod": {"gb": 40.0, "running_usd_per_gb_hour": round(0.1 / 730, 9),
+                                                 "stopped_usd_per_gb_hour": round(0.2 / 730, 9)}}

@@ -89,7 +89,14 @@ def test_stopped_marks_once_and_keeps_fields(call):
     assert again["stack_state"]["resources"][0]["stopped_at"] == entry["stopped_at"]
     # Recording it as present again (resumed) clears the mark.
     resumed = call()
-    assert resumed["changed"] is True and "stopped_at" not in resumed["stack_state"]["resources"][0]
+    entry2 = resumed["stack_state"]["resources"][0]
+    assert resumed["changed"] is True and "stopped_at" not in entry2
+    # ... and keeps the stop as an interval: the budget guard counts running hours only
+    assert entry2["stopped_intervals"] == [[entry["stopped_at"], entry2["updated_at"]]]
+    assert call()["changed"] is False
+    call(state="stopped")
+    again = call()["stack_state"]["resources"][0]
+    assert len(again["stopped_intervals"]) == 2 and again["created_at"] == entry["created_at"]
 
 
 def test_stopped_unknown_resource_fails(call):
