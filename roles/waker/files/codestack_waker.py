@@ -307,6 +307,9 @@ class ProviderOps:
             entry = dict(current)
             attrs = dict(entry.get("attributes") or {})
             if entry.get("stopped_at"):
+                # the stop becomes an interval: the budget guard and teardown bill running hours only
+                entry["stopped_intervals"] = list(entry.get("stopped_intervals") or []) + [
+                    [entry["stopped_at"], _statefile.now()]]
                 stopped = _parse(entry.pop("stopped_at"))
                 attrs["stopped_s"] = round(float(attrs.get("stopped_s") or 0) + max(0.0, time.time() - stopped), 1)
             entry["attributes"] = attrs
