@@ -16,7 +16,7 @@ import tempfile
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.llmops.codestack.plugins.module_utils import _spend
+from ansible_collections.llmops.codestack.plugins.module_utils import _catalog, _spend
 
 ARGUMENT_SPEC = dict(
     log=dict(type="path", required=True),
@@ -24,6 +24,8 @@ ARGUMENT_SPEC = dict(
     dest=dict(type="path", required=True),
     routes=dict(type="list", elements="dict", default=[]),
     plan_routes=dict(type="bool", default=True),
+    catalog_routes=dict(type="bool", default=True),
+    catalog=dict(type="list", elements="path", default=[]),
     sensitive_roles=dict(type="list", elements="str", default=[]),
     mode=dict(type="str", default="0600"),
 )
@@ -60,6 +62,12 @@ def _write(path, text, mode):
     return True
 
 
+def _catalog_api_models(paths):
+    """The ``api_models`` of the bundled catalog and the user's files, as plain dicts."""
+    catalog = _catalog.load_catalog(list(paths or []))
+    return [model.model_dump(mode="json") for model in catalog.sections["api_models"].values()]
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -75,6 +83,8 @@ class ActionModule(ActionBase):
             plan = json.loads(_read(args["plan"], "plan"))
             records, skipped = _spend.parse_log(_read(args["log"], "spend log"))
             routes = (_spend.plan_routes(plan) if args["plan_routes"] else []) + list(args["routes"])
+            if args["catalog_routes"]:   # the catalog's per-token APIs (bundled + user files)
+                routes += _spend.api_routes(_catalog_api_models(args["catalog"]))
             # Keep the previous report's date when nothing else changed (idempotent re-runs).
             previous = os.path.join(args["dest"], FILES[2])
             generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -88,7 +98,7 @@ class ActionModule(ActionBase):
                 pass
             texts = (_spend.render_markdown(doc), _spend.render_html(doc),
                      json.dumps(doc, indent=1, sort_keys=True) + "\n")
-        except (_spend.SpendError, ValueError, KeyError, TypeError) as exc:
+        except (_spend.SpendError, _catalog.CatalogError, ValueError, KeyError, TypeError) as exc:
             result.update(failed=True, msg="spend_report: %s" % to_native(exc))
             return result
         paths = [os.path.join(args["dest"], name) for name in FILES]

@@ -211,6 +211,25 @@ def plan_routes(plan):
     return routes
 
 
+def api_routes(models):
+    """The per-token API models of the catalog (``api_models`` entries as dicts: id, provider,
+    name, input_usd_per_mtok, output_usd_per_mtok, score) as ``kind: api`` routes."""
+    routes = []
+    for model in models:
+        score = model.get("score") or {}
+        routes.append({
+            "name": model.get("litellm_model") or model["id"],
+            "provider": model["provider"],
+            "kind": "api",
+            "model": model.get("name") or model.get("model"),
+            "quality_score": float(score.get("value") or 0.0),
+            "usd_per_m_input": float(model["input_usd_per_mtok"]),
+            "usd_per_m_output": float(model["output_usd_per_mtok"]),
+            "source": "catalog %s (%s)" % (model["id"], model.get("as_of") or "undated"),
+        })
+    return routes
+
+
 def check_route(route):
     """The route itself, or SpendError naming what it lacks."""
     name = route.get("name") or "a route"

@@ -49,7 +49,7 @@ options:
         V(local)), C(quality_score), and either C(usd_per_m_input) and C(usd_per_m_output) (per
         token) or C(price_per_hour_usd), C(decode_tok_s) and C(prefill_tok_s) (per GPU second,
         optionally C(billing_factor)); optional C(provider), C(model), C(source).
-      - Per-token API routes come from here (for example from the API catalog).
+      - Routes the catalog does not hold (another provider's offer, a machine of your own).
     type: list
     elements: dict
     default: []
@@ -57,6 +57,18 @@ options:
     description: Also reprice on the plan's deployments and their alternatives.
     type: bool
     default: true
+  catalog_routes:
+    description:
+      - Also reprice on every per-token API model of the catalog (C(api_models) of the bundled
+        catalog and of O(catalog)), at its price per million input and output tokens and its
+        quality score. Sensitive roles are never repriced on them.
+    type: bool
+    default: true
+  catalog:
+    description: User catalog files read after the bundled catalog (as the planner's C(catalog)).
+    type: list
+    elements: path
+    default: []
   sensitive_roles:
     description: Roles to treat as sensitive on top of what the plan says.
     type: list

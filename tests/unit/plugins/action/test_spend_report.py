@@ -12,6 +12,7 @@ from ansible.playbook.task import Task
 from ansible.template import Templar
 
 from ansible_collections.llmops.codestack.plugins.action.spend_report import ActionModule
+from ansible_collections.llmops.codestack.plugins.module_utils._catalog import load_catalog
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "spend")
 API = {"name": "deepseek/deepseek-chat", "kind": "api", "quality_score": 90.0,
@@ -49,7 +50,12 @@ def test_check_then_write_then_nothing(tmp_path):
     assert report["requests"] == 99 and report["skipped_lines"] == 1 and report["saving_usd"] > 0
     for key in ("markdown", "html", "json"):
         assert stat.S_IMODE(os.stat(report[key]).st_mode) == 0o600
+    # the plan's 8 routes, the one given, and every per-token API of the bundled catalog
+    apis = len(load_catalog().sections["api_models"])
+    assert json.load(open(report["json"]))["routes_considered"] == 9 + apis
+    assert run(dict(opts, catalog_routes=False))["spend_report"]["requests"] == 99
     assert json.load(open(report["json"]))["routes_considered"] == 9
+    run(opts)
     again = run(opts)
     assert again["changed"] is False
     assert run(opts, check=True)["changed"] is False

@@ -215,3 +215,31 @@ def test_empty_log(plan):
     assert doc["recommendations"] == [] and doc["summary"]["requests"] == 0
     assert "No traffic to reprice." in _spend.render_markdown(doc)
     assert "No traffic to reprice." in _spend.render_html(doc)
+
+
+
+def test_catalog_api_models_become_api_routes_and_reprice_independently(plan, log_text):
+    """The bundled catalog's per-token APIs are candidates (kind api), priced per token as the
+    catalog says; the sensitive reviewer is never offered one."""
+    from ansible_collections.llmops.codestack.plugins.module_utils._catalog import load_catalog
+    models = dict((m.litellm_model, m.model_dump(mode="json"))
+                  for m in load_catalog().sections["api_models"].values())
+    routes = _spend.api_routes(list(models.values()))
+    assert len(routes) == len(models) > 0
+    assert all(r["kind"] == "api" and _spend.check_route(r) is r for r in routes)
+    records, _skipped = _spend.parse_log(log_text)
+    doc = _spend.report(records, plan, _spend.plan_routes(plan) + routes)
+    offered = 0
+    for rec in doc["recommendations"]:
+        apis = [c for c in rec["candidates"] if c["kind"] == "api"]
+        if rec["role"] == "reviewer":      # sensitive in the fixture plan
+            assert rec["sensitive"] and not apis and rec["excluded"]["sensitive"] >= len(models)
+            continue
+        for cand in apis:
+            model = models[cand["name"]]
+            expected = (rec["traffic"]["tokens_in"] * model["input_usd_per_mtok"]
+                        + rec["traffic"]["tokens_out"] * model["output_usd_per_mtok"]) / 1e6
+            assert math.isclose(cand["cost_usd"], expected, rel_tol=1e-4, abs_tol=2e-6)
+            assert model["score"]["value"] >= rec["required_quality"]
+        offered += len(apis)
+    assert offered > 0
