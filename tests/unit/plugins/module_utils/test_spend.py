@@ -217,7 +217,6 @@ def test_empty_log(plan):
     assert "No traffic to reprice." in _spend.render_html(doc)
 
 
-
 def test_catalog_api_models_become_api_routes_and_reprice_independently(plan, log_text):
     """The bundled catalog's per-token APIs are candidates (kind api), priced per token as the
     catalog says; the sensitive reviewer is never offered one."""
