@@ -64,11 +64,19 @@ def split_plan(plan):
     option; deployment ``small`` runs on a Vast.ai RTX 4090 with a RunPod RTX 4090 fallback.
     """
     plan = copy.deepcopy(plan)
-    base = plan["deployments"][0]
-    options = [dict((k, v) for k, v in base.items() if k not in ("alternatives", "roles", "name"))]
-    options += base.get("alternatives") or []
-    vast_h100 = next(o for o in options if o["provider"] == "vast")
-    runpod_h100 = next(o for o in options if o["provider"] == "runpod" and o["pricing"] == "on_demand")
+    options = []
+    for dep in plan["deployments"]:
+        options.append(dict((k, v) for k, v in dep.items() if k not in ("alternatives", "roles", "name")))
+        options += dep.get("alternatives") or []
+    vast = [o for o in options if o["provider"] == "vast"]
+    vast_h100 = next((o for o in vast if o["gpu"]["id"] == "h100-sxm"), vast[0])
+    runpod = [o for o in options if o["provider"] == "runpod"]
+    # The plan's on-demand RunPod option; when the billed cost model prefers spot, its best
+    # RunPod option is rented on demand instead (this scenario falls back to an on-demand pod).
+    runpod_h100 = next((o for o in runpod if o["pricing"] == "on_demand"), None)
+    if runpod_h100 is None:
+        runpod_h100 = dict(runpod[0], pricing="on_demand",
+                           offer_id="runpod:%s:on_demand" % runpod[0]["gpu"]["provider_id"])
     big = dict(vast_h100, name="big-qwen-h100", roles=["architect", "reviewer"],
                alternatives=[runpod_h100])
     small_vast = dict(vast_h100, gpu={"name": "RTX 4090", "id": "rtx4090", "provider_id": "RTX 4090",
