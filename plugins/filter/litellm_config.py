@@ -153,15 +153,20 @@ class _Builder:
         if prices:
             params["input_cost_per_token"] = round(_num(prices.get("input")) / 1e6, 12)
             params["output_cost_per_token"] = round(_num(prices.get("output")) / 1e6, 12)
-            margin = _num(self.s.get("deployment_budget_margin"), 1.2)
-            spend = sum(_num(r.get("cost_usd")) for r in (self.plan.get("roles") or {}).values()
-                        if r.get("deployment") == dep["name"])
-            if margin > 0 and spend > 0:
-                params["max_budget"] = round(spend * margin, 4)
-                params["budget_duration"] = self.s.get("budget_duration", "30d")
+            self._deployment_budget(params, dep)
         return {"model_name": group, "litellm_params": params,
                 "model_info": {"id": rid or "%s--%s" % (group, dep["name"]), "mode": "chat",
                                "data_policy": dep.get("data_policy", "third_party")}}
+
+    def _deployment_budget(self, params, dep):
+        """LiteLLM's per-deployment budget: the plan's spend of the roles it serves, times the
+        margin (``deployment_budget_margin``; 0 sets none)."""
+        margin = _num(self.s.get("deployment_budget_margin"), 1.2)
+        spend = sum(_num(r.get("cost_usd")) for r in (self.plan.get("roles") or {}).values()
+                    if r.get("deployment") == dep["name"])
+        if margin > 0 and spend > 0:
+            params["max_budget"] = round(spend * margin, 4)
+            params["budget_duration"] = self.s.get("budget_duration", "30d")
 
     def _route(self, group, dep, served=None, rid=None):
         endpoint = self.endpoints[dep["name"]]
@@ -181,12 +186,7 @@ class _Builder:
         if price > 0:
             params["input_cost_per_second"] = round(price / 3600.0, 10)
             params["output_cost_per_second"] = 0.0
-            margin = _num(self.s.get("deployment_budget_margin"), 1.2)
-            spend = sum(_num(r.get("cost_usd")) for r in (self.plan.get("roles") or {}).values()
-                        if r.get("deployment") == dep["name"])
-            if margin > 0 and spend > 0:
-                params["max_budget"] = round(spend * margin, 4)
-                params["budget_duration"] = self.s.get("budget_duration", "30d")
+            self._deployment_budget(params, dep)
         return {"model_name": group, "litellm_params": params,
                 "model_info": {"id": rid or "%s--%s" % (group, dep["name"]), "mode": "chat"}}
 

@@ -56,6 +56,18 @@ def plan_blueprint(tmp_path, env=None):
     return json.loads((out / "plan.json").read_text())
 
 
+def wait_for(predicate, timeout, what, step=0.5):
+    """The first truthy value of ``predicate()``, polled every ``step`` seconds; an
+    AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
 def split_plan(plan):
     """The planner's plan edited by a reviewer: architect+reviewer on one machine, coder+debugger
     on a second, cheaper one, so the stack spans RunPod and Vast.ai.

@@ -22,7 +22,7 @@ import urllib.request
 
 import pytest
 
-from _cloudstack import CloudStack, plan_blueprint, split_plan
+from _cloudstack import CloudStack, plan_blueprint, split_plan, wait_for
 from _services import start_llamacpp
 
 pytestmark = [pytest.mark.integration]
@@ -126,13 +126,7 @@ def _session(stack, until):
 
 
 def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+    return wait_for(predicate, timeout, what, step=0.05)
 
 
 def _segments(ledger, resource):

@@ -11,12 +11,11 @@ the state file), and a failed build removes what it rented.
 """
 
 import json
-import time
 import urllib.request
 
 import pytest
 
-from _cloudstack import STACK_ID, CloudStack, plan_blueprint, split_plan
+from _cloudstack import STACK_ID, CloudStack, plan_blueprint, split_plan, wait_for
 from _services import start_llamacpp
 
 pytestmark = [pytest.mark.integration]
@@ -81,13 +80,7 @@ def _ask(stack, alias):
 
 
 def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+    return wait_for(predicate, timeout, what, step=0.5)
 
 
 def test_build_spans_both_providers_rerun_changes_nothing_teardown_leaves_nothing(stack_factory, plan_file):

@@ -12,12 +12,11 @@ the rest, reaching the host's services through the inventory.
 """
 
 import json
-import time
 import urllib.request
 
 import pytest
 
-from _cloudstack import STACK_ID, CloudStack, plan_blueprint, split_plan
+from _cloudstack import STACK_ID, CloudStack, plan_blueprint, split_plan, wait_for
 from _control_host import HOST_PYTHON_PREFIX
 from _services import free_port, start_llamacpp
 
@@ -61,13 +60,7 @@ def _ask(port, key, alias):
 
 
 def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+    return wait_for(predicate, timeout, what, step=1)
 
 
 def test_stack_on_a_remote_control_host(tmp_path, upstream, plan_file, control_host):
