@@ -1,16 +1,22 @@
 """Scale to zero on rented GPUs: a scripted developer day through the real LiteLLM gateway and
 the waker, as the stage playbooks deploy them, against the RunPod and Vast.ai fakes on an
-accelerated clock (CODESTACK_CLOCK_SCALE: one wall second is five provider minutes).
+accelerated clock (CODESTACK_CLOCK_SCALE: one wall second is SCALE provider seconds).
 
-The plan of tests/integration/_cloudstack.py (architect+reviewer on a RunPod H100, coder+debugger
-on a Vast.ai RTX 4090, each rented machine relaying to a real llama.cpp server) gets idle_stop
-scaling: the H100 with wake_policy fallback (the gateway's fallback, the 4090's group, answers
-while it wakes), the 4090 with wake_policy wait. Bursts of requests through every alias, with
-concurrent first requests and a stream, are separated by gaps longer than the idle timeout.
-Asserted: no failed request; every machine stopped in every gap (the fakes' ledgers); one wake
-per burst and deployment; first requests answered within the wake timeout; the ledger's cost
-within 25 % of the contract's billed estimate; then a resume that RunPod refuses (no free GPU on
-the host) is replaced by a fresh pod recorded in state.json, and teardown leaves nothing.
+The planner's plan of tests/integration/_cloudstack.py split over two machines (architect+
+reviewer on a RunPod pod, on demand; coder+debugger on a Vast.ai RTX 4090; each relaying to a
+real llama.cpp server), each deployment priced by the planner's own code at the catalog offer
+the fakes rent (the fakes run at the catalog's prices, ``catalog_prices``): the RunPod one with
+wake_policy fallback (the gateway's fallback, the 4090's group, answers while it wakes), the
+4090 with wake_policy wait. The day follows plan.json's usage model: ``expected_wakes``
+sessions over the deadline (``window_h``), each with concurrent first requests and a stream,
+then every alias asking until its deployment has done its share of the planned work; the
+machines stop in between and the fakes' clocks jump over the stopped hours.
+Asserted: no failed request; the fallback deployment's first requests answered by the fallback
+while it cold-starts; every machine stopped in every gap (the fakes' ledgers); one wake per
+session and deployment; first requests within the wake timeout; the ledger over the deadline
+within 25 % of plan.json's billed estimate, per deployment and in total; then a resume that
+RunPod refuses (no free GPU on the host) is replaced by a fresh pod recorded in state.json, and
+teardown leaves nothing.
 """
 
 import json
@@ -149,7 +155,8 @@ def _burst_first(stack):
 
 
 def _session(stack, until):
-    """Every alias asks again and again (one client each, concurrently) until ``until[alias]``."""
+    """Every alias asks again and again (one client each, concurrently) until ``until(alias)``
+    (a time.time() deadline, None while not known yet)."""
     results = []
     lock = threading.Lock()
 
@@ -158,7 +165,8 @@ def _session(stack, until):
             outcome = _ask(stack, alias)
             with lock:
                 results.append((alias, False) + outcome)
-            if time.monotonic() >= until[alias]:
+            deadline = until(alias)
+            if deadline is not None and time.time() >= deadline:
                 return
     threads = [threading.Thread(target=loop, args=(a,)) for a in ALIASES]
     for thread in threads:
@@ -234,17 +242,20 @@ def test_a_working_day_scales_to_zero_between_bursts_and_a_refused_resume_is_rep
         bursts = []
         for index in range(bursts_n):
             start = dict((p, f.clock.now()) for p, f in fakes.items())
-            started = time.monotonic()
+            started = time.time()
             first = _burst_first(stack)
-            answered = time.monotonic()
-            until = {}
-            for alias in ALIASES:
-                # the deployment's share of the planned work once it is up: after its start
-                # (fallback: answered elsewhere meanwhile) or after the first answers (wait)
+            woken = {}
+
+            def until(alias, started=started, woken=woken):
+                # the deployment's share of the planned work from the end of its wake
                 name = plan["roles"][alias]["deployment"]
-                load = cold[name] if index == 0 else resume[name]
-                share = work[name] / wakes_planned[name] / SCALE
-                until[alias] = max(started + load / SCALE, answered) + share
+                if name not in woken:
+                    ends = [e["at"] for e in _get(status)["events"]
+                            if e["event"] == "woken" and e["deployment"] == name and e["at"] >= started]
+                    if not ends:
+                        return None
+                    woken[name] = ends[0]
+                return woken[name] + work[name] / wakes_planned[name] / SCALE
             rest = _session(stack, until)
             end = dict((p, f.clock.now()) for p, f in fakes.items())
             bursts.append({"start": start, "end": end, "first": first, "rest": rest})
@@ -266,6 +277,11 @@ def test_a_working_day_scales_to_zero_between_bursts_and_a_refused_resume_is_rep
         for burst in bursts:
             for alias, _stream, _code, seconds, _fallbacks, _text in burst["first"]:
                 assert seconds < WAKE_TIMEOUT_S / SCALE + 10, (alias, seconds)
+        # The first session's start is a cold start (seconds of wall time, longer than the
+        # gateway's retries): the fallback deployment's first requests get the fallback's answer.
+        fallback_aliases = [a for a in ALIASES if POLICIES[plan["roles"][a]["deployment"]] == "fallback"]
+        first_fallbacks = [r[4] for r in bursts[0]["first"] if r[0] in fallback_aliases]
+        assert first_fallbacks and all(f >= 1 for f in first_fallbacks), bursts[0]["first"]
         wakes = dict((name, [e for e in events if e["event"] == "woken" and e["deployment"] == name])
                      for name in machines)
         stops = dict((name, [e for e in events if e["event"] == "stopped" and e["deployment"] == name])
