@@ -37,9 +37,10 @@ from ansible_collections.llmops.codestack.plugins.module_utils import _planner
 pytestmark = [pytest.mark.integration]
 
 # Provider seconds per wall second while a machine may run. Every wall second a request spends in
-# the gateway is billed SCALE provider seconds, which the plan does not know of: at 300 that put
-# the ledger at 1.9x the plan; at 100 a wake's up time is 6-13 wall s.
-SCALE = 100.0
+# the gateway (the CPU llama.cpp behind both machines answers the 9 first requests one after the
+# other) is billed SCALE provider seconds, which the plan does not know of: at 300 the ledger
+# came to 1.9x the plan, at 100 to 1.2x; at 50 a wake's up time is 12-25 wall s.
+SCALE = 50.0
 # The plan's wake timeout (its start x 1.5 + 30 s) plus wall seconds for the fake Vast.ai
 # machine's real container process (TLS relay) to boot and the loaded machine's scheduling.
 WAKE_TIMEOUT_S = 3000
