@@ -19,7 +19,7 @@ from ansible.errors import AnsibleFilterError
 
 DEFAULTS = {
     "namespace": "codestack",
-    "providers": ["k3s"],
+    "providers": ["kubernetes"],
     "port": 8000,
     "min_replicas": 0,
     "max_replicas": 1,
