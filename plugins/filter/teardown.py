@@ -185,7 +185,8 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
                 message = "already stopped"
             if outcome == "failed" and not message and result.get("rc"):
                 message = "exit status %s: %s" % (result["rc"], (result.get("stderr") or "")[-300:])
-        elif target["provider"] != "local" and target.get("in_state") and not target.get("labelled"):
+        elif target["provider"] not in ("local", "kubernetes") and target.get("in_state") \
+                and not target.get("labelled"):
             outcome, message = "gone", None   # the provider no longer knows it
         else:
             outcome, message = "kept", None

@@ -28,6 +28,7 @@ from ansible_collections.llmops.codestack.plugins.module_utils._api_catalog impo
     API_SECTIONS,
     check_api,
 )
+from ansible_collections.llmops.codestack.plugins.module_utils import _user_catalog
 
 try:
     from typing import Annotated, Dict, List, Literal, Optional
@@ -116,7 +117,7 @@ if HAS_PYDANTIC:
 
     class Offer(_Entry):
         provider: Literal["local", "runpod", "runpod_serverless", "vast", "hetzner",
-                          "exoscale", "k3s"]
+                          "exoscale", "kubernetes"]
         pricing: Literal["owned", "on_demand", "spot", "bid", "serverless"]
         gpu: str
         provider_gpu_id: str
@@ -238,12 +239,13 @@ if HAS_PYDANTIC:
         "images": Image, "scaling": Scaling,
     }
     SECTIONS.update(API_MODELS)
+    SECTIONS[_user_catalog.SECTION] = _user_catalog.Cluster
 else:  # pragma: no cover
     SECTIONS = {}
 
 _SECTION_NAMES = ("gpus", "models", "offers", "quantizations", "cold_start", "engines",
                   "measurements", "currencies", "cost_model", "estimator", "images",
-                  "scaling") + API_SECTIONS
+                  "scaling") + API_SECTIONS + (_user_catalog.SECTION,)
 
 
 def _close(word, choices):
@@ -319,6 +321,9 @@ class Catalog(object):
                     # a calibration run measures decode only: keep the prefill known before
                     item.prefill_tok_s = earlier.prefill_tok_s
                 target[item.id] = item
+                if section == _user_catalog.SECTION:   # a cluster's node pools are owned offers
+                    for offer in _user_catalog.offer_entries(item):
+                        self.offers[offer["id"]] = Offer.model_validate(offer)
         self.paths.append(origin)
         return problems
 
@@ -335,7 +340,12 @@ class Catalog(object):
         for name in ("cost_model", "estimator"):
             need(name, "default", "the planner")
         need("currencies", "USD", "the planner")
+        from_clusters = _user_catalog.derived_offers(self)
+        problems.extend(_user_catalog.check(self, need))
         for offer in self.offers.values():
+            if offer.id in from_clusters:
+                need("cold_start", offer.provider, "offers[id=%s]" % offer.id)
+                continue
             what = "offers[id=%s]" % offer.id
             need("gpus", offer.gpu, what)
             need("currencies", offer.currency, what)
