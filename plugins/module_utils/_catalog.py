@@ -64,6 +64,8 @@ if HAS_PYDANTIC:
         id: str = Field(min_length=1)
         source: str = Field(min_length=1)
         as_of: datetime.date
+        # the fields whose figure the source does not confirm (a third-party page, an old list)
+        unverified: List[str] = Field(default_factory=list)
 
     class Gpu(_Entry):
         name: str
@@ -157,6 +159,9 @@ if HAS_PYDANTIC:
         prompt_tokens: Optional[int] = Field(default=None, ge=0)
         samples: Optional[int] = Field(default=None, ge=1)
         measured_at: Optional[str] = None
+        # how to reproduce it: the command, and its result file (relative to the collection)
+        command: Optional[str] = None
+        result: Optional[str] = None
 
     class Image(_Entry):
         engine: Literal["vllm", "llamacpp"]
@@ -354,6 +359,18 @@ class Catalog(object):
             if not image.tested and not image.gap:
                 raise CatalogError("catalog: images[id=%s] is not the release the tests run; fix: "
                                    "state the difference in 'gap'" % image.id)
+        for name, section in self.sections.items():
+            if name in API_MODELS:
+                continue  # checked by check_api
+            for entry in section.values():
+                fields = set(type(entry).model_fields) - {"id", "source", "as_of", "unverified"}
+                for field in entry.unverified:
+                    if field not in fields:
+                        close = _close(field, fields)
+                        problems.append("catalog: %s[id=%s].unverified: '%s' is not a field of "
+                                        "the entry; fix: %s" % (
+                                            name, entry.id, field, ("did you mean '%s'?" % close)
+                                            if close else "use some of %s" % ", ".join(sorted(fields))))
         for meas in self.measurements.values():
             what = "measurements[id=%s]" % meas.id
             if meas.offer is None and meas.gpu is None:
