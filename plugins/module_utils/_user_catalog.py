@@ -63,7 +63,6 @@ if HAS_PYDANTIC:
         region: str = "ALL"
         country: Optional[str] = None
         nodes: List[NodePool] = Field(min_length=1)
-        unverified: List[str] = Field(default_factory=list)  # the cluster's own figures not measured (as every entry has)
 else:  # pragma: no cover
     Cluster = None
 
