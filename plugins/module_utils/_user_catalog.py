@@ -54,6 +54,8 @@ if HAS_PYDANTIC:
         id: str = Field(min_length=1, max_length=40, pattern=_DNS)
         source: str = Field(min_length=1)
         as_of: datetime.date
+        # the fields whose figure the source does not confirm (docs/catalog.md)
+        unverified: List[str] = Field(default_factory=list)
         context: str = ""
         namespace: str = Field(default="codestack", pattern=_DNS)
         interceptor_url: str = ""
@@ -61,7 +63,6 @@ if HAS_PYDANTIC:
         region: str = "ALL"
         country: Optional[str] = None
         nodes: List[NodePool] = Field(min_length=1)
-        unverified: List[str] = Field(default_factory=list)  # the cluster's own figures not measured (as every entry has)
 else:  # pragma: no cover
     Cluster = None
 
