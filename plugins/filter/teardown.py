@@ -20,7 +20,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.llmops.codestack.plugins.module_utils import _stack
 
 # Removal order: what bills most first (GPUs), then the free local services, the guard last.
-ORDER = {"pod": 0, "instance": 0, "endpoint": 1, "server": 2, "service": 3, "guard": 4}
+# A control server goes before its firewall (Hetzner refuses to delete one still applied) and
+# its SSH key; the control server's services are stopped on it before it goes.
+ORDER = {"pod": 0, "instance": 0, "endpoint": 1, "service": 2, "guard": 3, "server": 4,
+         "firewall": 5, "security_group": 5, "ssh_key": 6}
 
 
 def _parse_time(text):
@@ -37,17 +40,23 @@ def _parse_time(text):
 SEARCHES = {
     "runpod": {"providers": ("runpod", "runpod_serverless"), "key": "RUNPOD_API_KEY"},
     "vast": {"providers": ("vast",), "key": "VAST_API_KEY"},
+    # The control server's tasks read their keys from the environment only.
+    "hetzner": {"providers": ("hetzner",), "key": "HCLOUD_TOKEN", "env_only": True},
+    "exoscale": {"providers": ("exoscale",), "key": "EXOSCALE_API_KEY and EXOSCALE_API_SECRET", "env_only": True},
 }
 
 
-def teardown_search(state, plan=None, keyed=None, search=None, state_found=True):
+def teardown_search(state, plan=None, keyed=None, search=None, state_found=True, control_server=None):
     """Which providers to ask, and which keys are missing to find what the stack may have.
 
     ``keyed``: {runpod: bool, vast: bool}, whether each key is set; ``search``: {runpod: auto|
     always|never, ...}. A provider is needed when the state file lists its resources, or, with no
     state file (teardown by labels alone), when the plan rents on it (a rented deployment or one
-    of its alternatives) or there is no plan either. A needed provider in mode auto without its
-    key is missing: teardown cannot list what the stack has there.
+    of its alternatives) or there is no plan either. Hetzner and Exoscale hold only a created
+    control server: they are needed when the state file lists its resources or, without a state
+    file, when ``control_server`` (the ``codestack_control_server`` variable) names them; their
+    tasks read the keys from the environment only. A needed provider in mode auto without its key
+    is missing: teardown cannot list what the stack has there.
     """
     state = state or {}
     listed = set(r.get("provider") for r in state.get("resources") or [] if isinstance(r, dict))
@@ -56,6 +65,7 @@ def teardown_search(state, plan=None, keyed=None, search=None, state_found=True)
         if dep.get("provider") != "local":
             rented.add(dep.get("provider"))
             rented.update(alt.get("provider") for alt in dep.get("alternatives") or [])
+    control = (control_server or {}).get("provider") if isinstance(control_server, dict) else None
     ask, needed, missing = {}, [], []
     for name, spec in sorted(SEARCHES.items()):
         mode = (search or {}).get(name, "auto")
@@ -63,11 +73,16 @@ def teardown_search(state, plan=None, keyed=None, search=None, state_found=True)
             raise AnsibleFilterError("teardown_search_%s must be auto, always or never, not %r" % (name, mode))
         has_key = bool((keyed or {}).get(name))
         in_state = bool(listed.intersection(spec["providers"]))
-        may_have = in_state or (not state_found and (not plan or bool(rented.intersection(spec["providers"]))))
-        ask[name] = mode == "always" or (mode == "auto" and (has_key or in_state))
+        if spec.get("env_only"):
+            # A control server exists only where codestack_control_server asked for one.
+            may_have = in_state or (not state_found and control in spec["providers"])
+        else:
+            may_have = in_state or (not state_found and (not plan or bool(rented.intersection(spec["providers"]))))
+        in_state_keyed = in_state and not spec.get("env_only")
+        ask[name] = mode == "always" or (mode == "auto" and (has_key or in_state_keyed))
         if may_have and mode != "never":
             needed.append(name)
-            if mode == "auto" and not has_key and not in_state:
+            if mode == "auto" and not has_key and not in_state_keyed:
                 missing.append(spec["key"])
     return {"ask": ask, "needed": needed, "missing": missing}
 
@@ -76,8 +91,11 @@ def _key(entry):
     return (entry["provider"], entry["kind"], str(entry["id"]))
 
 
-def teardown_targets(state, runpod=None, vast=None):
-    """Merge the state file's resources with what the providers list under the stack's label."""
+def teardown_targets(state, runpod=None, vast=None, hetzner=None, exoscale=None):
+    """Merge the state file's resources with what the providers list under the stack's label.
+
+    ``hetzner``/``exoscale``: {servers|instances, firewalls|security_groups, ssh_keys}, each a
+    list of {id, name} the provider lists under the stack's label."""
     state = state or {}
     if not isinstance(state, dict):
         raise AnsibleFilterError("teardown_targets: the state must be a dict (state.json), got %s"
@@ -121,6 +139,14 @@ def teardown_targets(state, runpod=None, vast=None):
         found("runpod_serverless", "endpoint", endpoint, 0.0)
     for inst in (vast or {}).get("instances") or []:
         found("vast", "instance", inst, inst.get("dph_total"))
+    for provider, listed, kinds in (("hetzner", hetzner, (("servers", "server"), ("firewalls", "firewall"),
+                                                          ("ssh_keys", "ssh_key"))),
+                                    ("exoscale", exoscale, (("instances", "server"),
+                                                            ("security_groups", "security_group"),
+                                                            ("ssh_keys", "ssh_key")))):
+        for field, kind in kinds:
+            for item in (listed or {}).get(field) or []:
+                found(provider, kind, item, 0.0)
     return sorted(targets.values(), key=lambda e: (ORDER.get(e["kind"], 3), e["provider"], e["name"], e["id"]))
 
 
@@ -195,7 +221,8 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
                 message = "already stopped"
             if outcome == "failed" and not message and result.get("rc"):
                 message = "exit status %s: %s" % (result["rc"], (result.get("stderr") or "")[-300:])
-        elif target["provider"] != "local" and target.get("in_state") and not target.get("labelled"):
+        elif target["provider"] not in ("local", "kubernetes") and target.get("in_state") \
+                and not target.get("labelled"):
             outcome, message = "gone", None   # the provider no longer knows it
         else:
             outcome, message = "kept", None

@@ -166,7 +166,43 @@ PLAN_LOCAL = {"deployments": [{"name": "local", "provider": "local", "alternativ
 ])
 def test_search_names_the_keys_a_teardown_by_labels_lacks(state, plan, keyed, search, found, ask, missing):
     result = teardown.teardown_search(state, plan, keyed, search, found)
-    assert result["ask"] == ask and result["missing"] == missing
+    assert result["ask"] == dict(ask, hetzner=False, exoscale=False) and result["missing"] == missing
+
+
+HETZNER_STATE = {"resources": [{"provider": "hetzner", "kind": "server", "id": "5000003", "name": "s-control",
+                                "attributes": {"address": "198.51.100.7"}}]}
+
+
+@pytest.mark.parametrize("state,keyed,control,found,ask,missing", [
+    # A state file listing the control server: asked with the key, named without it.
+    (HETZNER_STATE, {"hetzner": True}, None, True, True, []),
+    (HETZNER_STATE, {}, None, True, False, ["HCLOUD_TOKEN"]),
+    # No state file: needed only where codestack_control_server asks for a server.
+    ({}, {}, {"provider": "hetzner"}, False, False, ["HCLOUD_TOKEN"]),
+    ({}, {}, None, False, False, []),
+    ({}, {"hetzner": True}, None, False, True, []),
+])
+def test_search_for_a_created_control_server(state, keyed, control, found, ask, missing):
+    keyed = dict(keyed, runpod=True, vast=True)
+    result = teardown.teardown_search(state, PLAN_LOCAL, keyed, {}, found, control)
+    assert result["ask"]["hetzner"] is ask and result["missing"] == missing
+    assert teardown.teardown_search({}, PLAN_LOCAL, keyed, {}, False, {"provider": "exoscale"})["missing"] == [
+        "EXOSCALE_API_KEY and EXOSCALE_API_SECRET"]
+
+
+def test_targets_merge_the_control_server_by_state_and_label_and_order_it_last():
+    state = {"resources": STATE["resources"] + HETZNER_STATE["resources"] + [
+        {"provider": "hetzner", "kind": "ssh_key", "id": "5000001", "name": "s-control"}]}
+    listed = {"servers": [{"id": 5000003, "name": "s-control"}], "firewalls": [{"id": 5000002, "name": "s-control"}],
+              "ssh_keys": []}
+    targets = teardown.teardown_targets(state, RUNPOD, VAST, listed)
+    control = [(t["kind"], t["in_state"], t["labelled"]) for t in targets if t["provider"] == "hetzner"]
+    # The server after the services that run on it; its firewall after it; the key last.
+    assert control == [("server", True, True), ("firewall", False, True), ("ssh_key", True, False)]
+    assert [t["kind"] for t in targets][-3:] == ["server", "firewall", "ssh_key"]
+    exo = teardown.teardown_targets({}, None, None, None, {"instances": [{"id": "i-1", "name": "s-control"}],
+                                                           "security_groups": [{"id": "sg-1", "name": "s-control"}]})
+    assert [(t["provider"], t["kind"]) for t in exo] == [("exoscale", "server"), ("exoscale", "security_group")]
 
 
 def test_search_rejects_a_bad_mode():
