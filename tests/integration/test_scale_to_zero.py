@@ -177,6 +177,23 @@ def _session(stack, until):
     return results
 
 
+def _after_wake(status, deployment_of, shares, started):
+    """until(alias) for _session: the end of the alias's deployment's wake (the waker's
+    ``woken`` event after ``started``) plus its share of the planned work (wall seconds)."""
+    woken = {}
+
+    def until(alias):
+        name = deployment_of[alias]
+        if name not in woken:
+            ends = [e["at"] for e in _get(status)["events"]
+                    if e["event"] == "woken" and e["deployment"] == name and e["at"] >= started]
+            if not ends:
+                return None
+            woken[name] = ends[0]
+        return woken[name] + shares[alias]
+    return until
+
+
 def _wait_for(predicate, timeout, what):
     return wait_for(predicate, timeout, what, step=0.05)
 
@@ -245,19 +262,10 @@ def test_a_working_day_scales_to_zero_between_bursts_and_a_refused_resume_is_rep
             start = dict((p, f.clock.now()) for p, f in fakes.items())
             started = time.time()
             first = _burst_first(stack)
-            woken = {}
-
-            def until(alias, started=started, woken=woken):
-                # the deployment's share of the planned work from the end of its wake
-                name = plan["roles"][alias]["deployment"]
-                if name not in woken:
-                    ends = [e["at"] for e in _get(status)["events"]
-                            if e["event"] == "woken" and e["deployment"] == name and e["at"] >= started]
-                    if not ends:
-                        return None
-                    woken[name] = ends[0]
-                return woken[name] + work[name] / wakes_planned[name] / SCALE
-            rest = _session(stack, until)
+            shares = dict((a, work[plan["roles"][a]["deployment"]] / wakes_planned[plan["roles"][a]["deployment"]] / SCALE)
+                          for a in ALIASES)
+            rest = _session(stack, _after_wake(status, dict((a, plan["roles"][a]["deployment"]) for a in ALIASES),
+                                               shares, started))
             end = dict((p, f.clock.now()) for p, f in fakes.items())
             bursts.append({"start": start, "end": end, "first": first, "rest": rest})
             _wait_for(all_stopped, 60, "both machines stopped after burst %d" % (index + 1))
