@@ -90,7 +90,7 @@ def main():
     import llama_cpp
     result = {
         "benchmark": "benchmarks/cpu_throughput.py",
-        "command": " ".join(["python3"] + [a for a in sys.argv]),
+        "command": " ".join(["python3"] + list(sys.argv)),
         "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "processor": platform.processor() or platform.machine()},

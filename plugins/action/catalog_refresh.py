@@ -57,8 +57,10 @@ HCLOUD_DEFAULT_ENDPOINT = "https://api.hetzner.cloud/v1"
 HCLOUD_STATUS = {"unauthorized": 401, "forbidden": 403, "rate_limit_exceeded": 429}
 HCLOUD_TRANSIENT = ("unavailable", "timeout", "maintenance", "conflict", "locked")
 PROVIDERS = ("runpod", "vast", "hetzner")
-CATALOG_PREFIX, CATALOG_SUFFIX = "catalog-refresh-", ".yml"
-SERVERS_PREFIX, SERVERS_SUFFIX = "hetzner-server-types-", ".json"
+CATALOG_PREFIX = "catalog-refresh-"
+CATALOG_SUFFIX = ".yml"
+SERVERS_PREFIX = "hetzner-server-types-"
+SERVERS_SUFFIX = ".json"
 
 ARGUMENT_SPEC = dict(
     dest=dict(type="path", required=True),

@@ -364,7 +364,7 @@ class Catalog(object):
                 continue  # checked by check_api
             for entry in section.values():
                 fields = set(type(entry).model_fields) - {"id", "source", "as_of", "unverified"}
-                for field in entry.unverified:
+                for field in getattr(entry, "unverified", None) or ():
                     if field not in fields:
                         close = _close(field, fields)
                         problems.append("catalog: %s[id=%s].unverified: '%s' is not a field of "

@@ -203,4 +203,3 @@ def test_measured_here_figures_are_the_benchmark_result(catalog):
     load = "load average %.1f before and %.1f after" % (result["load_average_before"][0],
                                                         result["load_average_after"][0])
     assert load in meas.source
-
