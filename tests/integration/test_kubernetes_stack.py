@@ -9,7 +9,9 @@ the gateway's routes (interceptor URL, Host header of the HTTPScaledObject), and
 through the gateway that the interceptor stand-in (tests/integration/_coldstart.py, configured
 from the rendered HTTPScaledObject) routes on that Host header to a backend it wakes.
 
-Live: with KUBECONFIG the same blueprint is applied to that cluster and torn down again.
+Live: with KUBECONFIG the same blueprint is applied to that cluster and torn down again
+(CODESTACK_TEST_INTERCEPTOR_URL: how this machine reaches the cluster's KEDA interceptor, for
+the route stage's request to every alias; a GPU node labelled like the catalog below).
 """
 
 import glob
