@@ -563,6 +563,10 @@ def check_report(plan, stage, host="localhost"):
         else:
             lines.append("would start code-server with KiloCode on %s, one mode per role (%s)"
                          % (host, ", ".join(aliases)))
+    elif stage == "expose":
+        lines.append("would serve the gateway%s over TLS on %s (Caddy; services on loopback only)"
+                     % ("" if ((plan or {}).get("blueprint") or {}).get("ide", "kilocode") == "none" else " and the IDE",
+                        host))
     elif stage == "guard":
         if rented:
             lines.append("would start the budget guard on %s at USD %s" % (host, budget_usd(plan)))
@@ -588,6 +592,13 @@ def summary(plan, state, directory):
     ide = (find_resource(state, "code-server") or {}).get("attributes") or {}
     lines.append("IDE: %s (password in %s)" % (ide["url"], ide.get("password_file")) if ide.get("url")
                  else "IDE: not installed (ide: none)")
+    proxy = (find_resource(state, "reverse-proxy") or {}).get("attributes") or {}
+    if proxy:
+        lines.append("TLS on %s: %s; %s" % (
+            proxy.get("host"), ", ".join("%s %s" % item for item in sorted((proxy.get("urls") or {}).items())),
+            ("CA certificate %s, SHA-256 %s (clients trust this file alone)"
+             % (proxy.get("ca_file"), proxy.get("ca_sha256"))) if proxy.get("ca_file")
+            else "certificate from ACME for %s" % proxy.get("domain")))
     per_role = []
     for role, info in sorted((plan.get("roles") or {}).items()):
         dep = deployments.get(info.get("deployment")) or {}

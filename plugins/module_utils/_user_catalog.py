@@ -54,6 +54,8 @@ if HAS_PYDANTIC:
         id: str = Field(min_length=1, max_length=40, pattern=_DNS)
         source: str = Field(min_length=1)
         as_of: datetime.date
+        # the fields whose figure the source does not confirm (docs/catalog.md)
+        unverified: List[str] = Field(default_factory=list)
         context: str = ""
         namespace: str = Field(default="codestack", pattern=_DNS)
         interceptor_url: str = ""

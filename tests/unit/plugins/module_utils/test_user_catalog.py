@@ -62,6 +62,14 @@ def test_node_pools_become_owned_offers(tmp_path):
     assert "kubernetes" in catalog.scaling and catalog.scaling["kubernetes"].mode == "keda"
 
 
+def test_unverified_names_fields_of_the_cluster(tmp_path):
+    catalog = load_catalog([_cluster_file(tmp_path, dict(CLUSTER, unverified=["nodes"]))])
+    assert catalog.kubernetes["homelab"].unverified == ["nodes"]
+    with pytest.raises(CatalogError, match=r"kubernetes\[id=homelab\].unverified: 'nodse' is not a "
+                                           r"field of the entry; fix: did you mean 'nodes'\?"):
+        load_catalog([_cluster_file(tmp_path, dict(CLUSTER, unverified=["nodse"]))])
+
+
 def test_internal_price_defaults_to_zero(tmp_path):
     pool = dict(CLUSTER["nodes"][0])
     del pool["price_per_hour"]
