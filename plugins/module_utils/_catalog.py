@@ -363,8 +363,11 @@ class Catalog(object):
             if name in API_MODELS:
                 continue  # checked by check_api
             for entry in section.values():
+                named = getattr(entry, "unverified", None)
+                if not named:
+                    continue
                 fields = set(type(entry).model_fields) - {"id", "source", "as_of", "unverified"}
-                for field in getattr(entry, "unverified", None) or ():
+                for field in named:
                     if field not in fields:
                         close = _close(field, fields)
                         problems.append("catalog: %s[id=%s].unverified: '%s' is not a field of "
