@@ -17,6 +17,8 @@ import datetime
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.llmops.codestack.plugins.module_utils import _stack
+
 # Removal order: what bills most first (GPUs), then the free local services, the guard last.
 # A control server goes before its firewall (Hetzner refuses to delete one still applied) and
 # its SSH key; the control server's services are stopped on it before it goes.
@@ -112,6 +114,7 @@ def teardown_targets(state, runpod=None, vast=None, hetzner=None, exoscale=None)
             "stop_argv": list((res.get("attributes") or {}).get("stop_argv") or []),
             # Where a local service runs (the control host's inventory name); older records: here.
             "host": (res.get("attributes") or {}).get("host") or "localhost",
+            "deployment": (res.get("attributes") or {}).get("deployment"),
         }
         targets[_key(entry)] = entry
 
@@ -189,10 +192,16 @@ def _running_hours(target, moment):
     return max(0.0, seconds) / 3600.0
 
 
+def _existed_hours(target, moment):
+    start = _parse_time(target.get("created_at"))
+    return None if start is None else max(0.0, (moment - start).total_seconds()) / 3600.0
+
+
 def teardown_report(targets, results=None, mode="destroy", now=None, billed=None, plan=None):
     """Outcome, hours and USD per resource (state file times, else the provider's uptime;
-    serverless endpoints from the provider's billing history ``billed``: {id: {usd, seconds}}),
-    and the plan's billed estimate beside what was billed (``plan``: plan.json)."""
+    serverless endpoints from the provider's billing history ``billed``: {id: {usd, seconds}};
+    a machine's disk while running and while stopped from the plan's storage terms), and the
+    plan's billed estimate beside what was billed (``plan``: plan.json), per deployment too."""
     if mode not in ("destroy", "stop"):
         raise AnsibleFilterError("teardown_report: mode must be destroy or stop, not %r" % (mode,))
     moment = datetime.datetime.now(datetime.timezone.utc) if now is None else _parse_time(now)
@@ -201,6 +210,7 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
         item = result.get("item") or {}
         if item.get("provider"):
             done[_key(item)] = result
+    storage = _stack.plan_storage(plan) if isinstance(plan, dict) else {}
     lines = []
     for target in targets or []:
         result = done.get(_key(target))
@@ -211,7 +221,8 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
                 message = "already stopped"
             if outcome == "failed" and not message and result.get("rc"):
                 message = "exit status %s: %s" % (result["rc"], (result.get("stderr") or "")[-300:])
-        elif target["provider"] != "local" and target.get("in_state") and not target.get("labelled"):
+        elif target["provider"] not in ("local", "kubernetes") and target.get("in_state") \
+                and not target.get("labelled"):
             outcome, message = "gone", None   # the provider no longer knows it
         else:
             outcome, message = "kept", None
@@ -219,6 +230,15 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
         if hours is None and target.get("uptime_seconds") is not None:
             hours = float(target["uptime_seconds"]) / 3600.0
         usd = None if hours is None else hours * float(target.get("cost_per_hour") or 0.0)
+        disk = storage.get(target.get("deployment")) if target["kind"] in ("pod", "instance") else None
+        disk_usd = stopped_h = None
+        existed = _existed_hours(target, moment)
+        if disk and usd is not None and existed is not None:
+            # what the provider bills for the disk the machine keeps: running and stopped
+            stopped_h = max(0.0, existed - hours)
+            disk_usd = disk["gb"] * (hours * disk["running_usd_per_gb_hour"]
+                                     + stopped_h * disk["stopped_usd_per_gb_hour"])
+            usd += disk_usd
         if target["kind"] == "endpoint" and target["provider"] == "runpod_serverless":
             # billed per worker-second, not per hour of existence: the provider's ledger or unknown
             ledger = (billed or {}).get(target["id"])
@@ -233,7 +253,10 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
             "cost_per_hour": round(float(target.get("cost_per_hour") or 0.0), 6),
             "hours": None if hours is None else round(hours, 4),
             "usd": None if usd is None else round(usd, 4),
+            "deployment": target.get("deployment"),
         }
+        if disk_usd is not None:
+            line.update(storage_usd=round(disk_usd, 4), stopped_hours=round(stopped_h, 4))
         line["text"] = "%s %s %s %s (%s): %s, %s h, USD %s" % (
             line["outcome"], line["provider"], line["kind"], line["name"] or "-", line["id"], line["source"],
             "?" if line["hours"] is None else line["hours"], "?" if line["usd"] is None else line["usd"])
@@ -254,8 +277,33 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
     if totals.get("cost_usd") is not None:
         report["plan"] = {"billed_estimate_usd": totals.get("cost_usd"),
                           "always_on_cost_usd": totals.get("always_on_cost_usd"),
-                          "billed_usd": report["total_usd"]}
+                          "billed_usd": report["total_usd"],
+                          "deployments": _by_deployment(plan, lines)}
     return report
+
+
+def _by_deployment(plan, lines):
+    """Per plan deployment: its billed estimate beside what its resources were billed (a
+    replaced pod and its replacement both count), and their ratio."""
+    out = []
+    for dep in plan.get("deployments") or []:
+        mine = [line for line in lines if line.get("deployment") == dep.get("name")]
+        known = [line["usd"] for line in mine if line["usd"] is not None]
+        estimate = dep.get("cost_usd")
+        billed_usd = round(sum(known), 4) if known else None
+        ratio = None
+        if billed_usd is not None and estimate:
+            ratio = round(billed_usd / float(estimate), 3)
+        entry = {"name": dep.get("name"), "provider": dep.get("provider"),
+                 "mode": (dep.get("scaling") or {}).get("mode"),
+                 "billed_estimate_usd": estimate, "billed_usd": billed_usd,
+                 "billed_over_estimate": ratio, "resources": len(mine)}
+        entry["text"] = "deployment %s (%s, %s): planned USD %s, billed USD %s%s" % (
+            entry["name"], entry["provider"], entry["mode"] or "-",
+            "?" if estimate is None else estimate, "?" if billed_usd is None else billed_usd,
+            "" if ratio is None else " (x%s)" % ratio)
+        out.append(entry)
+    return out
 
 
 class FilterModule(object):

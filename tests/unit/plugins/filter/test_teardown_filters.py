@@ -97,11 +97,43 @@ def test_report_prices_serverless_from_the_ledger_and_resumed_pods_by_running_ho
     # 11 h of existence at 1.12 USD/h would be 12.32: RunPod billed 180 worker-seconds
     assert lines["ep1"]["usd"] == 0.05 and lines["ep1"]["hours"] == 0.05
     assert lines["p2"]["hours"] == 1.5 and lines["p2"]["usd"] == 3.0   # ran 08-09 and 10:30-11
-    assert report["plan"] == {"billed_estimate_usd": 3.1, "always_on_cost_usd": 40.0, "billed_usd": 3.05}
+    assert report["plan"] == {"billed_estimate_usd": 3.1, "always_on_cost_usd": 40.0, "billed_usd": 3.05,
+                              "deployments": []}
     # without the ledger the endpoint is unpriced, never priced by the hour
     bare = teardown.teardown_report(targets, [], "destroy", "2026-11-29T11:00:00Z")
     assert dict((line["id"], line) for line in bare["resources"])["ep1"]["usd"] is None
     assert "plan" not in bare and bare["unpriced"] == 1
+
+
+def test_report_bills_the_disk_while_stopped_and_compares_each_deployment_with_the_plan():
+    """A pod that ran 1.5 of 3 h keeps 50 GB at 0.1 (running) / 0.2 (stopped) USD per GB-month:
+    its bill is GPU hours plus the disk both ways, set beside its deployment's billed estimate."""
+    state = {"stack_id": "s", "resources": [
+        {"provider": "runpod", "kind": "pod", "id": "p2", "name": "pod", "cost_per_hour": 2.0,
+         "created_at": "2026-11-29T08:00:00Z", "attributes": {"deployment": "big"},
+         "stopped_intervals": [["2026-11-29T09:00:00Z", "2026-11-29T10:30:00Z"]]},
+        {"provider": "runpod_serverless", "kind": "endpoint", "id": "ep1", "name": "sls",
+         "created_at": "2026-11-29T08:00:00Z", "attributes": {"deployment": "sls"}}]}
+    plan = {"totals": {"cost_usd": 3.5, "always_on_cost_usd": 40.0}, "deployments": [
+        {"name": "big", "provider": "runpod", "cost_usd": 3.4, "scaling": {"mode": "idle_stop"},
+         "billed": {"storage_gb": 50.0},
+         "cost_terms": {"scaling": {"mode": "idle_stop", "storage_running_usd_per_gb_month": 0.1,
+                                    "storage_stopped_usd_per_gb_month": 0.2}}},
+        {"name": "sls", "provider": "runpod_serverless", "cost_usd": 0.1, "scaling": {"mode": "serverless"}},
+        {"name": "unused", "provider": "vast", "cost_usd": 1.0}]}
+    targets = teardown.teardown_targets(state, {}, {})
+    report = teardown.teardown_report(targets, [], "destroy", "2026-11-29T11:00:00Z",
+                                      {"ep1": {"usd": 0.05, "seconds": 180.0}}, plan)
+    pod = dict((line["id"], line) for line in report["resources"])["p2"]
+    disk = 50.0 * (1.5 * 0.1 + 1.5 * 0.2) / 730.0
+    assert pod["storage_usd"] == pytest.approx(disk, abs=1e-4) and pod["stopped_hours"] == 1.5
+    assert pod["usd"] == pytest.approx(3.0 + disk, abs=1e-4)
+    assert report["plan"]["billed_usd"] == pytest.approx(3.05 + disk, abs=1e-4)
+    by_name = dict((d["name"], d) for d in report["plan"]["deployments"])
+    assert by_name["big"]["billed_usd"] == pytest.approx(3.0 + disk, abs=1e-4)
+    assert by_name["big"]["billed_over_estimate"] == pytest.approx((3.0 + disk) / 3.4, abs=1e-3)
+    assert by_name["sls"]["billed_usd"] == 0.05 and by_name["sls"]["mode"] == "serverless"
+    assert by_name["unused"]["billed_usd"] is None and by_name["unused"]["resources"] == 0
 
 
 def test_report_stop_mode_and_gone_resources():

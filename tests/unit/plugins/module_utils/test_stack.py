@@ -158,6 +158,20 @@ def test_summary_lists_gateway_ide_roles_and_teardown(tmp_path):
     assert lines[-1].endswith("-e codestack_output=%s" % tmp_path)
 
 
+def test_summary_prints_the_tls_urls_and_the_ca_fingerprint(tmp_path):
+    proxy = {"provider": "local", "kind": "service", "id": "reverse-proxy",
+             "attributes": {"host": "control", "urls": {"gateway": "https://203.0.113.5:443",
+                                                        "ide": "https://203.0.113.5:8443"},
+                            "ca_file": "/out/ca.crt", "ca_sha256": "AB:CD", "domain": ""}}
+    lines = _stack.summary(PLAN, {"resources": STATE["resources"] + [proxy]}, str(tmp_path))
+    assert ("TLS on control: gateway https://203.0.113.5:443, ide https://203.0.113.5:8443; CA certificate "
+            "/out/ca.crt, SHA-256 AB:CD (clients trust this file alone)") in lines
+    proxy["attributes"].update(ca_file="", ca_sha256="", domain="code.example.org")
+    lines = _stack.summary(PLAN, {"resources": [proxy]}, str(tmp_path))
+    assert any(line.endswith("; certificate from ACME for code.example.org") for line in lines)
+    assert not any(line.startswith("TLS") for line in _stack.summary(PLAN, STATE, str(tmp_path)))
+
+
 def test_same_plan_ignores_only_the_timestamp():
     previous = base64.b64encode(json.dumps(dict(PLAN, generated_at="earlier")).encode()).decode()
     assert stack_filters.same_plan(previous, PLAN)
@@ -203,6 +217,7 @@ def test_a_tls_model_server_routes_with_its_pinned_authority(tmp_path):
     ("route", "control", ["would start the LiteLLM gateway on control in /var/lib/codestack/cs-1/litellm "
                           "with aliases coder, reviewer", "would write the IDE's scoped key (role aliases only)"]),
     ("ide", "ide-1", ["would start code-server with KiloCode on ide-1, one mode per role (coder, reviewer)"]),
+    ("expose", "control", ["would serve the gateway and the IDE over TLS on control (Caddy; services on loopback only)"]),
     ("guard", "control", ["would start the budget guard on control at USD 11.0"]),
 ])
 def test_check_report_says_what_each_stage_would_create(stage, host, expected):
@@ -214,6 +229,8 @@ def test_check_report_of_a_local_plan_without_ide_and_an_unknown_stage():
     assert _stack.check_report(local, "provision") == ["would rent nothing (every deployment is local)"]
     assert _stack.check_report(local, "guard") == ["would start no budget guard (nothing rented)"]
     assert _stack.check_report(local, "ide") == ["would install no IDE (ide: none)"]
+    assert _stack.check_report(local, "expose") == [
+        "would serve the gateway over TLS on localhost (Caddy; services on loopback only)"]
     assert _stack.check_report(local, "route") == [
         "would start the LiteLLM gateway on localhost in /var/lib/codestack/cs-1/litellm with aliases coder, reviewer"]
     with pytest.raises(stack_filters.AnsibleFilterError, match="unknown stage 'scale'"):
