@@ -23,6 +23,7 @@ import threading
 import urllib.request
 
 import pytest
+import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -122,8 +123,10 @@ def test_hetzner_control_server_round_trip(tmp_path):
         assert recorded[("hetzner", "server")]["id"] == str(server["id"])
         attrs = recorded[("hetzner", "server")]["attributes"]
         assert (attrs["address"], int(attrs["ssh_port"]), attrs["inventory_name"]) == ("127.0.0.1", banner.port, "control")
-        # The fake's cx22 costs EUR 0.006 net, 0.00714 gross an hour; the catalog's EUR rate is 1.08.
-        assert recorded[("hetzner", "server")]["cost_per_hour"] == pytest.approx(0.006 * 1.19 * 1.08, rel=1e-4)
+        # The fake's cx22 costs EUR 0.006 net, 0.00714 gross an hour, at the catalog's EUR rate.
+        with open(os.path.join(REPO, "catalog", "cost-model.yml")) as handle:
+            rate = next(c["usd_per_unit"] for c in yaml.safe_load(handle)["currencies"] if c["id"] == "EUR")
+        assert recorded[("hetzner", "server")]["cost_per_hour"] == pytest.approx(0.006 * 1.19 * rate, rel=1e-4)
 
         # A re-run finds what exists: nothing new at the fake, the same records.
         again = _run(create, _env(fake, tmp_path))
