@@ -6,8 +6,12 @@ hetzner.hcloud modules, records each in state.json, waits for the server's SSH b
 to codestack_control (check run: nothing asked of the fake; re-run: nothing changed); teardown.yml
 without HCLOUD_TOKEN fails naming it, then finds them by state.json and, for the server whose
 record a crash lost, by the stack's label, and removes them. The server's address is this machine's loopback, where a
-listener answers the SSH banner (what the wait looks for; the remote test below logs in for real
-on a podman control host).
+listener answers the SSH banner (what the wait looks for).
+
+Remote (tier remote): site.yml creates the server at the fake, which hands out the podman
+control host's address (and, as cloud-init would, installs the uploaded key there); the control
+plane builds on it over SSH; teardown.yml removes the services, the rented GPUs and, at the fake,
+the server, its firewall and its key.
 """
 
 import json
@@ -16,8 +20,10 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 
 import pytest
+import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -117,8 +123,10 @@ def test_hetzner_control_server_round_trip(tmp_path):
         assert recorded[("hetzner", "server")]["id"] == str(server["id"])
         attrs = recorded[("hetzner", "server")]["attributes"]
         assert (attrs["address"], int(attrs["ssh_port"]), attrs["inventory_name"]) == ("127.0.0.1", banner.port, "control")
-        # The fake's cx22 costs EUR 0.006 net, 0.00714 gross an hour; the catalog's EUR rate is 1.08.
-        assert recorded[("hetzner", "server")]["cost_per_hour"] == pytest.approx(0.006 * 1.19 * 1.08, rel=1e-4)
+        # The fake's cx22 costs EUR 0.006 net, 0.00714 gross an hour, at the catalog's EUR rate.
+        with open(os.path.join(REPO, "catalog", "cost-model.yml")) as handle:
+            rate = next(c["usd_per_unit"] for c in yaml.safe_load(handle)["currencies"] if c["id"] == "EUR")
+        assert recorded[("hetzner", "server")]["cost_per_hour"] == pytest.approx(0.006 * 1.19 * rate, rel=1e-4)
 
         # A re-run finds what exists: nothing new at the fake, the same records.
         again = _run(create, _env(fake, tmp_path))
@@ -154,3 +162,71 @@ def test_hetzner_control_server_round_trip(tmp_path):
     finally:
         fake.stop()
         banner.close()
+
+
+@pytest.mark.remote
+@pytest.mark.xfail(reason="measured 2026-12-01: the server is created, joined and built on (provision, serve, scale, "
+                          "the gateway under systemd), but route.yml's alias check gets HTTP 500 from the rented "
+                          "machines' relay to llama.cpp; not diagnosed yet", strict=False)
+def test_site_builds_on_the_created_hetzner_server(tmp_path, control_host):
+    from _cloudstack import STACK_ID as CLOUD_STACK_ID, CloudStack, plan_blueprint, split_plan  # pylint: disable=import-outside-toplevel
+    from _control_host import HOST_PYTHON_PREFIX  # pylint: disable=import-outside-toplevel
+    from _services import start_llamacpp  # pylint: disable=import-outside-toplevel
+
+    def cloud_init(_server, public_keys):
+        control_host.exec(["sh", "-c", "cat >> /root/.ssh/authorized_keys"], stdin="\n".join(public_keys) + "\n")
+
+    upstream = start_llamacpp(str(tmp_path / "llamacpp.log"))
+    fake = HetznerFake(api_key=TOKEN, server_ipv4="127.0.0.1", action_delay=1.0, running_delay=2.0,
+                       on_server_create=cloud_init).start()
+    stack = CloudStack(tmp_path, upstream.url)
+    stack.env.update(HCLOUD_TOKEN=TOKEN, HCLOUD_ENDPOINT=fake.url)
+    try:
+        plan = split_plan(plan_blueprint(tmp_path))
+        (tmp_path / "plan.json").write_text(json.dumps(plan))
+        request = {"provider": "hetzner", "server_type": "cx22", "location": "fsn1", "image": "debian-12",
+                   "ssh_port": control_host.port, "wait_timeout": 120}
+        variables = stack.site_vars(tmp_path / "plan.json", codestack_calibrate=False,
+                                    codestack_control_server=request,
+                                    litellm_gateway_python=HOST_PYTHON_PREFIX + "/bin/python3",
+                                    waker_python=HOST_PYTHON_PREFIX + "/bin/python3",
+                                    codestack_guard_ansible_python=HOST_PYTHON_PREFIX + "/bin/python3")
+        variables.pop("litellm_gateway_dir")
+        built = stack.run("site.yml", variables)
+        first_failure = max(0, min([i for i in (built.stdout.find("fatal:"), built.stdout.find("failed: [")) if i >= 0]
+                                   or [len(built.stdout)]) - 3000)
+        assert built.returncode == 0, built.stdout[first_failure:first_failure + 6000] + built.stderr[-2000:]
+
+        live = fake.snapshot()
+        (server,), (firewall,), (key,) = live["servers"], live["firewalls"], live["ssh_keys"]
+        label = {"codestack-stack": CLOUD_STACK_ID}
+        assert server["labels"] == firewall["labels"] == key["labels"] == label
+        assert firewall["applied_to"] == [{"type": "server", "server": {"id": server["id"]}}]
+        assert sorted(int(r["port"]) for r in firewall["rules"]) == sorted([control_host.port, 443, 8443])
+        state = stack.state()
+        kinds = dict(((r["provider"], r["kind"]), r) for r in state["resources"])
+        assert kinds[("hetzner", "server")]["id"] == str(server["id"])
+        local = [r for r in state["resources"] if r["provider"] == "local"]
+        assert local and {r["attributes"]["host"] for r in local} == {"control"}
+        # The gateway runs on the created server, under its systemd, and answers every alias.
+        assert control_host.exec(["systemctl", "is-active", "codestack-litellm"], check=False).stdout.strip() == "active"
+        master = control_host.exec(["cat", "/var/lib/codestack/%s/litellm/master_key" % CLOUD_STACK_ID]).stdout.strip()
+        for alias in ("architect", "coder", "debugger", "reviewer"):
+            body = json.dumps({"model": alias, "max_tokens": 8, "messages": [{"role": "user", "content": "Say hi."}]})
+            request_ = urllib.request.Request("http://127.0.0.1:%d/v1/chat/completions" % stack.gateway_port,
+                                              data=body.encode(), headers={"Authorization": "Bearer " + master,
+                                                                           "Content-Type": "application/json"})
+            with urllib.request.urlopen(request_, timeout=120) as answer:
+                assert json.load(answer)["choices"][0]["message"]["content"]
+        print("remote build on the created server: %.1f s" % built.wall_s)
+
+        down = stack.run("teardown.yml", {"codestack_output": str(stack.out)})
+        assert down.returncode == 0, down.stdout[-6000:]
+        live = fake.snapshot()
+        assert (live["servers"], live["firewalls"], live["ssh_keys"]) == ([], [], [])
+        assert (stack.live()["runpod_pods"], stack.live()["vast_instances"]) == (0, 0)
+        assert control_host.exec(["systemctl", "is-active", "codestack-litellm"], check=False).stdout.strip() != "active"
+    finally:
+        stack.close()
+        fake.stop()
+        upstream.stop()
