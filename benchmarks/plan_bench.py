@@ -33,11 +33,16 @@ def _importable():
     if parts[-3:-2] == ["ansible_collections"]:
         sys.path.insert(0, os.sep.join(parts[:-3]) or os.sep)
         return
+    import hashlib
     import tempfile
-    root = os.path.join(tempfile.gettempdir(), "codestack-bench-colls")
+    # one link folder per checkout: a shared one would import another checkout's code
+    digest = hashlib.sha1(REPO.encode("utf-8")).hexdigest()[:10]
+    root = os.path.join(tempfile.gettempdir(), "codestack-bench-colls-" + digest)
     link = os.path.join(root, "ansible_collections", "llmops", "codestack")
-    if not os.path.islink(link):
+    if not os.path.islink(link) or os.path.realpath(link) != os.path.realpath(REPO):
         os.makedirs(os.path.dirname(link), exist_ok=True)
+        if os.path.islink(link):
+            os.remove(link)
         os.symlink(REPO, link)
     sys.path.insert(0, root)
 

@@ -18,6 +18,7 @@ Run: python benchmarks/waker_bench.py [--wake-rounds 15] [--rounds 200]
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -33,7 +34,10 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 sys.path.insert(0, os.path.join(REPO, "tests", "fakes"))
 
-import conftest  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
+# tests/conftest.py makes the checkout importable as ansible_collections.llmops.codestack (by
+# path: tests/integration has a conftest.py of its own).
+_spec = importlib.util.spec_from_file_location("codestack_tests_conftest", os.path.join(REPO, "tests", "conftest.py"))
+_spec.loader.exec_module(importlib.util.module_from_spec(_spec))
 from _benchlib import Client, Recorder, interleaved, paired_delta, summary  # noqa: E402  pylint: disable=wrong-import-position
 from _services import free_port, start_litellm, start_process, stop_process, wait_http  # noqa: E402  pylint: disable=wrong-import-position
 from runpod_fake import RunPodFake  # noqa: E402  pylint: disable=wrong-import-position
@@ -64,7 +68,7 @@ def deploy(client, name):
     return client.deploy_pod(spec)["id"]
 
 
-def start_waker(work, fake, pod_id, idle_s, poll_s):
+def start_waker(work, fake, pod_id, idle_s, poll_s, uvloop=True):
     """The waker as the role runs it: its script, config.json, credentials.json (0600)."""
     lib = os.path.join(work, "waker-lib", "ansible_collections", "llmops", "codestack", "plugins", "module_utils")
     os.makedirs(lib, exist_ok=True)
@@ -86,7 +90,9 @@ def start_waker(work, fake, pod_id, idle_s, poll_s):
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
         json.dump(creds, handle)
     proc = start_process([sys.executable, WAKER, "--config", os.path.join(work, "waker.json"), "--credentials", path],
-                         os.path.join(work, "waker.log"), env={"PYTHONPATH": os.path.join(work, "waker-lib")})
+                         os.path.join(work, "waker.log"),
+                         env=dict({"PYTHONPATH": os.path.join(work, "waker-lib")},
+                                  **({} if uvloop else {"CODESTACK_WAKER_NO_UVLOOP": "1"})))
     url = "http://127.0.0.1:%d" % port
     wait_http(url + "/_status", timeout=60, proc=proc, log_path=proc.log_path)
     return proc, url
@@ -150,6 +156,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--poll-interval", type=float, default=0.02, help="waker_poll_interval_s (seconds)")
     parser.add_argument("--json", help="write the results here instead of benchmarks/results/")
+    parser.add_argument("--no-uvloop", action="store_true",
+                        help="run the waker on asyncio's own event loop (it uses uvloop where installed)")
     args = parser.parse_args()
     recorder = Recorder("waker", args)
     work = tempfile.mkdtemp(prefix="waker-bench-")
@@ -166,7 +174,7 @@ def main():
         # 1. the wake
         idle_s = 0.3
         wake_pod = deploy(client, "wake")
-        waker, waker_url = start_waker(work, fake, wake_pod, idle_s, args.poll_interval)
+        waker, waker_url = start_waker(work, fake, wake_pod, idle_s, args.poll_interval, not args.no_uvloop)
         procs.append(waker)
         values = wake_rounds(fake, wake_pod, waker_url, args.wake_rounds, idle_s)
         stop_process(waker)
@@ -181,7 +189,7 @@ def main():
         warm_pod = deploy(client, "warm")
         work2 = os.path.join(work, "warm")
         os.makedirs(work2)
-        waker, waker_url = start_waker(work2, fake, warm_pod, 10 ** 6, args.poll_interval)
+        waker, waker_url = start_waker(work2, fake, warm_pod, 10 ** 6, args.poll_interval, not args.no_uvloop)
         procs.append(waker)
         proxy = fake.proxy_template.format(pod_id=warm_pod, port=8000) + "/v1"
         config = {"model_list": [
@@ -200,6 +208,9 @@ def main():
                    "backend_via_pod_proxy": Client(proxy, "fast", VLLM_KEY),
                    "waker_alone": Client(waker_url + "/d/d/v1", "fast", VLLM_KEY)}
         series = interleaved(targets, args.rounds, lambda c: c.chat(max_tokens=4)[0], warmup=5)
+        with open(os.path.join(work2, "waker.log")) as handle:
+            started = [json.loads(line.split(" ", 2)[2]) for line in handle if '"event": "started"' in line]
+        results["waker_event_loop"] = started[0].get("event_loop") if started else None
         results["warm_route"] = {
             "ms": dict((name, summary(values)) for name, values in series.items()),
             "gateway_overhead_of_waker_ms": paired_delta(series["gateway_waker"], series["gateway_direct"]),

@@ -130,13 +130,13 @@ tier_units() {
 tier_integration() {
   say "integration: pytest tests/integration (real Ansible, LiteLLM, fakes)"
   link_collection
-  run_pytest tests/integration -q -m "not slow and not remote"
+  run_pytest tests/integration -q -m "not slow and not remote" --durations=25
 }
 
 tier_slow() {
   say "slow: pytest -m slow (real model servers, code-server, vLLM)"
   link_collection
-  run_pytest tests/integration -q -m "slow and not remote"
+  run_pytest tests/integration -q -m "slow and not remote" --durations=15
 }
 
 # The stack built onto a podman container reached over SSH (systemd, the guard outliving the

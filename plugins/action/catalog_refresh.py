@@ -21,9 +21,12 @@ from ansible_collections.llmops.codestack.plugins.module_utils._catalog import (
 )
 from ansible_collections.llmops.codestack.plugins.module_utils._http import ApiError
 from ansible_collections.llmops.codestack.plugins.module_utils._price_refresh import (
+    carried_entries,
     gpu_map_from_offers,
     hetzner_entries,
+    previous_refresh,
     runpod_entries,
+    transient,
     vast_entries,
 )
 from ansible_collections.llmops.codestack.plugins.module_utils._runpod import (
@@ -50,7 +53,14 @@ except ImportError as _exc:  # pragma: no cover - only needed for provider hetzn
     HCLOUD_IMPORT_ERROR = _exc
 
 HCLOUD_DEFAULT_ENDPOINT = "https://api.hetzner.cloud/v1"
+# Hetzner Cloud error codes (https://docs.hetzner.cloud/#errors) as HTTP statuses
+HCLOUD_STATUS = {"unauthorized": 401, "forbidden": 403, "rate_limit_exceeded": 429}
+HCLOUD_TRANSIENT = ("unavailable", "timeout", "maintenance", "conflict", "locked")
 PROVIDERS = ("runpod", "vast", "hetzner")
+CATALOG_PREFIX = "catalog-refresh-"
+CATALOG_SUFFIX = ".yml"
+SERVERS_PREFIX = "hetzner-server-types-"
+SERVERS_SUFFIX = ".json"
 
 ARGUMENT_SPEC = dict(
     dest=dict(type="path", required=True),
@@ -147,14 +157,49 @@ class ActionModule(ActionBase):
         try:
             types = client.server_types.get_all()
         except hcloud.APIException as exc:
-            raise ApiError(401 if exc.code == "unauthorized" else 0,
-                           "Hetzner Cloud: %s (%s)" % (exc.message, exc.code), code=exc.code)
+            status = HCLOUD_STATUS.get(exc.code, 503 if exc.code in HCLOUD_TRANSIENT else 400)
+            raise ApiError(status, "Hetzner Cloud: %s (%s)" % (exc.message, exc.code), code=exc.code)
+        except (IOError, OSError) as exc:  # requests' connection errors and timeouts
+            raise ApiError(0, "cannot reach Hetzner Cloud at %s: %s" % (endpoint, exc))
         raw = [{"name": t.name, "cores": t.cores, "memory": t.memory, "disk": t.disk,
                 "architecture": t.architecture, "cpu_type": t.cpu_type, "prices": t.prices,
                 "deprecation": bool(t.deprecation)} for t in types]
         source = "Hetzner Cloud GET %s/server_types via hcloud %s" % (
             endpoint.rstrip("/"), getattr(hcloud, "__version__", ""))
         return hetzner_entries(raw, as_of, source)
+
+    def _keep(self, provider, dest, as_of, exc, warnings):
+        """The entries of ``provider`` from the newest earlier refresh in ``dest`` (unchanged:
+        their source and as_of say when they were read), and a warning saying so."""
+        names = os.listdir(dest) if os.path.isdir(dest) else []
+        hetzner = provider == "hetzner"
+        prefix, suffix = (SERVERS_PREFIX, SERVERS_SUFFIX) if hetzner else (CATALOG_PREFIX, CATALOG_SUFFIX)
+        name = previous_refresh(names, as_of, prefix, suffix)
+        entries = []
+        if name:
+            text = _read(os.path.join(dest, name)) or ""
+            try:
+                doc = json.loads(text) if hetzner else yaml.safe_load(text)
+            except ValueError:
+                doc = None
+            doc = doc if isinstance(doc, dict) else {}
+            entries = list(doc.get("server_types") or []) if hetzner else \
+                carried_entries(doc.get("offers"), provider)
+        dates = sorted(set(str(e.get("as_of")) for e in entries if isinstance(e, dict)))
+        if entries:
+            where = "kept its %d entries of %s (as of %s)" % (len(entries), name, ", ".join(dates))
+        elif hetzner:
+            where = "no earlier server type file in %s: none written" % dest
+        else:
+            where = ("no earlier refresh in %s: the catalogs' own %s prices stay in effect (see "
+                     "their as_of)" % (dest, provider))
+        reason = str(exc)
+        warnings.append("catalog_refresh: %s did not answer after retries (%s); %s"
+                        % (provider, reason, where))
+        info = {"reason": reason, "from": os.path.join(dest, name) if entries else None,
+                "entries": len(entries), "as_of": dates}
+        info["server_types" if hetzner else "offers"] = entries
+        return info
 
     # ---------------------------------------------------------------- run
     def run(self, tmp=None, task_vars=None):
@@ -173,31 +218,44 @@ class ActionModule(ActionBase):
         except CatalogError as exc:
             raise AnsibleActionFail("cannot read the catalog to map GPU names: %s" % exc)
         gpu_map = gpu_map_from_offers(list(base.offers.values()), args["gpu_map"])
-        offers, skipped, servers, counts = [], [], [], {}
-        try:
-            if "runpod" in args["providers"]:
-                entries, left = self._runpod(args, gpu_map, as_of_date)
-                offers += entries
-                skipped += left
-                counts["runpod"] = len(entries)
-            if "vast" in args["providers"]:
-                entries, left = self._vast(args, gpu_map, gpu_map.keys(), as_of_date)
-                offers += entries
-                skipped += left
-                counts["vast"] = len(entries)
-            if "hetzner" in args["providers"]:
-                servers = self._hetzner(args, as_of_date)
-                counts["hetzner"] = len(servers)
-        except ApiError as exc:
-            raise AnsibleActionFail("price refresh failed: %s" % exc)
-
         dest = args["dest"]
-        catalog_path = os.path.join(dest, "catalog-refresh-%s.yml" % as_of)
-        servers_path = os.path.join(dest, "hetzner-server-types-%s.json" % as_of)
+        catalog_path = os.path.join(dest, "%s%s%s" % (CATALOG_PREFIX, as_of, CATALOG_SUFFIX))
+        servers_path = os.path.join(dest, "%s%s%s" % (SERVERS_PREFIX, as_of, SERVERS_SUFFIX))
+        offers, skipped, servers, counts, kept, warnings = [], [], [], {}, {}, []
+        for provider in [p for p in PROVIDERS if p in args["providers"]]:
+            try:
+                if provider == "runpod":
+                    entries, left = self._runpod(args, gpu_map, as_of_date)
+                elif provider == "vast":
+                    entries, left = self._vast(args, gpu_map, gpu_map.keys(), as_of_date)
+                else:
+                    servers, left = self._hetzner(args, as_of_date), []
+                    entries = servers
+            except ApiError as exc:
+                if not transient(exc.status):
+                    raise AnsibleActionFail("price refresh failed: %s" % exc)
+                # A rate limit or outage keeps the figures already known, with their own date.
+                kept[provider] = self._keep(provider, dest, as_of, exc, warnings)
+                if provider == "hetzner":
+                    servers = kept[provider].pop("server_types")
+                else:
+                    offers += kept[provider].pop("offers")
+                continue
+            if provider != "hetzner":
+                offers += entries
+                skipped += left
+            counts[provider] = len(entries)
+        if kept and not counts:
+            raise AnsibleActionFail("price refresh failed: no provider answered (%s); nothing "
+                                    "written" % "; ".join("%s: %s" % (name, info["reason"])
+                                                          for name, info in kept.items()))
         header = ("---\n# Refreshed by llmops.codestack.catalog_refresh for %s from the provider "
                   "APIs (%s).\n# Layer it over the bundled catalog: "
                   "intent_estimate catalog: [this file]. Format: docs/catalog.md.\n"
                   % (as_of, ", ".join(sorted(counts))))
+        if kept:
+            header += ("# Not answered, figures kept from an earlier refresh with their own as_of: "
+                       "%s.\n" % ", ".join(sorted(kept)))
         text = header + yaml.safe_dump({"offers": offers}, sort_keys=False, default_flow_style=False,
                                        allow_unicode=True, width=120)
         # The refreshed file must load over the bundled one exactly as the planner loads it.
@@ -221,7 +279,9 @@ class ActionModule(ActionBase):
                 if not self._task.check_mode:
                     _write(path, new)
         result.update(changed=changed, path=catalog_path, offers=offers, not_priced=skipped,
-                      counts=counts, as_of=as_of)
+                      counts=counts, as_of=as_of, kept=kept)
+        if warnings:
+            result["warnings"] = warnings
         if servers_text is not None:
             result.update(server_types_path=servers_path, server_types=servers)
         if self._task.diff and diffs:

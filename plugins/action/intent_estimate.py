@@ -22,6 +22,7 @@ from ansible_collections.llmops.codestack.plugins.module_utils._catalog import (
     load_catalog,
 )
 from ansible_collections.llmops.codestack.plugins.module_utils._estimator import estimate
+from ansible_collections.llmops.codestack.plugins.module_utils._user_catalog import place
 from ansible_collections.llmops.codestack.plugins.module_utils._planner import (
     PlanError,
     build_plan,
@@ -110,6 +111,7 @@ class ActionModule(ActionBase):
             intent = self._intent(args, blueprint, catalog)
             plan = build_plan(blueprint, intent, catalog, usd_per_eur=args["usd_per_eur"],
                               max_alternatives=args["max_alternatives"])
+            place(plan, catalog)   # deployments on a user's cluster carry its placement
         except tuple(errors) as exc:
             result.update(failed=True, msg=to_native(exc))
             return result

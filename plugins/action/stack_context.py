@@ -82,6 +82,7 @@ class ActionModule(ActionBase):
             "codestack_budget_usd": _stack.budget_usd(plan),
             "codestack_local_deployments": local,
             "codestack_rented_deployments": rented,
+            "codestack_kubernetes_deployments": _stack.kubernetes_deployments(plan),
             "codestack_api_deployments": _stack.api_deployments(plan),
             "codestack_api_key_envs": _stack.api_key_envs(plan),
             "codestack_paid": bool(rented),

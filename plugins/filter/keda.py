@@ -19,7 +19,7 @@ from ansible.errors import AnsibleFilterError
 
 DEFAULTS = {
     "namespace": "codestack",
-    "providers": ["k3s"],
+    "providers": ["kubernetes"],
     "port": 8000,
     "min_replicas": 0,
     "max_replicas": 1,
@@ -126,8 +126,83 @@ def _from_plan(plan, cfg):
         for key in ("cold_start_s", "max_replicas", "min_replicas"):
             if deployment.get(key) is not None:
                 target[key] = deployment[key]
+        # a deployment on a user's cluster carries its placement and its plan's idle timeout
+        where = deployment.get("kubernetes") or {}
+        if where.get("namespace"):
+            target["namespace"] = where["namespace"]
+        if where.get("max_replicas") and "max_replicas" not in target:
+            target["max_replicas"] = where["max_replicas"]
+        idle = (deployment.get("scaling") or {}).get("idle_timeout_s")
+        if (deployment.get("scaling") or {}).get("mode") == "keda" and idle is not None:
+            target["scaledown_period_s"] = idle
         found.append(target)
     return found
+
+
+def keda_stack_deployments(plan, stack_dir, providers=None):
+    """What the provision stage deploys for each vLLM deployment of ``plan`` on a user's
+    cluster: the ``vllm_server`` settings (kubernetes target) and the ``keda_autoscaler`` target,
+    grouped by cluster: [{cluster, context, namespace, interceptor_url, render_dir,
+    deployments: [{deployment, name, vllm, target}]}]."""
+    providers = providers or ["kubernetes"]
+    roles = (plan or {}).get("roles") or {}
+    alias_of = {role: (spec or {}).get("alias", role) for role, spec in roles.items()}
+    clusters = {}
+    order = []
+    problems = []
+    for dep in (plan or {}).get("deployments") or []:
+        if dep.get("provider") not in providers or dep.get("api"):
+            continue
+        if dep.get("engine", "vllm") != "vllm":
+            problems.append("deployment %s: engine %s cannot run on Kubernetes (vLLM only)"
+                            % (dep.get("name"), dep.get("engine")))
+            continue
+        where = dep.get("kubernetes") or {}
+        cluster = where.get("cluster") or "default"
+        model = dep.get("model") or {}
+        serving = dep.get("serving") or {}
+        aliases = [alias_of.get(role, role) for role in dep.get("roles") or []]
+        if not model.get("hf_repo") or not aliases:
+            problems.append("deployment %s: needs model.hf_repo and at least one role"
+                            % dep.get("name"))
+            continue
+        name = dns_label(dep["name"])
+        namespace = where.get("namespace") or DEFAULTS["namespace"]
+        render_dir = "%s/kubernetes/%s" % (str(stack_dir).rstrip("/"), cluster)
+        if cluster not in clusters:
+            clusters[cluster] = {"cluster": cluster, "context": where.get("context") or "",
+                                 "interceptor_url": where.get("interceptor_url") or "",
+                                 "render_dir": render_dir, "deployments": []}
+            order.append(cluster)
+        scaling = dep.get("scaling") or {}
+        clusters[cluster]["deployments"].append({
+            "deployment": dep["name"],
+            "name": name,
+            "vllm": {
+                "name": name, "model": model["hf_repo"], "revision": model.get("revision") or "",
+                "served_model_name": aliases[0],
+                "quantization": model.get("vllm_quantization") or "",
+                "max_model_len": int(serving.get("max_model_len") or model.get("max_model_len") or 0),
+                "max_num_seqs": int(serving.get("max_num_seqs") or model.get("max_num_seqs") or 0),
+                "tensor_parallel_size": int((dep.get("gpu") or {}).get("count") or 1),
+                "namespace": namespace,
+                "node_selector": dict(where.get("node_selector") or {}),
+                "tolerations": list(where.get("tolerations") or []),
+                "manifest_dir": render_dir,
+            },
+            "target": {
+                "name": name, "namespace": namespace, "service": name, "aliases": aliases,
+                "served_model_name": aliases[0],
+                "cold_start_s": max(1, int(dep.get("cold_start_s") or DEFAULTS["cold_start_s"])),
+                "max_replicas": int(where.get("max_replicas") or 1),
+                "min_replicas": 0,
+                "scaledown_period_s": int(scaling.get("idle_timeout_s")
+                                          or DEFAULTS["scaledown_period_s"]),
+            },
+        })
+    if problems:
+        raise AnsibleFilterError("keda_stack_deployments: " + "; ".join(problems))
+    return [clusters[c] for c in order]
 
 
 def _fallback(problems, where, value, aliases):
@@ -449,6 +524,50 @@ def keda_gateway_config(targets, settings=None):
     return {"model_list": model_list, "router_settings": router_settings}
 
 
+def _ref(obj):
+    meta = obj.get("metadata") or {}
+    return {"api_version": obj.get("apiVersion"), "kind": obj.get("kind"),
+            "name": meta.get("name"), "namespace": meta.get("namespace")}
+
+
+def keda_stack_record(deployment, vllm_fact, targets, gateway, manifests, cluster, applied=False):
+    """The state.json ``attributes`` of one deployment on a user's cluster: how the gateway
+    reaches it (interceptor URL, Host header, served name, timeout, retries) and every object
+    made for it, in the order teardown deletes them (scaling objects first)."""
+    name = deployment["name"]
+    target = next((t for t in targets or [] if t.get("name") == name), None)
+    route = next((e for e in (gateway or {}).get("model_list") or []
+                  if (e.get("model_info") or {}).get("codestack_deployment") == name), None)
+    if target is None or route is None:
+        raise AnsibleFilterError("keda_stack_record: deployment %s has no resolved KEDA target or "
+                                 "gateway route" % name)
+    own = (name, "%s-scaler" % name, "%s-prometheus" % name)
+    scaling = [_ref(o) for o in manifests or [] if o.get("kind") != "Namespace"
+               and (o.get("metadata") or {}).get("name") in own]
+    serving = [_ref(o) for o in (vllm_fact or {}).get("objects") or []]
+    secret = (vllm_fact or {}).get("api_key_secret")
+    if secret:
+        serving.append({"api_version": "v1", "kind": "Secret", "name": secret,
+                        "namespace": target["namespace"]})
+    return {
+        "deployment": deployment["deployment"],
+        "cluster": cluster.get("cluster"),
+        "context": cluster.get("context") or "",
+        "namespace": target["namespace"],
+        "applied": bool(applied),
+        "manifest_dir": cluster.get("render_dir"),
+        "objects": list(reversed(scaling)) + serving,
+        "endpoint_url": route["litellm_params"]["api_base"],
+        "host_header": target["host"],
+        "model": target["metric_model_name"],
+        "gateway_timeout_s": target["gateway_timeout_s"],
+        "gateway_retries": target["gateway_retries"],
+        "idle_timeout_s": target["scaledown_period_s"],
+        "cold_start_s": target["cold_start_s"],
+        "max_replicas": target["max_replicas"],
+    }
+
+
 class FilterModule:
     """Scale-to-zero filters of llmops.codestack."""
 
@@ -457,4 +576,6 @@ class FilterModule:
             "keda_targets": keda_targets,
             "keda_manifests": keda_manifests,
             "keda_gateway_config": keda_gateway_config,
+            "keda_stack_deployments": keda_stack_deployments,
+            "keda_stack_record": keda_stack_record,
         }

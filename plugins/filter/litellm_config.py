@@ -41,6 +41,9 @@ options:
         C(model) (the served model name; defaults to the first role alias of the deployment) and
         C(ssl_verify) (path of the only CA file the route trusts, for a model server serving its
         own TLS).
+      - A deployment behind the KEDA HTTP interceptor (provider C(kubernetes)) also has
+        C(extra_headers) (C(Host), which the interceptor routes on), C(timeout) (seconds, the
+        interceptor's hold for a cold Deployment plus the answer) and C(num_retries).
     type: dict
     required: true
   intent:
@@ -179,6 +182,14 @@ class _Builder:
         params = {"model": "%s/%s" % (prefix, model), "api_base": endpoint["api_base"],
                   "api_key": endpoint.get("api_key") or "none",
                   "timeout": timeout, "stream_timeout": timeout}
+        if endpoint.get("extra_headers"):
+            # a KEDA HTTP interceptor routes on the Host header (docs/autoscaling.md)
+            params["extra_headers"] = dict(endpoint["extra_headers"])
+        if endpoint.get("timeout"):
+            # the interceptor's hold for a cold Deployment plus the backend's answer
+            params["timeout"] = params["stream_timeout"] = int(_num(endpoint["timeout"]))
+        if endpoint.get("num_retries") is not None:
+            params["num_retries"] = int(_num(endpoint["num_retries"]))
         if endpoint.get("ssl_verify"):
             # the CA file the route trusts alone (a pinned private authority), not the system store
             params["ssl_verify"] = endpoint["ssl_verify"]

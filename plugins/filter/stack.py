@@ -101,6 +101,11 @@ def stack_host_conflicts(results, own_dirs):
         raise AnsibleFilterError(str(exc))
 
 
+def stack_rendered_only(state, plan):
+    """{alias: manifest dir} of the aliases served by a cluster deployment that was only rendered."""
+    return _stack.rendered_only_aliases(plan or {}, state or {})
+
+
 def stack_service(state, resource_id):
     """The attributes of the stack's local service ``resource_id`` (empty when not recorded)."""
     res = _stack.find_resource(state or {}, resource_id)
@@ -131,4 +136,4 @@ class FilterModule(object):
                 "stack_model_servers": stack_model_servers, "stack_scaling": stack_scaling,
                 "stack_summary": stack_summary, "stack_would_create": stack_would_create,
                 "stack_host_conflicts": stack_host_conflicts, "stack_waker": stack_waker,
-                "plan_storage": plan_storage}
+                "plan_storage": plan_storage, "stack_rendered_only": stack_rendered_only}

@@ -17,8 +17,13 @@ import datetime
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.llmops.codestack.plugins.module_utils import _stack
+
 # Removal order: what bills most first (GPUs), then the free local services, the guard last.
-ORDER = {"pod": 0, "instance": 0, "endpoint": 1, "server": 2, "service": 3, "guard": 4}
+# A control server goes before its firewall (Hetzner refuses to delete one still applied) and
+# its SSH key; the control server's services are stopped on it before it goes.
+ORDER = {"pod": 0, "instance": 0, "endpoint": 1, "service": 2, "guard": 3, "server": 4,
+         "firewall": 5, "security_group": 5, "ssh_key": 6}
 
 
 def _parse_time(text):
@@ -35,17 +40,23 @@ def _parse_time(text):
 SEARCHES = {
     "runpod": {"providers": ("runpod", "runpod_serverless"), "key": "RUNPOD_API_KEY"},
     "vast": {"providers": ("vast",), "key": "VAST_API_KEY"},
+    # The control server's tasks read their keys from the environment only.
+    "hetzner": {"providers": ("hetzner",), "key": "HCLOUD_TOKEN", "env_only": True},
+    "exoscale": {"providers": ("exoscale",), "key": "EXOSCALE_API_KEY and EXOSCALE_API_SECRET", "env_only": True},
 }
 
 
-def teardown_search(state, plan=None, keyed=None, search=None, state_found=True):
+def teardown_search(state, plan=None, keyed=None, search=None, state_found=True, control_server=None):
     """Which providers to ask, and which keys are missing to find what the stack may have.
 
     ``keyed``: {runpod: bool, vast: bool}, whether each key is set; ``search``: {runpod: auto|
     always|never, ...}. A provider is needed when the state file lists its resources, or, with no
     state file (teardown by labels alone), when the plan rents on it (a rented deployment or one
-    of its alternatives) or there is no plan either. A needed provider in mode auto without its
-    key is missing: teardown cannot list what the stack has there.
+    of its alternatives) or there is no plan either. Hetzner and Exoscale hold only a created
+    control server: they are needed when the state file lists its resources or, without a state
+    file, when ``control_server`` (the ``codestack_control_server`` variable) names them; their
+    tasks read the keys from the environment only. A needed provider in mode auto without its key
+    is missing: teardown cannot list what the stack has there.
     """
     state = state or {}
     listed = set(r.get("provider") for r in state.get("resources") or [] if isinstance(r, dict))
@@ -54,6 +65,7 @@ def teardown_search(state, plan=None, keyed=None, search=None, state_found=True)
         if dep.get("provider") != "local":
             rented.add(dep.get("provider"))
             rented.update(alt.get("provider") for alt in dep.get("alternatives") or [])
+    control = (control_server or {}).get("provider") if isinstance(control_server, dict) else None
     ask, needed, missing = {}, [], []
     for name, spec in sorted(SEARCHES.items()):
         mode = (search or {}).get(name, "auto")
@@ -61,11 +73,16 @@ def teardown_search(state, plan=None, keyed=None, search=None, state_found=True)
             raise AnsibleFilterError("teardown_search_%s must be auto, always or never, not %r" % (name, mode))
         has_key = bool((keyed or {}).get(name))
         in_state = bool(listed.intersection(spec["providers"]))
-        may_have = in_state or (not state_found and (not plan or bool(rented.intersection(spec["providers"]))))
-        ask[name] = mode == "always" or (mode == "auto" and (has_key or in_state))
+        if spec.get("env_only"):
+            # A control server exists only where codestack_control_server asked for one.
+            may_have = in_state or (not state_found and control in spec["providers"])
+        else:
+            may_have = in_state or (not state_found and (not plan or bool(rented.intersection(spec["providers"]))))
+        in_state_keyed = in_state and not spec.get("env_only")
+        ask[name] = mode == "always" or (mode == "auto" and (has_key or in_state_keyed))
         if may_have and mode != "never":
             needed.append(name)
-            if mode == "auto" and not has_key and not in_state:
+            if mode == "auto" and not has_key and not in_state_keyed:
                 missing.append(spec["key"])
     return {"ask": ask, "needed": needed, "missing": missing}
 
@@ -74,8 +91,11 @@ def _key(entry):
     return (entry["provider"], entry["kind"], str(entry["id"]))
 
 
-def teardown_targets(state, runpod=None, vast=None):
-    """Merge the state file's resources with what the providers list under the stack's label."""
+def teardown_targets(state, runpod=None, vast=None, hetzner=None, exoscale=None):
+    """Merge the state file's resources with what the providers list under the stack's label.
+
+    ``hetzner``/``exoscale``: {servers|instances, firewalls|security_groups, ssh_keys}, each a
+    list of {id, name} the provider lists under the stack's label."""
     state = state or {}
     if not isinstance(state, dict):
         raise AnsibleFilterError("teardown_targets: the state must be a dict (state.json), got %s"
@@ -94,6 +114,7 @@ def teardown_targets(state, runpod=None, vast=None):
             "stop_argv": list((res.get("attributes") or {}).get("stop_argv") or []),
             # Where a local service runs (the control host's inventory name); older records: here.
             "host": (res.get("attributes") or {}).get("host") or "localhost",
+            "deployment": (res.get("attributes") or {}).get("deployment"),
         }
         targets[_key(entry)] = entry
 
@@ -118,6 +139,14 @@ def teardown_targets(state, runpod=None, vast=None):
         found("runpod_serverless", "endpoint", endpoint, 0.0)
     for inst in (vast or {}).get("instances") or []:
         found("vast", "instance", inst, inst.get("dph_total"))
+    for provider, listed, kinds in (("hetzner", hetzner, (("servers", "server"), ("firewalls", "firewall"),
+                                                          ("ssh_keys", "ssh_key"))),
+                                    ("exoscale", exoscale, (("instances", "server"),
+                                                            ("security_groups", "security_group"),
+                                                            ("ssh_keys", "ssh_key")))):
+        for field, kind in kinds:
+            for item in (listed or {}).get(field) or []:
+                found(provider, kind, item, 0.0)
     return sorted(targets.values(), key=lambda e: (ORDER.get(e["kind"], 3), e["provider"], e["name"], e["id"]))
 
 
@@ -163,10 +192,16 @@ def _running_hours(target, moment):
     return max(0.0, seconds) / 3600.0
 
 
+def _existed_hours(target, moment):
+    start = _parse_time(target.get("created_at"))
+    return None if start is None else max(0.0, (moment - start).total_seconds()) / 3600.0
+
+
 def teardown_report(targets, results=None, mode="destroy", now=None, billed=None, plan=None):
     """Outcome, hours and USD per resource (state file times, else the provider's uptime;
-    serverless endpoints from the provider's billing history ``billed``: {id: {usd, seconds}}),
-    and the plan's billed estimate beside what was billed (``plan``: plan.json)."""
+    serverless endpoints from the provider's billing history ``billed``: {id: {usd, seconds}};
+    a machine's disk while running and while stopped from the plan's storage terms), and the
+    plan's billed estimate beside what was billed (``plan``: plan.json), per deployment too."""
     if mode not in ("destroy", "stop"):
         raise AnsibleFilterError("teardown_report: mode must be destroy or stop, not %r" % (mode,))
     moment = datetime.datetime.now(datetime.timezone.utc) if now is None else _parse_time(now)
@@ -175,6 +210,7 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
         item = result.get("item") or {}
         if item.get("provider"):
             done[_key(item)] = result
+    storage = _stack.plan_storage(plan) if isinstance(plan, dict) else {}
     lines = []
     for target in targets or []:
         result = done.get(_key(target))
@@ -185,7 +221,8 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
                 message = "already stopped"
             if outcome == "failed" and not message and result.get("rc"):
                 message = "exit status %s: %s" % (result["rc"], (result.get("stderr") or "")[-300:])
-        elif target["provider"] != "local" and target.get("in_state") and not target.get("labelled"):
+        elif target["provider"] not in ("local", "kubernetes") and target.get("in_state") \
+                and not target.get("labelled"):
             outcome, message = "gone", None   # the provider no longer knows it
         else:
             outcome, message = "kept", None
@@ -193,6 +230,15 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
         if hours is None and target.get("uptime_seconds") is not None:
             hours = float(target["uptime_seconds"]) / 3600.0
         usd = None if hours is None else hours * float(target.get("cost_per_hour") or 0.0)
+        disk = storage.get(target.get("deployment")) if target["kind"] in ("pod", "instance") else None
+        disk_usd = stopped_h = None
+        existed = _existed_hours(target, moment)
+        if disk and usd is not None and existed is not None:
+            # what the provider bills for the disk the machine keeps: running and stopped
+            stopped_h = max(0.0, existed - hours)
+            disk_usd = disk["gb"] * (hours * disk["running_usd_per_gb_hour"]
+                                     + stopped_h * disk["stopped_usd_per_gb_hour"])
+            usd += disk_usd
         if target["kind"] == "endpoint" and target["provider"] == "runpod_serverless":
             # billed per worker-second, not per hour of existence: the provider's ledger or unknown
             ledger = (billed or {}).get(target["id"])
@@ -207,7 +253,10 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
             "cost_per_hour": round(float(target.get("cost_per_hour") or 0.0), 6),
             "hours": None if hours is None else round(hours, 4),
             "usd": None if usd is None else round(usd, 4),
+            "deployment": target.get("deployment"),
         }
+        if disk_usd is not None:
+            line.update(storage_usd=round(disk_usd, 4), stopped_hours=round(stopped_h, 4))
         line["text"] = "%s %s %s %s (%s): %s, %s h, USD %s" % (
             line["outcome"], line["provider"], line["kind"], line["name"] or "-", line["id"], line["source"],
             "?" if line["hours"] is None else line["hours"], "?" if line["usd"] is None else line["usd"])
@@ -228,8 +277,33 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
     if totals.get("cost_usd") is not None:
         report["plan"] = {"billed_estimate_usd": totals.get("cost_usd"),
                           "always_on_cost_usd": totals.get("always_on_cost_usd"),
-                          "billed_usd": report["total_usd"]}
+                          "billed_usd": report["total_usd"],
+                          "deployments": _by_deployment(plan, lines)}
     return report
+
+
+def _by_deployment(plan, lines):
+    """Per plan deployment: its billed estimate beside what its resources were billed (a
+    replaced pod and its replacement both count), and their ratio."""
+    out = []
+    for dep in plan.get("deployments") or []:
+        mine = [line for line in lines if line.get("deployment") == dep.get("name")]
+        known = [line["usd"] for line in mine if line["usd"] is not None]
+        estimate = dep.get("cost_usd")
+        billed_usd = round(sum(known), 4) if known else None
+        ratio = None
+        if billed_usd is not None and estimate:
+            ratio = round(billed_usd / float(estimate), 3)
+        entry = {"name": dep.get("name"), "provider": dep.get("provider"),
+                 "mode": (dep.get("scaling") or {}).get("mode"),
+                 "billed_estimate_usd": estimate, "billed_usd": billed_usd,
+                 "billed_over_estimate": ratio, "resources": len(mine)}
+        entry["text"] = "deployment %s (%s, %s): planned USD %s, billed USD %s%s" % (
+            entry["name"], entry["provider"], entry["mode"] or "-",
+            "?" if estimate is None else estimate, "?" if billed_usd is None else billed_usd,
+            "" if ratio is None else " (x%s)" % ratio)
+        out.append(entry)
+    return out
 
 
 class FilterModule(object):

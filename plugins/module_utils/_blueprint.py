@@ -42,7 +42,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by ansible-test's im
 
     Dict = List = Literal = Optional = None
 
-PROVIDERS = ("local", "runpod", "runpod_serverless", "vast", "hetzner", "exoscale", "k3s",
+PROVIDERS = ("local", "runpod", "runpod_serverless", "vast", "hetzner", "exoscale", "kubernetes",
              "openrouter", "deepseek", "mistral", "ollama")
 TIERS = ("economy", "standard", "premium")
 QUALITIES = ("draft", "standard", "high")
@@ -111,7 +111,7 @@ if HAS_PYDANTIC:
         deadline_hours: float = Field(gt=0)
         quality: Literal["draft", "standard", "high"] = "standard"
         providers: List[Literal["local", "runpod", "runpod_serverless", "vast", "hetzner",
-                                "exoscale", "k3s", "openrouter", "deepseek", "mistral",
+                                "exoscale", "kubernetes", "openrouter", "deepseek", "mistral",
                                 "ollama"]] = Field(default_factory=lambda: ["local"],
                                                    min_length=1)
         sensitive: bool = Field(default=False, description="All work stays on local or "

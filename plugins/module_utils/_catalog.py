@@ -28,6 +28,7 @@ from ansible_collections.llmops.codestack.plugins.module_utils._api_catalog impo
     API_SECTIONS,
     check_api,
 )
+from ansible_collections.llmops.codestack.plugins.module_utils import _user_catalog
 
 try:
     from typing import Annotated, Dict, List, Literal, Optional
@@ -63,6 +64,8 @@ if HAS_PYDANTIC:
         id: str = Field(min_length=1)
         source: str = Field(min_length=1)
         as_of: datetime.date
+        # the fields whose figure the source does not confirm (a third-party page, an old list)
+        unverified: List[str] = Field(default_factory=list)
 
     class Gpu(_Entry):
         name: str
@@ -114,7 +117,7 @@ if HAS_PYDANTIC:
 
     class Offer(_Entry):
         provider: Literal["local", "runpod", "runpod_serverless", "vast", "hetzner",
-                          "exoscale", "k3s"]
+                          "exoscale", "kubernetes"]
         pricing: Literal["owned", "on_demand", "spot", "bid", "serverless"]
         gpu: str
         provider_gpu_id: str
@@ -156,6 +159,9 @@ if HAS_PYDANTIC:
         prompt_tokens: Optional[int] = Field(default=None, ge=0)
         samples: Optional[int] = Field(default=None, ge=1)
         measured_at: Optional[str] = None
+        # how to reproduce it: the command, and its result file (relative to the collection)
+        command: Optional[str] = None
+        result: Optional[str] = None
 
     class Image(_Entry):
         engine: Literal["vllm", "llamacpp"]
@@ -233,12 +239,13 @@ if HAS_PYDANTIC:
         "images": Image, "scaling": Scaling,
     }
     SECTIONS.update(API_MODELS)
+    SECTIONS[_user_catalog.SECTION] = _user_catalog.Cluster
 else:  # pragma: no cover
     SECTIONS = {}
 
 _SECTION_NAMES = ("gpus", "models", "offers", "quantizations", "cold_start", "engines",
                   "measurements", "currencies", "cost_model", "estimator", "images",
-                  "scaling") + API_SECTIONS
+                  "scaling") + API_SECTIONS + (_user_catalog.SECTION,)
 
 
 def _close(word, choices):
@@ -314,6 +321,9 @@ class Catalog(object):
                     # a calibration run measures decode only: keep the prefill known before
                     item.prefill_tok_s = earlier.prefill_tok_s
                 target[item.id] = item
+                if section == _user_catalog.SECTION:   # a cluster's node pools are owned offers
+                    for offer in _user_catalog.offer_entries(item):
+                        self.offers[offer["id"]] = Offer.model_validate(offer)
         self.paths.append(origin)
         return problems
 
@@ -330,7 +340,12 @@ class Catalog(object):
         for name in ("cost_model", "estimator"):
             need(name, "default", "the planner")
         need("currencies", "USD", "the planner")
+        from_clusters = _user_catalog.derived_offers(self)
+        problems.extend(_user_catalog.check(self, need))
         for offer in self.offers.values():
+            if offer.id in from_clusters:
+                need("cold_start", offer.provider, "offers[id=%s]" % offer.id)
+                continue
             what = "offers[id=%s]" % offer.id
             need("gpus", offer.gpu, what)
             need("currencies", offer.currency, what)
@@ -344,6 +359,18 @@ class Catalog(object):
             if not image.tested and not image.gap:
                 raise CatalogError("catalog: images[id=%s] is not the release the tests run; fix: "
                                    "state the difference in 'gap'" % image.id)
+        for name, section in self.sections.items():
+            if name in API_MODELS:
+                continue  # checked by check_api
+            for entry in section.values():
+                fields = set(type(entry).model_fields) - {"id", "source", "as_of", "unverified"}
+                for field in getattr(entry, "unverified", None) or ():
+                    if field not in fields:
+                        close = _close(field, fields)
+                        problems.append("catalog: %s[id=%s].unverified: '%s' is not a field of "
+                                        "the entry; fix: %s" % (
+                                            name, entry.id, field, ("did you mean '%s'?" % close)
+                                            if close else "use some of %s" % ", ".join(sorted(fields))))
         for meas in self.measurements.values():
             what = "measurements[id=%s]" % meas.id
             if meas.offer is None and meas.gpu is None:

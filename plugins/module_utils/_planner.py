@@ -122,15 +122,29 @@ class Option(object):
         hours = (work + self.cold_s) / 3600.0
         if billing is None:
             return hours, self.billed_cost(hours)
-        return hours, self.billed(work, billing, roles)[1]["cost_usd"]
+        return hours, self._bill(work, billing, roles)["cost_usd"]
+
+    def _bill(self, work_s, billing, roles, idle=None):
+        """``_billing.bill`` of this deployment (the priced half of ``billed``: the optimiser
+        calls it for every option and block, so the per-role policy comes from a cache)."""
+        sc = self.scaling or {}
+        mode = sc.get("mode", "always_on")
+        if idle is None:
+            idle = 0 if mode == "always_on" else billing.role_policy(
+                roles, sc.get("idle_timeout_s", 0), sc.get("wake_policy", "wait"))[0]
+        return _billing.bill(
+            mode, work_s, self.cold_s, self.resume_s, int(idle),
+            _billing.expected_wakes(mode, billing.window_h, work_s / 3600.0, billing.usage),
+            billing.window_h, self.price, self.min_billing, self.billing_period, self.setup,
+            self.storage_gb, _billing.gb_hour(sc.get("storage_running_usd_per_gb_month", 0.0)),
+            _billing.gb_hour(sc.get("storage_stopped_usd_per_gb_month", 0.0)))
 
     def policy(self, billing, roles, work_s):
         """The deployment's ``scaling`` (plan.json contract) for these roles and work."""
         sc = self.scaling or {}
         mode = sc.get("mode", "always_on")
-        idle, wake_policy = _billing.role_policy(roles, billing.overrides,
-                                                 sc.get("idle_timeout_s", 0),
-                                                 sc.get("wake_policy", "wait"))
+        idle, wake_policy = billing.role_policy(roles, sc.get("idle_timeout_s", 0),
+                                                sc.get("wake_policy", "wait"))
         if mode == "always_on":
             idle = 0
         start = self.resume_s if mode == "idle_stop" else self.cold_s
@@ -146,25 +160,29 @@ class Option(object):
         """(scaling, bill) of a deployment doing ``work_s`` of active compute over the
         deadline (``_billing.bill``)."""
         scaling = self.policy(billing, roles, work_s)
-        sc = self.scaling or {}
-        return scaling, _billing.bill(
-            scaling["mode"], work_s, self.cold_s, self.resume_s, scaling["idle_timeout_s"],
-            scaling["expected_wakes"], billing.window_h, self.price, self.min_billing,
-            self.billing_period, self.setup, self.storage_gb,
-            _billing.gb_hour(sc.get("storage_running_usd_per_gb_month", 0.0)),
-            _billing.gb_hour(sc.get("storage_stopped_usd_per_gb_month", 0.0)))
+        return scaling, self._bill(work_s, billing, roles, scaling["idle_timeout_s"])
 
 
 class Billing(object):
     """What the billed cost of every deployment of one plan depends on besides its option:
     the window it is rented for (the deadline), the usage model, per-role scaling."""
 
-    __slots__ = ("window_h", "usage", "overrides")
+    __slots__ = ("window_h", "usage", "overrides", "_policies")
 
     def __init__(self, window_h, usage=None, overrides=None):
         self.window_h = float(window_h)
         self.usage = _billing.usage_of(usage)
         self.overrides = overrides or {}
+        self._policies = {}
+
+    def role_policy(self, roles, default_idle_s, default_policy):
+        """``_billing.role_policy`` for these roles, computed once per plan."""
+        key = (tuple(roles), default_idle_s, default_policy)
+        found = self._policies.get(key)
+        if found is None:
+            found = self._policies[key] = _billing.role_policy(
+                roles, self.overrides, default_idle_s, default_policy)
+        return found
 
     @classmethod
     def of(cls, blueprint, deadline_h=None):
@@ -366,8 +384,11 @@ def block_candidates(options, roles, tokens, needs, weights, policy=None, billin
     billed under ``billing``); the routing ``policy`` (sensitive roles, budget tiers)
     removes what it forbids."""
     from ansible_collections.llmops.codestack.plugins.module_utils._api_planner import (
-        allowed_for,
+        is_third_party,
     )
+    # _api_planner.allowed_for, with its per-block terms computed once per block
+    sensitive = bool(policy) and any(policy[r]["sensitive"] for r in roles)
+    floor = max(policy[r]["min_quality"] for r in roles) if policy else None
     tin = sum(tokens[r][0] for r in roles)
     tout = sum(tokens[r][1] for r in roles)
     weight = sum(weights[r] for r in roles)
@@ -377,7 +398,8 @@ def block_candidates(options, roles, tokens, needs, weights, policy=None, billin
     batchings = {}   # batching depends on the host kind only, not on the option
     for opt in options:
         mml = context if context < opt.model.context else opt.model.context
-        if mml * seqs > opt.kv_tokens or not allowed_for(opt, roles, policy):
+        if mml * seqs > opt.kv_tokens or (floor is not None and (
+                opt.quality < floor or (sensitive and is_third_party(opt)))):
             continue
         batching = batchings.get(opt.max_batching)
         if batching is None:

@@ -128,3 +128,33 @@ def hetzner_entries(server_types, as_of, source):
                 "currency": "EUR", "source": source, "as_of": as_of,
             })
     return entries
+
+
+def transient(status):
+    """Whether an API failure (after the client's retries) may pass by waiting: rate limits,
+    server errors and network errors (status 0). A refused key (401/403) or a bad request
+    does not: that fails the refresh."""
+    return status == 0 or status == 429 or status >= 500
+
+
+def _dated(name, prefix, suffix):
+    if not (name.startswith(prefix) and name.endswith(suffix)):
+        return None
+    day = name[len(prefix):len(name) - len(suffix)]
+    return day if len(day) == 10 and day[4] == "-" and day[7] == "-" else None
+
+
+def previous_refresh(names, as_of, prefix, suffix):
+    """The newest file name among ``names`` of the form ``<prefix><YYYY-MM-DD><suffix>`` dated
+    on or before ``as_of`` (an ISO date string), or None."""
+    found = sorted((day, name) for day, name in
+                   ((_dated(name, prefix, suffix), name) for name in names)
+                   if day is not None and day <= as_of)
+    return found[-1][1] if found else None
+
+
+def carried_entries(entries, provider):
+    """The entries of ``provider`` from an earlier refresh, unchanged (their own ``source``
+    and ``as_of`` say where and when the figures were read)."""
+    return [dict(entry) for entry in entries or []
+            if isinstance(entry, dict) and entry.get("provider") == provider]

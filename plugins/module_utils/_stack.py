@@ -27,6 +27,9 @@ CREDENTIALS = {
     "vast": "VAST_API_KEY",
 }
 LOCAL_PROVIDERS = ("local",)
+# Clusters the user brings (catalog section ``kubernetes``): no key; deployed by the provision
+# stage with vllm_server and keda_autoscaler, reached through the KEDA HTTP interceptor.
+KUBERNETES_PROVIDERS = ("kubernetes",)
 # Served through the gateway without provisioning (plan deployments with an ``api`` block):
 # the per-token APIs, with the environment variable of each one's key (the plan's
 # ``api.key_env`` wins, from the catalog), and Ollama on the owner's machine (no key).
@@ -129,11 +132,28 @@ def budget_usd(plan):
 
 
 def split_deployments(plan):
-    """(local, rented) deployments of the plan; API-served ones (api_deployments) are neither."""
+    """(local, rented) deployments of the plan; API-served ones (api_deployments) and those on
+    the user's clusters (kubernetes_deployments) are neither."""
     deployments = [d for d in plan.get("deployments") or [] if not d.get("api")]
     local = [d for d in deployments if d.get("provider") in LOCAL_PROVIDERS]
-    rented = [d for d in deployments if d.get("provider") not in LOCAL_PROVIDERS]
+    rented = [d for d in deployments
+              if d.get("provider") not in LOCAL_PROVIDERS + KUBERNETES_PROVIDERS]
     return local, rented
+
+
+def kubernetes_deployments(plan):
+    """The deployments on a cluster the user brings (provider ``kubernetes``)."""
+    return [d for d in plan.get("deployments") or []
+            if not d.get("api") and d.get("provider") in KUBERNETES_PROVIDERS]
+
+
+def _kubernetes_by_deployment(state):
+    out = {}
+    for res in (state or {}).get("resources") or []:
+        attrs = res.get("attributes") or {}
+        if res.get("provider") in KUBERNETES_PROVIDERS and attrs.get("deployment"):
+            out[attrs["deployment"]] = res
+    return out
 
 
 def api_deployments(plan):
@@ -170,7 +190,7 @@ def build_problems(plan, environ):
     """Every reason this plan cannot be built with these credentials, one message each."""
     problems = []
     providers = sorted({d.get("provider") for d in plan.get("deployments") or [] if not d.get("api")})
-    supported = set(LOCAL_PROVIDERS) | set(CREDENTIALS)
+    supported = set(LOCAL_PROVIDERS) | set(CREDENTIALS) | set(KUBERNETES_PROVIDERS)
     unsupported = [p for p in providers if p not in supported]
     if unsupported:
         problems.append("The stage playbooks provision %s deployments; the plan asks for %s: limit "
@@ -350,10 +370,37 @@ def stack_endpoints(plan, state, local_api_key="", vllm_api_key=""):
                     endpoints[dep["name"]]["ca_pem"] = handle.read()
             except OSError as exc:
                 missing.append("%s (cannot read its TLS authority %s: %s)" % (dep.get("name"), ca_file, exc.strerror))
+    clusters = _kubernetes_by_deployment(state)
+    for dep in kubernetes_deployments(plan):
+        res = clusters.get(dep.get("name"))
+        attrs = (res or {}).get("attributes") or {}
+        if not attrs.get("endpoint_url"):
+            missing.append("%s (not deployed to its cluster yet: run the provision stage)" % dep.get("name"))
+            continue
+        # Through the KEDA HTTP interceptor, which routes on the Host header and holds a request
+        # while the Deployment scales from zero (docs/autoscaling.md).
+        endpoints[dep["name"]] = {"api_base": attrs["endpoint_url"], "api_key": vllm_api_key or "none",
+                                  "model": attrs.get("model") or dep["name"],
+                                  "extra_headers": {"Host": attrs["host_header"]},
+                                  "timeout": int(attrs.get("gateway_timeout_s") or 0),
+                                  "num_retries": int(attrs.get("gateway_retries") or 0)}
     endpoints.update(api_endpoints(plan))
     if missing:
         raise StackError("no endpoint to route to for: %s" % "; ".join(missing))
     return endpoints
+
+
+def rendered_only_aliases(plan, state):
+    """{alias: manifest directory} of the role aliases whose deployment is on a user's cluster
+    but was only rendered (no KUBECONFIG): the gateway routes them, nothing answers yet."""
+    clusters = _kubernetes_by_deployment(state)
+    out = {}
+    for info in (plan.get("roles") or {}).values():
+        res = clusters.get(info.get("deployment"))
+        attrs = (res or {}).get("attributes") or {}
+        if res is not None and not attrs.get("applied"):
+            out[info.get("alias")] = attrs.get("manifest_dir") or ""
+    return out
 
 
 def api_endpoints(plan):
@@ -443,6 +490,12 @@ def scaling_report(plan, state):
             policy = scaling_policy(dep)
             mode, idle = "idle_stop", ("its disk only: the waker stops it after %ss without requests and resumes it "
                                        "on the next one (%s)" % (policy["idle_timeout_s"], policy["wake_policy"]))
+        if res is not None and provider in KUBERNETES_PROVIDERS:
+            attrs = res.get("attributes") or {}
+            mode = "keda"
+            idle = ("nothing: KEDA scales it to zero after %ss without requests and the interceptor wakes it "
+                    "(the nodes are the owner's)" % attrs.get("idle_timeout_s")) if attrs.get("applied") else \
+                ("nothing: rendered only, not applied (no KUBECONFIG); manifests in %s" % attrs.get("manifest_dir"))
         if res is None and provider not in LOCAL_PROVIDERS:
             mode, idle = "none", "nothing: not provisioned"
         rows.append({"deployment": dep.get("name"), "provider": provider, "kind": kind,
@@ -484,7 +537,13 @@ def check_report(plan, stage, host="localhost"):
             lines.append("would rent %s: %sx %s on %s (USD %s/h), labelled %s" % (
                 dep.get("name"), gpu.get("count"), gpu.get("name"), dep.get("provider"),
                 dep.get("price_per_hour_usd"), stack_id))
-        if not rented:
+        for dep in kubernetes_deployments(plan or {}):
+            where = dep.get("kubernetes") or {}
+            lines.append("would deploy %s to cluster %s, namespace %s (%sx %s, vLLM + KEDA scale to zero; "
+                         "applied with KUBECONFIG, else rendered into the stack directory)" % (
+                             dep.get("name"), where.get("cluster", "?"), where.get("namespace", "codestack"),
+                             (dep.get("gpu") or {}).get("count"), (dep.get("gpu") or {}).get("name")))
+        if not rented and not kubernetes_deployments(plan or {}):
             lines.append("would rent nothing (every deployment is local)")
     elif stage == "serve":
         for dep in rented:
@@ -556,6 +615,11 @@ def summary(plan, state, directory):
             serving.append("%s on %s %s (%s %s, USD %s/h)" % (
                 attrs.get("deployment") or res.get("name"), res.get("provider"), attrs.get("gpu"), res.get("kind"),
                 res.get("id"), res.get("cost_per_hour")))
+        elif res.get("provider") in KUBERNETES_PROVIDERS:
+            serving.append("%s on cluster %s, namespace %s (%s, through the KEDA interceptor, Host %s)" % (
+                attrs.get("deployment") or res.get("name"), attrs.get("cluster"), attrs.get("namespace"),
+                "applied" if attrs.get("applied") else "rendered only: " + str(attrs.get("manifest_dir")),
+                attrs.get("host_header")))
     if find_resource(state, "llamacpp"):
         serving.append("local deployments on the control host (llama.cpp)")
     lines.append("Serving: " + ("; ".join(serving) or "nothing"))

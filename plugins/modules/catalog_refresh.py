@@ -97,8 +97,13 @@ options:
     description: Hetzner Cloud API base URL; E(HCLOUD_ENDPOINT), then U(https://api.hetzner.cloud/v1).
     type: str
 notes:
-  - Calls are retried on HTTP 429 and 5xx (honouring C(Retry-After)); a failed call fails the
-    task and writes nothing.
+  - Calls are retried on HTTP 429, 502, 503, 504 and network errors (honouring C(Retry-After)).
+    A provider still rate-limited, failing (5xx) or unreachable after the retries keeps its
+    entries of the newest earlier refresh in O(dest), unchanged with their own C(as_of), and a
+    warning says so (RV(kept)). A refused key or another client error fails the task and writes
+    nothing, as does a run where no provider answered.
+  - Exoscale publishes no price API and Hetzner's dedicated GPU servers (Robot API) are not read;
+    their bundled catalog entries list their prices as C(unverified).
   - Needs C(pydantic) and C(PyYAML) on the controller, and C(hcloud) for provider V(hetzner).
 seealso:
   - module: llmops.codestack.intent_estimate
@@ -152,6 +157,14 @@ counts:
   returned: success
   type: dict
   sample: {"runpod": 10, "vast": 8, "hetzner": 12}
+kept:
+  description:
+    - Providers that did not answer after the retries, with the error, the earlier file their
+      entries were kept from (null when there was none) and the dates of those entries.
+  returned: success
+  type: dict
+  sample: {"runpod": {"reason": "HTTP 429: Too Many Requests", "from": "/home/me/catalog/catalog-refresh-2026-11-21.yml",
+           "entries": 10, "as_of": ["2026-11-21"]}}
 as_of:
   description: The date of the refresh.
   returned: success

@@ -109,7 +109,15 @@ ansible_facts:
       elements: dict
       returned: success
     codestack_rented_deployments:
-      description: The plan's rented deployments (not the API-served ones).
+      description: The plan's rented deployments (not the API-served ones nor those on a user's cluster).
+      type: list
+      elements: dict
+      returned: success
+    codestack_kubernetes_deployments:
+      description:
+        - The plan's deployments on a Kubernetes cluster the user brings (provider
+          C(kubernetes)); the provision stage deploys them with C(llmops.codestack.vllm_server)
+          and C(llmops.codestack.keda_autoscaler) (docs/autoscaling.md).
       type: list
       elements: dict
       returned: success

@@ -11,11 +11,21 @@ seconds. At scale 1 the clock reads ``time.time()``. The scale can change while 
 while the GPU runs at the machine's hourly price, per GB-month for the disk kept while it is
 stopped, nothing after terminate/destroy. Each line is a segment ``{resource, kind: gpu|storage,
 start, end, seconds, usd_per_hour, usd}`` in provider time; open segments are priced up to now.
+
+``catalog_price``: the fakes' own price tables are test data; with ``catalog_prices`` (a path, or
+true for the collection's ``catalog/offers.yml``) the RunPod and Vast.ai fakes rent at the
+catalog's prices instead, so a test can compare their ledgers with the plan priced from the
+same catalog (a fake must never bill less than the plan's own source says the provider does).
 """
 
 import os
 import threading
 import time
+
+import yaml
+
+CATALOG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "catalog")
 
 # Hours of one billing month for storage priced per GB-month (365.25 x 24 / 12).
 HOURS_PER_MONTH = 730.5
@@ -54,6 +64,14 @@ class SimClock:
             self._sim0 = self._sim0 + (wall - self._wall0) * self.scale
             self._wall0 = wall
             self.scale = scale
+
+    def advance(self, provider_seconds):
+        """Jump ``provider_seconds`` ahead at once (a test skipping a gap in which nothing
+        runs: open segments, stopped disks, are billed for it)."""
+        if provider_seconds < 0:
+            raise ValueError("the clock only moves forward, not by %r" % provider_seconds)
+        with self._lock:
+            self._sim0 += float(provider_seconds)
 
     def wall_seconds(self, provider_seconds):
         """How long ``provider_seconds`` last on the wall clock."""
@@ -116,3 +134,30 @@ class Ledger:
 
 def now_or(clock):
     return clock.now()
+
+
+def catalog_offers(catalog_prices=True):
+    """The ``offers`` and ``scaling`` sections of a catalog: ``catalog_prices`` is a directory
+    or offers file (its scaling.yml beside it), or true for the collection's own catalog."""
+    base = CATALOG_DIR if catalog_prices is True else str(catalog_prices)
+    offers_file = os.path.join(base, "offers.yml") if os.path.isdir(base) else base
+    with open(offers_file) as handle:
+        offers = yaml.safe_load(handle)["offers"]
+    scaling_file = os.path.join(os.path.dirname(offers_file), "scaling.yml")
+    scaling = {}
+    if os.path.exists(scaling_file):
+        with open(scaling_file) as handle:
+            scaling = dict((s["id"], s) for s in yaml.safe_load(handle)["scaling"])
+    return offers, scaling
+
+
+def catalog_price(offers, provider, provider_gpu_id, pricing, country=None, count=1):
+    """USD per GPU-hour of the catalog's offer (None when it lists none) for machines of
+    ``count`` GPUs (else any count): the offer of that country when there is one, else the
+    dearest of those for any region (what a plan for 'any region' may be billed)."""
+    rows = [o for o in offers if o["provider"] == provider and o["pricing"] == pricing
+            and o["provider_gpu_id"] == provider_gpu_id and o.get("currency", "USD") == "USD"]
+    rows = [o for o in rows if int(o.get("count", 1)) == int(count)] or rows
+    local = [o for o in rows if country and o.get("country") == country]
+    rows = local or [o for o in rows if not o.get("country")] or rows
+    return max(float(o["price_per_hour"]) for o in rows) if rows else None

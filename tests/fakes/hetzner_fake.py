@@ -1,28 +1,48 @@
 #!/usr/bin/env python3
 """A local fake of the Hetzner Cloud API (``/v1``), for tests (never talks to the internet).
 
-Enough for the ``hcloud`` library (``hcloud.Client(token, api_endpoint=<fake>/v1)``) to list
-server types and locations and to create, read, list and delete servers:
+Enough for the ``hcloud`` library and the ``hetzner.hcloud`` collection's modules (through
+their ``api_endpoint`` option) to create, find and remove a stack's control server, its SSH
+key and its firewall, as documented at https://docs.hetzner.cloud/:
 
 - ``GET /v1/server_types`` (``name`` filter, ``page``/``per_page``) and ``/v1/server_types/{id}``:
   ``name, description, cores, memory, disk, architecture, cpu_type, storage_type, category,
   deprecation, locations, prices:[{location, price_hourly:{net, gross}, price_monthly:{...},
   included_traffic, price_per_tb_traffic}]`` with prices as strings (EUR), as the API sends them.
-- ``GET /v1/locations`` (and ``/{id}``).
-- ``GET|POST /v1/servers``, ``GET|DELETE /v1/servers/{id}``: ``POST`` answers
+- ``GET /v1/locations`` (and ``/{id}``), ``GET /v1/images`` (``name``, ``architecture``) and
+  ``/{id}``.
+- ``GET|POST /v1/servers``, ``GET|PUT|DELETE /v1/servers/{id}``: ``POST`` takes ``name,
+  server_type, image, location, ssh_keys, firewalls:[{firewall}], labels`` and answers
   ``{"server", "action", "next_actions", "root_password"}``; servers start ``initializing`` and
-  are ``running`` after ``running_delay`` seconds.
+  are ``running`` once their create_server action has finished (``running_delay``);
+  ``POST /v1/servers/{id}/actions/poweron|poweroff|shutdown|reboot``. A deleted server leaves
+  its firewalls.
+- ``GET|POST /v1/ssh_keys``, ``GET|PUT|DELETE /v1/ssh_keys/{id}`` (``fingerprint`` filter; 409
+  ``uniqueness_error`` for a name or a key that exists).
+- ``GET|POST /v1/firewalls``, ``GET|PUT|DELETE /v1/firewalls/{id}``, ``POST
+  /v1/firewalls/{id}/actions/set_rules|apply_to_resources|remove_from_resources``; a firewall
+  still applied to a server cannot be deleted (422 ``resource_in_use``).
+- ``GET /v1/actions/{id}``: every action is ``running`` for ``action_delay`` seconds, then
+  ``success``.
+- ``label_selector`` on every list (``k``, ``!k``, ``k=v``, ``k!=v``, ``k in (a,b)``,
+  ``k notin (a,b)``, comma-joined); labels are validated as the API does (422 ``invalid_input``).
 - Bearer auth: 401 ``{"error": {"code": "unauthorized", ...}}``; ``fail_next`` injects
-  429/5xx answers (``Retry-After`` when given); errors use ``{"error": {code, message, details}}``.
+  429/5xx answers (``Retry-After`` when given); errors use ``{"error": {code, message, details}}``;
+  ``DELETE`` of a key or a firewall answers 204 without a body.
 
-Prices here are test data (shaped like the real list, not a price source).
-``GET|POST /_control`` reads counters / changes settings. Standalone:
-``python tests/fakes/hetzner_fake.py --port 8767``.
+``server_ipv4`` sets the public address handed to created servers (tests: the loopback address
+of the podman container that stands for the server). Prices here are test data (shaped like the
+real list, not a price source). ``GET|POST /_control`` reads counters / changes settings.
+Standalone: ``python tests/fakes/hetzner_fake.py --port 8767``.
 """
 
 import argparse
+import base64
+import binascii
 import copy
+import hashlib
 import json
+import re
 import threading
 import time
 from http.server import ThreadingHTTPServer
@@ -70,28 +90,152 @@ DEFAULT_SERVER_TYPES = [
     _server_type(96, "ccx33", 8, 32.0, 240, "x86", "dedicated", 0.0768, 47.99),
 ]
 
+IMAGES = [
+    {"id": 114690387, "name": "debian-12", "description": "Debian 12", "os_flavor": "debian",
+     "os_version": "12", "architecture": "x86"},
+    {"id": 114690389, "name": "debian-12", "description": "Debian 12", "os_flavor": "debian",
+     "os_version": "12", "architecture": "arm"},
+    {"id": 161547269, "name": "ubuntu-24.04", "description": "Ubuntu 24.04", "os_flavor": "ubuntu",
+     "os_version": "24.04", "architecture": "x86"},
+]
+
 DEFAULTS = {
     "api_key": "test-token",
     "running_delay": 0.5,
+    # Seconds an action (create_server, delete_server, apply_firewalls, ...) stays "running".
+    "action_delay": 0.5,
+    # The public IPv4 handed to created servers: TEST-NET-3 by default; a test sets the address
+    # of the machine that stands for the server (127.0.0.1 for the podman control host).
+    "server_ipv4": None,
     "fail_next": [],
     "server_types": DEFAULT_SERVER_TYPES,
 }
+
+_LABEL_KEY = re.compile(r"^([a-z0-9A-Z]([a-z0-9A-Z._-]{0,61}[a-z0-9A-Z])?/)?[a-z0-9A-Z]([a-z0-9A-Z._-]{0,61}[a-z0-9A-Z])?$")
+_LABEL_VALUE = re.compile(r"^([a-z0-9A-Z]([a-z0-9A-Z._-]{0,61}[a-z0-9A-Z])?)?$")
+_SELECTOR = re.compile(r"^\s*(!?)\s*([^\s!=,()]+)\s*(?:(==|=|!=)\s*([^\s,()]*)|\s+(in|notin)\s+\(([^)]*)\))?\s*$")
+_NO_CONTENT = object()
 
 
 def _error(code, message, details=None):
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-class HetznerFake:
-    """The fake API. Thread-safe; use as a context manager or start()/stop()."""
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
 
-    def __init__(self, host="127.0.0.1", port=0, **config):
+
+def _invalid(field, message):
+    return 400 if field == "label_selector" else 422, _error(
+        "invalid_input", "invalid input in field '%s'" % field,
+        {"fields": [{"name": field, "messages": [message]}]})
+
+
+def bad_labels(labels):
+    """The message the API gives for labels it refuses, or None (keys and values as documented:
+    up to 63 characters of alphanumerics, '-', '_' and '.', starting and ending alphanumeric)."""
+    if labels is None:
+        return None
+    if not isinstance(labels, dict):
+        return "labels must be an object"
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(str(key)) or not isinstance(value, str) or not _LABEL_VALUE.match(value):
+            return "invalid label %s=%s" % (key, value)
+    return None
+
+
+def parse_selector(text):
+    """A label selector (``k``, ``!k``, ``k=v``, ``k==v``, ``k!=v``, ``k in (a,b)``,
+    ``k notin (a,b)``, joined by commas) as a predicate on a labels dict; ValueError if bad."""
+    terms = []
+    depth, current = 0, ""
+    for char in text:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            terms.append(current)
+            current = ""
+        else:
+            current += char
+    terms.append(current)
+    checks = []
+    for term in terms:
+        match = _SELECTOR.match(term)
+        if not match:
+            raise ValueError("invalid label selector term %r" % term)
+        negate, key, op, value, set_op, values = match.groups()
+        if negate and (op or set_op):
+            raise ValueError("invalid label selector term %r" % term)
+        if set_op:
+            members = set(v.strip() for v in values.split(",") if v.strip())
+            checks.append(lambda labels, k=key, m=members, o=set_op: (k in labels and labels[k] in m) == (o == "in"))
+        elif op == "!=":
+            checks.append(lambda labels, k=key, v=value: labels.get(k) != v)
+        elif op:
+            checks.append(lambda labels, k=key, v=value: labels.get(k) == v)
+        elif negate:
+            checks.append(lambda labels, k=key: k not in labels)
+        else:
+            checks.append(lambda labels, k=key: k in labels)
+    return lambda labels: all(check(labels or {}) for check in checks)
+
+
+def _fingerprint(public_key):
+    """The MD5 fingerprint the API shows (colon-separated hex of the key's base64 blob)."""
+    parts = str(public_key).split()
+    if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-")):
+        raise ValueError("invalid public key")
+    try:
+        blob = base64.b64decode(parts[1].encode("ascii"), validate=True)
+    except (ValueError, binascii.Error):
+        raise ValueError("invalid public key")
+    digest = hashlib.md5(blob).hexdigest()  # noqa: S324  (the API's own fingerprint format)
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+RULE_PROTOCOLS = ("tcp", "udp", "icmp", "esp", "gre")
+
+
+def bad_rules(rules):
+    """The message the API gives for firewall rules it refuses, or None."""
+    if not isinstance(rules, list):
+        return "rules must be a list"
+    for rule in rules:
+        if not isinstance(rule, dict) or rule.get("direction") not in ("in", "out"):
+            return "direction must be in or out"
+        if rule.get("protocol") not in RULE_PROTOCOLS:
+            return "protocol must be one of %s" % ", ".join(RULE_PROTOCOLS)
+        if rule["protocol"] in ("tcp", "udp") and not rule.get("port"):
+            return "port is required for protocol %s" % rule["protocol"]
+        if rule["protocol"] not in ("tcp", "udp") and rule.get("port"):
+            return "port is not allowed for protocol %s" % rule["protocol"]
+        ips = rule.get("source_ips") if rule["direction"] == "in" else rule.get("destination_ips")
+        if not ips:
+            return "%s is required for direction %s" % (
+                "source_ips" if rule["direction"] == "in" else "destination_ips", rule["direction"])
+    return None
+
+
+class HetznerFake:
+    """The fake API. Thread-safe; use as a context manager or start()/stop().
+
+    ``on_server_create(server, public_keys)``, when given, runs as a server is created with the
+    public keys it was given (what cloud-init does on the real machine): a test installs them
+    on the machine that stands for the server.
+    """
+
+    def __init__(self, host="127.0.0.1", port=0, on_server_create=None, **config):
         self.host = host
         self.port = port
         self.lock = threading.RLock()
         self.config = copy.deepcopy(DEFAULTS)
         self.servers = {}
+        self.ssh_keys = {}
+        self.firewalls = {}
+        self.actions = {}
+        self.deleted = {"servers": [], "ssh_keys": [], "firewalls": []}
         self.next_id = 5000001
+        self.on_server_create = on_server_create
         self.counters = {"requests": 0, "unauthorized": 0, "injected": {}, "paths": {}}
         self.configure(**config)
         self._server = None
@@ -132,13 +276,48 @@ class HetznerFake:
         with self.lock:
             return {"servers": [self._server_view(s) for s in self.servers.values()],
                     "live_servers": len(self.servers),
+                    "ssh_keys": [copy.deepcopy(k) for k in self.ssh_keys.values()],
+                    "firewalls": [self._firewall_view(f) for f in self.firewalls.values()],
+                    "deleted": copy.deepcopy(self.deleted),
                     "counters": copy.deepcopy(self.counters)}
 
     # -------------------------------------------------------------- model
+    def _new_id(self):
+        value = self.next_id
+        self.next_id += 1
+        return value
+
     def _server_view(self, server):
-        status = "running" if time.time() - server["created_at"] >= self.config["running_delay"] \
-            else "initializing"
-        return dict(server["data"], status=status)
+        status = server["status"]
+        if status == "initializing" and time.time() >= server["ready_at"]:
+            status = server["status"] = "running"
+        data = dict(server["data"], status=status)
+        data["public_net"] = dict(data["public_net"], firewalls=[
+            {"id": fw_id, "status": "applied"} for fw_id, fw in sorted(self.firewalls.items())
+            if server["data"]["id"] in fw["servers"]])
+        return data
+
+    def _firewall_view(self, firewall):
+        data = copy.deepcopy(firewall["data"])
+        data["applied_to"] = [{"type": "server", "server": {"id": sid}} for sid in sorted(firewall["servers"])]
+        return data
+
+    def _action(self, command, resources, seconds=None):
+        """A new action, running for ``action_delay`` seconds (GET /v1/actions/{id} polls it)."""
+        action_id = self._new_id()
+        seconds = float(self.config["action_delay"]) if seconds is None else seconds
+        self.actions[action_id] = {"id": action_id, "command": command, "started": _now(),
+                                   "resources": [{"id": rid, "type": kind} for kind, rid in resources],
+                                   "error": None, "done_at": time.time() + seconds}
+        return self._action_view(self.actions[action_id])
+
+    @staticmethod
+    def _action_view(action):
+        done = time.time() >= action["done_at"]
+        view = dict((k, v) for k, v in action.items() if k != "done_at")
+        view.update(status="success" if done else "running", progress=100 if done else 50,
+                    finished=_now() if done else None)
+        return view
 
     @staticmethod
     def _page(items, key, query):
@@ -151,6 +330,20 @@ class HetznerFake:
             "page": page, "per_page": per_page, "previous_page": page - 1 if page > 1 else None,
             "next_page": page + 1 if page < last else None, "last_page": last,
             "total_entries": len(items)}}}
+
+    def _listing(self, items, key, query):
+        """GET on a collection: the ``name`` and ``label_selector`` filters, then a page."""
+        name = query.get("name", [None])[0]
+        if name:
+            items = [i for i in items if i.get("name") == name]
+        selector = query.get("label_selector", [None])[0]
+        if selector:
+            try:
+                matches = parse_selector(selector)
+            except ValueError as exc:
+                return _invalid("label_selector", str(exc))
+            items = [i for i in items if matches(i.get("labels"))]
+        return self._page(items, key, query)
 
     def route(self, method, path, query, body):
         seg = [s for s in path.split("/") if s]
@@ -176,37 +369,71 @@ class HetznerFake:
                 return 200, {"location": match[0]}
             items = [loc for loc in LOCATIONS if not name or loc["name"] == name]
             return self._page(items, "locations", query)
+        if resource == "images" and method == "GET":
+            return self._images(rest, query)
+        if resource == "actions" and method == "GET" and rest:
+            action = self.actions.get(int(rest[0])) if rest[0].isdigit() else None
+            if action is None:
+                return 404, _error("not_found", "action with ID '%s' not found" % rest[0])
+            return 200, {"action": self._action_view(action)}
         if resource == "servers":
-            return self._servers(method, rest, query, body, name)
+            return self._servers(method, rest, query, body)
+        if resource == "ssh_keys":
+            return self._ssh_keys(method, rest, query, body)
+        if resource == "firewalls":
+            return self._firewalls(method, rest, query, body)
         return 404, _error("not_found", "no such path")
 
-    def _servers(self, method, rest, query, body, name):
+    def _images(self, rest, query):
+        images = [dict(i, type="system", status="available", deprecated=None, deleted=None,
+                       created="2023-06-13T06:00:02+00:00", labels={}, rapid_deploy=True,
+                       image_size=None, disk_size=5, bound_to=None, created_from=None,
+                       protection={"delete": False}) for i in IMAGES]
+        if rest:
+            match = [i for i in images if str(i["id"]) == rest[0]]
+            if not match:
+                return 404, _error("not_found", "image with ID '%s' not found" % rest[0])
+            return 200, {"image": match[0]}
+        arch = query.get("architecture", [None])[0]
+        if arch:
+            images = [i for i in images if i["architecture"] == arch]
+        return self._listing(images, "images", query)
+
+    def _servers(self, method, rest, query, body):
         if not rest and method == "GET":
             items = [self._server_view(s) for s in sorted(self.servers.values(), key=lambda s: s["data"]["id"])]
-            if name:
-                items = [s for s in items if s["name"] == name]
-            selector = query.get("label_selector", [None])[0]
-            if selector:
-                key, _sep, value = selector.partition("=")
-                items = [s for s in items if key in s["labels"] and (not _sep or s["labels"][key] == value)]
-            return self._page(items, "servers", query)
+            return self._listing(items, "servers", query)
         if not rest and method == "POST":
             return self._create(body or {})
         server = self.servers.get(int(rest[0])) if rest and rest[0].isdigit() else None
         if server is None:
             return 404, _error("not_found", "server with ID '%s' not found" % (rest[0] if rest else ""))
+        server_id = server["data"]["id"]
+        if len(rest) == 3 and rest[1] == "actions" and method == "POST":
+            return self._server_action(server, rest[2])
+        if len(rest) > 1:
+            return 404, _error("not_found", "no such path")
         if method == "GET":
             return 200, {"server": self._server_view(server)}
+        if method == "PUT":
+            body = body or {}
+            problem = bad_labels(body.get("labels"))
+            if problem:
+                return _invalid("labels", problem)
+            for key in ("name", "labels"):
+                if key in body:
+                    server["data"][key] = body[key]
+            return 200, {"server": self._server_view(server)}
         if method == "DELETE":
-            del self.servers[server["data"]["id"]]
-            return 200, {"action": self._action("delete_server", server["data"]["id"])}
+            if server["data"]["protection"]["delete"]:
+                return 423, _error("protected", "server is delete protected")
+            del self.servers[server_id]
+            self.deleted["servers"].append(server_id)
+            # A deleted server leaves the firewalls it was in (the API removes the application).
+            for firewall in self.firewalls.values():
+                firewall["servers"].discard(server_id)
+            return 200, {"action": self._action("delete_server", [("server", server_id)])}
         return 405, _error("method_not_allowed", "method not allowed")
-
-    def _action(self, command, server_id):
-        now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-        return {"id": self.next_id, "command": command, "status": "success", "progress": 100,
-                "started": now, "finished": now, "error": None,
-                "resources": [{"id": server_id, "type": "server"}]}
 
     def _create(self, body):
         missing = [k for k in ("name", "server_type", "image") if not body.get(k)]
@@ -214,34 +441,220 @@ class HetznerFake:
             return 422, _error("invalid_input", "invalid input in fields %s" % ", ".join(missing),
                                {"fields": [{"name": k, "messages": ["Missing data for required field."]}
                                            for k in missing]})
-        stype = next((t for t in self.config["server_types"] if t["name"] == body["server_type"]), None)
+        problem = bad_labels(body.get("labels"))
+        if problem:
+            return _invalid("labels", problem)
+        stype = next((t for t in self.config["server_types"]
+                      if body["server_type"] in (t["name"], t["id"], str(t["id"]))), None)
         if stype is None:
             return 422, _error("invalid_input", "server type %s not found" % body["server_type"])
+        image = next((i for i in IMAGES if body["image"] in (i["name"], i["id"], str(i["id"]))
+                      and i["architecture"] == stype["architecture"]), None)
+        if image is None:
+            return 422, _error("invalid_input", "image %s not found" % body["image"])
         if any(s["data"]["name"] == body["name"] for s in self.servers.values()):
             return 409, _error("uniqueness_error", "server name is already used")
-        location = next((loc for loc in LOCATIONS if loc["name"] == body.get("location", "fsn1")), LOCATIONS[0])
-        server_id = self.next_id
-        self.next_id += 1
+        keys = []
+        for ref in body.get("ssh_keys") or []:
+            key = next((k for k in self.ssh_keys.values() if ref in (k["name"], k["id"], str(k["id"]))), None)
+            if key is None:
+                return 422, _error("invalid_input", "ssh key %s not found" % ref)
+            keys.append(key)
+        firewall_ids = []
+        for ref in body.get("firewalls") or []:
+            fw_id = ref.get("firewall") if isinstance(ref, dict) else None
+            if fw_id not in self.firewalls:
+                return 422, _error("invalid_input", "firewall %s not found" % fw_id)
+            firewall_ids.append(fw_id)
+        location_name = body.get("location") or "fsn1"
+        location = next((loc for loc in LOCATIONS if location_name in (loc["name"], loc["id"], str(loc["id"]))), None)
+        if location is None:
+            return 422, _error("invalid_input", "location %s not found" % location_name)
+        server_id = self._new_id()
+        address = self.config["server_ipv4"] or "203.0.113.%d" % (server_id % 250 + 1)
         data = {
             "id": server_id, "name": body["name"], "server_type": stype,
-            "image": {"id": 114690387, "name": body["image"], "type": "system"},
+            "image": dict(image, type="system", status="available", deprecated=None),
             "datacenter": {"id": location["id"], "name": location["name"] + "-dc14",
-                           "location": location},
-            "public_net": {"ipv4": {"id": server_id, "ip": "203.0.113.%d" % (server_id % 250 + 1),
-                                    "blocked": False, "dns_ptr": "static.example"},
+                           "description": location["description"], "location": location,
+                           "server_types": {"supported": [], "available": [], "available_for_migration": []}},
+            "public_net": {"ipv4": {"id": server_id, "ip": address, "blocked": False,
+                                    "dns_ptr": "static.example"},
                            "ipv6": None, "floating_ips": [], "firewalls": []},
             "private_net": [], "labels": body.get("labels") or {},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+            "created": _now(),
             "protection": {"delete": False, "rebuild": False}, "volumes": [],
             "included_traffic": stype["included_traffic"], "outgoing_traffic": 0,
             "ingoing_traffic": 0, "primary_disk_size": stype["disk"], "rescue_enabled": False,
             "locked": False, "backup_window": None, "iso": None, "load_balancers": [],
             "placement_group": None,
         }
-        self.servers[server_id] = {"data": data, "created_at": time.time()}
+        # Running once its create_server action has finished (the API starts it after creating).
+        boot = max(float(self.config["running_delay"]), float(self.config["action_delay"]))
+        self.servers[server_id] = {"data": data, "created_at": time.time(), "status": "initializing",
+                                   "ready_at": time.time() + boot}
+        for fw_id in firewall_ids:
+            self.firewalls[fw_id]["servers"].add(server_id)
+        if self.on_server_create is not None:
+            self.on_server_create(copy.deepcopy(data), [k["public_key"] for k in keys])
+        next_actions = [self._action("apply_firewall", [("server", server_id), ("firewall", fw_id)])
+                        for fw_id in firewall_ids]
         return 201, {"server": self._server_view(self.servers[server_id]),
-                     "action": self._action("create_server", server_id), "next_actions": [],
-                     "root_password": None if body.get("ssh_keys") else "fake-root-password"}
+                     "action": self._action("create_server", [("server", server_id)], boot),
+                     "next_actions": next_actions,
+                     "root_password": None if keys else "fake-root-password"}
+
+    def _server_action(self, server, name):
+        """poweron, poweroff, shutdown, reboot: the status the action leads to (at once)."""
+        status = {"poweron": "running", "poweroff": "off", "shutdown": "off", "reboot": "running",
+                  "reset": "running"}.get(name)
+        if status is None:
+            return 404, _error("not_found", "no such action")
+        self._server_view(server)
+        if server["status"] == "initializing":
+            return 423, _error("locked", "server is locked by another action")
+        server["status"] = status
+        return 201, {"action": self._action("start_server" if status == "running" and name == "poweron" else
+                                            "stop_server" if status == "off" else name,
+                                            [("server", server["data"]["id"])])}
+
+    def _ssh_keys(self, method, rest, query, body):
+        if not rest and method == "GET":
+            items = [copy.deepcopy(k) for _i, k in sorted(self.ssh_keys.items())]
+            fingerprint = query.get("fingerprint", [None])[0]
+            if fingerprint:
+                items = [k for k in items if k["fingerprint"] == fingerprint]
+            return self._listing(items, "ssh_keys", query)
+        if not rest and method == "POST":
+            body = body or {}
+            missing = [k for k in ("name", "public_key") if not body.get(k)]
+            if missing:
+                return _invalid(missing[0], "Missing data for required field.")
+            problem = bad_labels(body.get("labels"))
+            if problem:
+                return _invalid("labels", problem)
+            try:
+                fingerprint = _fingerprint(body["public_key"])
+            except ValueError as exc:
+                return _invalid("public_key", str(exc))
+            if any(k["name"] == body["name"] for k in self.ssh_keys.values()):
+                return 409, _error("uniqueness_error", "SSH key with the same name already exists",
+                                   {"fields": [{"name": "name"}]})
+            if any(k["fingerprint"] == fingerprint for k in self.ssh_keys.values()):
+                return 409, _error("uniqueness_error", "SSH key with the same fingerprint already exists",
+                                   {"fields": [{"name": "public_key"}]})
+            key_id = self._new_id()
+            self.ssh_keys[key_id] = {"id": key_id, "name": body["name"], "fingerprint": fingerprint,
+                                     "public_key": body["public_key"].strip(), "labels": body.get("labels") or {},
+                                     "created": _now()}
+            return 201, {"ssh_key": copy.deepcopy(self.ssh_keys[key_id])}
+        key = self.ssh_keys.get(int(rest[0])) if rest and rest[0].isdigit() else None
+        if key is None or len(rest) > 1:
+            return 404, _error("not_found", "SSH key with ID '%s' not found" % (rest[0] if rest else ""))
+        if method == "GET":
+            return 200, {"ssh_key": copy.deepcopy(key)}
+        if method == "PUT":
+            body = body or {}
+            problem = bad_labels(body.get("labels"))
+            if problem:
+                return _invalid("labels", problem)
+            for field in ("name", "labels"):
+                if field in body:
+                    key[field] = body[field]
+            return 200, {"ssh_key": copy.deepcopy(key)}
+        if method == "DELETE":
+            del self.ssh_keys[key["id"]]
+            self.deleted["ssh_keys"].append(key["id"])
+            return 204, _NO_CONTENT
+        return 405, _error("method_not_allowed", "method not allowed")
+
+    def _firewalls(self, method, rest, query, body):
+        body = body or {}
+        if not rest and method == "GET":
+            items = [self._firewall_view(f) for _i, f in sorted(self.firewalls.items())]
+            return self._listing(items, "firewalls", query)
+        if not rest and method == "POST":
+            if not body.get("name"):
+                return _invalid("name", "Missing data for required field.")
+            problem = bad_labels(body.get("labels"))
+            if problem:
+                return _invalid("labels", problem)
+            problem = bad_rules(body.get("rules") or [])
+            if problem:
+                return _invalid("rules", problem)
+            if any(f["data"]["name"] == body["name"] for f in self.firewalls.values()):
+                return 409, _error("uniqueness_error", "firewall with the same name already exists")
+            fw_id = self._new_id()
+            self.firewalls[fw_id] = {"servers": set(), "data": {
+                "id": fw_id, "name": body["name"], "labels": body.get("labels") or {},
+                "rules": [self._rule(r) for r in body.get("rules") or []], "created": _now()}}
+            actions = [self._action("set_firewall_rules", [("firewall", fw_id)])]
+            for target in body.get("apply_to") or []:
+                server_id = ((target or {}).get("server") or {}).get("id")
+                if server_id not in self.servers:
+                    return 422, _error("invalid_input", "server %s not found" % server_id)
+                self.firewalls[fw_id]["servers"].add(server_id)
+                actions.append(self._action("apply_firewall", [("server", server_id), ("firewall", fw_id)]))
+            return 201, {"firewall": self._firewall_view(self.firewalls[fw_id]), "actions": actions}
+        firewall = self.firewalls.get(int(rest[0])) if rest and rest[0].isdigit() else None
+        if firewall is None:
+            return 404, _error("not_found", "firewall with ID '%s' not found" % (rest[0] if rest else ""))
+        fw_id = firewall["data"]["id"]
+        if len(rest) == 3 and rest[1] == "actions" and method == "POST":
+            return self._firewall_action(firewall, rest[2], body)
+        if len(rest) > 1:
+            return 404, _error("not_found", "no such path")
+        if method == "GET":
+            return 200, {"firewall": self._firewall_view(firewall)}
+        if method == "PUT":
+            problem = bad_labels(body.get("labels"))
+            if problem:
+                return _invalid("labels", problem)
+            for field in ("name", "labels"):
+                if field in body:
+                    firewall["data"][field] = body[field]
+            return 200, {"firewall": self._firewall_view(firewall)}
+        if method == "DELETE":
+            if firewall["servers"]:
+                return 422, _error("resource_in_use", "firewall with ID '%d' is still in use" % fw_id)
+            del self.firewalls[fw_id]
+            self.deleted["firewalls"].append(fw_id)
+            return 204, _NO_CONTENT
+        return 405, _error("method_not_allowed", "method not allowed")
+
+    @staticmethod
+    def _rule(rule):
+        return {"direction": rule["direction"], "protocol": rule["protocol"], "port": rule.get("port"),
+                "source_ips": list(rule.get("source_ips") or []),
+                "destination_ips": list(rule.get("destination_ips") or []),
+                "description": rule.get("description")}
+
+    def _firewall_action(self, firewall, name, body):
+        fw_id = firewall["data"]["id"]
+        if name == "set_rules":
+            problem = bad_rules(body.get("rules") or [])
+            if problem:
+                return _invalid("rules", problem)
+            firewall["data"]["rules"] = [self._rule(r) for r in body.get("rules") or []]
+            return 201, {"actions": [self._action("set_firewall_rules", [("firewall", fw_id)])]}
+        if name in ("apply_to_resources", "remove_from_resources"):
+            actions = []
+            for target in body.get("apply_to" if name == "apply_to_resources" else "remove_from") or []:
+                server_id = ((target or {}).get("server") or {}).get("id")
+                if server_id not in self.servers:
+                    return 422, _error("invalid_input", "server %s not found" % server_id)
+                if name == "apply_to_resources":
+                    if server_id in firewall["servers"]:
+                        return 422, _error("firewall_already_applied", "firewall already applied to server")
+                    firewall["servers"].add(server_id)
+                elif server_id not in firewall["servers"]:
+                    return 422, _error("firewall_already_removed", "firewall not applied to server")
+                else:
+                    firewall["servers"].discard(server_id)
+                actions.append(self._action("apply_firewall" if name == "apply_to_resources" else "remove_firewall",
+                                            [("server", server_id), ("firewall", fw_id)]))
+            return 201, {"actions": actions}
+        return 404, _error("not_found", "no such action")
 
 
 class _Handler(JsonHandler):
@@ -279,6 +692,11 @@ class _Handler(JsonHandler):
                 code = "rate_limit_exceeded" if status == 429 else "unavailable"
                 return self._send(status, _error(code, "injected failure"), headers)
             status, payload = fake.route(method, parts.path, parse_qs(parts.query), body)
+        if payload is _NO_CONTENT:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         return self._send(status, payload)
 
     def do_GET(self):  # noqa: N802
@@ -286,6 +704,9 @@ class _Handler(JsonHandler):
 
     def do_POST(self):  # noqa: N802
         self._dispatch("POST")
+
+    def do_PUT(self):  # noqa: N802
+        self._dispatch("PUT")
 
     def do_DELETE(self):  # noqa: N802
         self._dispatch("DELETE")

@@ -33,6 +33,11 @@ Behaviour switchable per test (constructor keywords, :meth:`RunPodFake.configure
 - ``volume_usd_per_gb_month_stopped`` / ``disk_usd_per_gb_month_running``: what RunPod bills for
   a pod's disks (USD per GB-month): the volume while stopped; volume and container disk while
   running, on top of ``costPerHr`` (runpod.io/pricing "Pod storage", as of 2026-12; test data).
+- ``catalog_prices``: a catalog directory (or true: the collection's ``catalog/``): the GPU
+  types' prices become the catalog's (community/spot: its offer for any region, secure: the
+  dearest of its offers), the disks' prices its ``scaling`` entry's and the serverless
+  workers' its ``runpod_serverless`` offers', so the ledger bills what the plan was priced at.
+- ``advance_s``: jump the clock forward (a gap in which nothing runs, billed as it stands).
 
 Billing ledger (``GET /_control`` key ``ledger``; _billing.py): per second while a pod runs at its
 ``costPerHr`` plus running disk, per GB-month of volume while it is stopped, nothing after
@@ -66,7 +71,7 @@ from http.server import ThreadingHTTPServer
 from graphql import GraphQLError, build_schema, graphql_sync, parse
 
 import _workload
-from _billing import HOURS_PER_MONTH, Ledger, SimClock
+from _billing import HOURS_PER_MONTH, Ledger, SimClock, catalog_offers, catalog_price
 import runpod_serverless
 from _fakehttp import JsonHandler
 
@@ -209,8 +214,38 @@ DEFAULTS = {
     "resume_refused": [],
     "volume_usd_per_gb_month_stopped": 0.20,
     "disk_usd_per_gb_month_running": 0.10,
+    "catalog_prices": None,
 }
 DEFAULTS.update(runpod_serverless.DEFAULTS)   # serverless workers, billing, clock
+
+
+def prices_from_catalog(config, catalog):
+    """``config`` (the fake's settings) with the catalog's prices (see ``catalog_prices``)."""
+    offers, scaling = catalog_offers(catalog)
+    types = []
+    for gpu in config["gpu_types"]:
+        gpu = dict(gpu)
+        for pricing, community, secure in (("on_demand", "communityPrice", "securePrice"),
+                                           ("spot", "communitySpotPrice", "secureSpotPrice")):
+            price = catalog_price(offers, "runpod", gpu["id"], pricing)
+            if price is not None:
+                gpu[community] = price
+                gpu[secure] = max([price] + [float(o["price_per_hour"]) for o in offers
+                                             if o["provider"] == "runpod" and o["pricing"] == pricing
+                                             and o["provider_gpu_id"] == gpu["id"]])
+        types.append(gpu)
+    config["gpu_types"] = types
+    disks = scaling.get("runpod") or {}
+    if disks:
+        config["disk_usd_per_gb_month_running"] = float(disks["storage_running_usd_per_gb_month"])
+        config["volume_usd_per_gb_month_stopped"] = float(disks["storage_stopped_usd_per_gb_month"])
+    serverless = dict(config["serverless_prices"])
+    for offer in offers:
+        if offer["provider"] == "runpod_serverless":
+            serverless[offer["provider_gpu_id"]] = float(offer["price_per_hour"]) / 3600.0
+    config["serverless_prices"] = serverless
+    return config
+
 
 def _err(message, code):
     return GraphQLError(message, extensions={"code": code})
@@ -292,10 +327,15 @@ class RunPodFake:
             if scale is not None:
                 self.clock.set_scale(scale)
                 self.config["clock_scale"] = self.clock.scale
+            advance = config.pop("advance_s", None)
+            if advance:
+                self.clock.advance(advance)
             for key, value in config.items():
                 if key not in DEFAULTS:
                     raise ValueError("unknown fake setting %r" % key)
                 self.config[key] = value
+            if config.get("catalog_prices"):
+                prices_from_catalog(self.config, config["catalog_prices"])
             if preempt:
                 self.preempt(preempt)
 

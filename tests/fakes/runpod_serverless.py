@@ -17,10 +17,14 @@ What RunPod documents for an endpoint running the vLLM worker, and what this fak
   pool (``serverless_prices``, USD per second; a pool not listed is billed at the dearest
   listed price, so that the fake never makes a plan look cheaper than RunPod would be).
 - ``GET /v2/{endpoint_id}/health`` reports ``jobs`` and ``workers`` counts.
-- ``GET /v1/billing/endpoints`` answers RunPod's documented serverless billing history shape
+- ``GET /v2/billing/serverless`` answers REST v2's serverless billing history
+  (``{"records": [{totalAmount, serverlessId, startTime, gpuTypeId, timeBilledMs}]}``, query
+  ``bucketSize`` hour|day, ``serverlessId``, ``startTime``/``endTime``; docs.runpod.io
+  api-reference-v2 "Get serverless billing history": ``totalAmount``/``serverlessId``/
+  ``startTime`` as its clients read them, ``timeBilledMs`` kept from v1, unverified there);
+  ``GET /v1/billing/endpoints`` the retired REST v1 shape
   (``[{amount, diskSpaceBilledGb, endpointId, gpuTypeId, podId, time, timeBilledMs}]``, query
-  ``bucketSize`` hour|day, ``endpointId``, ``startTime``/``endTime``), and ``GET /_control``
-  shows the ledger under ``serverless``.
+  ``endpointId``); ``GET /_control`` shows the ledger under ``serverless``.
 
 Time runs ``CODESTACK_CLOCK_SCALE`` times faster than the wall clock (env, default 1; fake
 setting ``clock_scale`` overrides it): cold starts and idle timeouts are simulated seconds,
@@ -259,16 +263,25 @@ def handle(handler, fake, body):
     path = urlsplit(handler.path)
     parts = path.path.split("/")
     auth = handler.headers.get("Authorization") or ""
-    if path.path.rstrip("/") == "/v1/billing/endpoints" and handler.command == "GET":
+    billing = path.path.rstrip("/") in ("/v1/billing/endpoints", "/v2/billing/serverless")
+    if billing and handler.command == "GET":
         if auth != "Bearer %s" % fake.config["api_key"]:
             send_json(handler, 401, {"error": "Unauthorized"})
             return True
+        query = parse_qs(path.query)
+        v2 = path.path.rstrip("/").startswith("/v2/")
+        if v2 and "serverlessId" in query:
+            query["endpointId"] = query.pop("serverlessId")
         with fake.lock:
             try:
-                records = fake.serverless.billing_records(parse_qs(path.query))
+                records = fake.serverless.billing_records(query)
             except ValueError as exc:
                 send_json(handler, 400, {"error": str(exc)})
                 return True
+        if v2:
+            records = {"records": [
+                {"totalAmount": r["amount"], "serverlessId": r["endpointId"], "startTime": r["time"],
+                 "gpuTypeId": r["gpuTypeId"], "timeBilledMs": r["timeBilledMs"]} for r in records]}
         send_json(handler, 200, records)
         return True
     if len(parts) < 4 or parts[1] != "v2":

@@ -43,6 +43,11 @@ Behaviour switchable per test (constructor keywords, :meth:`VastFake.configure`,
   see _billing.py): billing and every delay above run on that clock.
 - ``resume_delay``: seconds a restarted (``{"state": "running"}``) instance loads before its
   ports answer (null: ``running_delay``).
+- ``catalog_prices``: a catalog directory (or true: the collection's ``catalog/``): every
+  offer's ``dph_total`` becomes ``num_gpus`` times the catalog's on-demand price for its GPU
+  (the offer of its country, else the dearest for any region), ``min_bid`` its bid price and
+  ``storage_cost`` its ``scaling`` entry's, so the ledger bills what the plan was priced at.
+- ``advance_s``: jump the clock forward (a gap in which nothing runs, billed as it stands).
 
 Billing ledger (``GET /_control`` key ``ledger``; _billing.py), as Vast.ai bills: per second at
 ``dph_total`` (storage included) while the instance runs, ``disk`` GB times the offer's
@@ -66,7 +71,7 @@ from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import _workload
-from _billing import HOURS_PER_MONTH, Ledger, SimClock
+from _billing import HOURS_PER_MONTH, Ledger, SimClock, catalog_offers, catalog_price
 from _fakehttp import JsonHandler
 
 OUTBID_MESSAGE = "Instance stopped: outbid by a higher bid (interruptible instance preempted)"
@@ -134,7 +139,27 @@ DEFAULTS = {
     "machine_dir": None,
     "clock_scale": None,
     "resume_delay": None,
+    "catalog_prices": None,
 }
+
+
+def offers_from_catalog(rows, catalog):
+    """The offer table at the catalog's prices (see ``catalog_prices``)."""
+    offers, scaling = catalog_offers(catalog)
+    storage = (scaling.get("vast") or {}).get("storage_stopped_usd_per_gb_month")
+    out = []
+    for row in rows:
+        row = dict(row)
+        country = (row.get("geolocation") or "").rpartition(",")[2].strip() or None
+        for pricing, field in (("on_demand", "dph_total"), ("bid", "min_bid")):
+            price = catalog_price(offers, "vast", row["gpu_name"], pricing, country, row["num_gpus"])
+            if price is not None:
+                row[field] = round(price * row["num_gpus"], 4)
+        if storage is not None:
+            row["storage_cost"] = float(storage)
+        out.append(row)
+    return out
+
 
 # Body keys of an offer search that are hints to the pricing engine, not field filters.
 SEARCH_META = ("order", "limit", "type", "allocated_storage", "disable_bundling",
@@ -290,10 +315,16 @@ class VastFake:
             if scale is not None:
                 self.clock.set_scale(scale)
                 self.config["clock_scale"] = self.clock.scale
+            advance = config.pop("advance_s", None)
+            if advance:
+                self.clock.advance(advance)
             for key, value in config.items():
                 if key not in DEFAULTS:
                     raise ValueError("unknown fake setting %r" % key)
                 self.config[key] = copy.deepcopy(value)
+            if config.get("catalog_prices"):
+                self.config["offers"] = offers_from_catalog(self.config["offers"],
+                                                            config["catalog_prices"])
             if preempt:
                 self.preempt(preempt)
 

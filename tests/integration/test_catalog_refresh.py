@@ -46,10 +46,12 @@ def _refresh(fakes, tmp_path, *args):
 
 
 def test_refresh_catalog_from_three_fakes(fakes, tmp_path):
-    check = _refresh(fakes, tmp_path, "--check")
+    check = _refresh(fakes, tmp_path, "--check", "--diff")
     assert check.returncode == 0, check.stdout[-5000:] + check.stderr[-2000:]
     assert "changed=1" in check.stdout
     assert not (tmp_path / "catalog").exists(), "check mode must not write"
+    # --diff shows the file that would be written, line by line
+    assert "+offers:" in check.stdout and "+  provider: runpod" in check.stdout
 
     real = _refresh(fakes, tmp_path)
     assert real.returncode == 0, real.stdout[-5000:] + real.stderr[-2000:]
@@ -84,6 +86,24 @@ def test_refresh_catalog_from_three_fakes(fakes, tmp_path):
     again = _refresh(fakes, tmp_path)
     assert again.returncode == 0, again.stdout[-5000:]
     assert "changed=0" in again.stdout, "same prices the same day: nothing to write"
+
+    # The next day RunPod rate-limits every try (429 past the client's 5 retries): Vast.ai and
+    # Hetzner are refreshed, RunPod's entries of the day before are kept with their own date,
+    # and a warning says so.
+    fakes["runpod"].configure(fail_next=[{"status": 429, "retry_after": 0}] * 6)
+    later = _refresh(fakes, tmp_path, "-e", '{"catalog_as_of": "2026-11-24"}')
+    assert later.returncode == 0, later.stdout[-5000:] + later.stderr[-2000:]
+    said = " ".join((later.stdout + later.stderr).split())   # warnings go to stderr, wrapped
+    assert "[WARNING]: catalog_refresh: runpod did not answer after retries (HTTP 429" in said
+    next_day = yaml.safe_load((tmp_path / "catalog" / "catalog-refresh-2026-11-24.yml").read_text())
+    kept = [o for o in next_day["offers"] if o["provider"] == "runpod"]
+    assert kept and sorted(o["id"] for o in kept) == sorted(
+        o["id"] for o in data["offers"] if o["provider"] == "runpod")
+    assert all(str(o["as_of"]) == AS_OF and o["source"].startswith("RunPod GraphQL") for o in kept)
+    assert "kept its %d entries of catalog-refresh-%s.yml (as of %s)" % (len(kept), AS_OF, AS_OF) \
+        in said
+    assert all(str(o["as_of"]) == "2026-11-24" for o in next_day["offers"] if o["provider"] == "vast")
+    assert fakes["runpod"].counters["injected"]["429"] == 6
 
 
 def test_refresh_fails_clearly_on_bad_key_and_writes_nothing(fakes, tmp_path):

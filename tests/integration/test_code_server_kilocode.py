@@ -64,6 +64,8 @@ def test_kilo7_check_mode_then_apply_then_nothing_to_do(tmp_path):
         assert config["agent"][role]["model"] == "litellm/" + alias
         assert "CODESTACK-PROMPT-%s" % role.upper() in config["agent"][role]["prompt"]
     assert config["agent"]["reviewer"]["permission"]["edit"] == "deny"
+    # A top-level bash permission: Kilo 7.x then has nothing to migrate and leaves the file alone.
+    assert config["permission"] == {"bash": "ask"}
     assert config["model"] == "litellm/plan-coder"
     assert _mode(kilo) == 0o600
     key = home / ".config" / "kilo" / "litellm.key"

@@ -35,9 +35,9 @@ PLAN = {
         "reviewer": {"alias": "reviewer", "deployment": "local-smol"},
     },
     "deployments": [
-        {"name": "coder-qwen2-5-coder-7b-awq-rtx4090", "provider": "k3s", "engine": "vllm",
+        {"name": "coder-qwen2-5-coder-7b-awq-rtx4090", "provider": "kubernetes", "engine": "vllm",
          "roles": ["coder", "debugger"], "cold_start_s": 180, "max_replicas": 3},
-        {"name": "arch-qwen-32b-awq-a100", "provider": "k3s", "engine": "vllm",
+        {"name": "arch-qwen-32b-awq-a100", "provider": "kubernetes", "engine": "vllm",
          "roles": ["architect"], "cold_start_s": 420},
         {"name": "local-smol", "provider": "local", "engine": "llamacpp", "roles": ["reviewer"],
          "cold_start_s": 2},

@@ -103,7 +103,7 @@ def test_serverless_endpoint_is_routed_with_the_runpod_key_through_a_cold_worker
         assert dep["scaling"]["idle_timeout_s"] == IDLE_TIMEOUT_S
         variables = stack.site_vars(
             plan_file, gpu_provision_runpod_serverless_openai_url_template=stack.runpod.openai_template,
-            codestack_runpod_billing_url=stack.runpod.url + "/v1", codestack_budget_guard_interval=1)
+            codestack_runpod_billing_url=stack.runpod.url + "/v2", codestack_budget_guard_interval=1)
         proc = stack.run("site.yml", variables)
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
         assert API_KEY not in proc.stdout + proc.stderr
@@ -159,7 +159,7 @@ def test_serverless_endpoint_is_routed_with_the_runpod_key_through_a_cold_worker
         assert status["billing_error"] is None
         (line,) = [r for r in status["resources"] if r["id"] == endpoint["id"]]
         assert line["billed_s"] == after["billed_s"]
-        teardown = stack.teardown(codestack_runpod_billing_url=stack.runpod.url + "/v1")
+        teardown = stack.teardown(codestack_runpod_billing_url=stack.runpod.url + "/v2")
         assert teardown.returncode == 0, teardown.stdout[-4000:]
         assert stack.live()["runpod_endpoints"] == 0
         # teardown's report: the endpoint at what RunPod billed, beside the plan's estimate

@@ -159,17 +159,12 @@ def test_without_the_gallery_one_warning_says_how_to_add_the_extension(stack):
     assert "gallery is unreachable" in warnings[0]
 
 
-def test_second_run_changes_nothing(stack):
-    second = _play(stack["extra"], stack["out"])
-    assert _stats(second)["changed"] == 0 and _stats(second)["failures"] == 0
-
-
 def test_kilo_cli_in_the_ide_answers_through_the_stack(stack):
     """The real Kilo CLI, as the IDE's terminal has it, against the stack as site.yml left it.
 
-    After the second run: on its first start Kilo CLI 7.7.7 migrates kilo.jsonc (it adds a
-    top-level "permission": {"bash": "allow"} and writes .bash-permission-migrated next to it),
-    which the next role run puts back (one change and a code-server restart).
+    Before the second run: Kilo CLI 7.7.7 migrates a kilo.jsonc without a top-level bash
+    permission on its first start (it rewrites the file). The role writes one, so the second
+    run below must still change nothing after Kilo has started.
     """
     home = "/home/%s" % USER
     environ = open("/proc/%s/environ" % _code_server_pid(), "rb").read().split(b"\0")
@@ -192,6 +187,11 @@ def test_kilo_cli_in_the_ide_answers_through_the_stack(stack):
     os.makedirs(ARTIFACTS, exist_ok=True)
     with open(os.path.join(ARTIFACTS, "kilo-cli-answer.txt"), "w") as handle:
         handle.write("kilo %s run --agent coder (%.1f s)\n%s\n" % (kilo, elapsed, "".join(texts)))
+
+
+def test_second_run_changes_nothing(stack):
+    second = _play(stack["extra"], stack["out"])
+    assert _stats(second)["changed"] == 0 and _stats(second)["failures"] == 0
 
 
 def _code_server_pid():

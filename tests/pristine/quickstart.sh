@@ -60,9 +60,12 @@ fi
 echo "pristine: the quickstart took $((SECONDS - start)) s"
 
 in_box python3 - <<'PY'
-import json, urllib.request
+import glob, json, urllib.request
 
-key = open("/var/lib/codestack/litellm/master_key").read().strip()
+# The gateway's directory is per stack: /var/lib/codestack/<stack id>/litellm.
+keys = glob.glob("/var/lib/codestack/*/litellm/master_key")
+assert len(keys) == 1, keys
+key = open(keys[0]).read().strip()
 for alias in ("architect", "coder", "debugger", "reviewer", "intent"):
     body = json.dumps({"model": alias, "max_tokens": 8,
                        "messages": [{"role": "user", "content": "hi"}]}).encode()

@@ -94,3 +94,48 @@ def test_vast_ledger_running_stopped_destroyed_with_resume_delay():
     assert storage["usd_per_hour"] == pytest.approx(40 * 0.15 / HOURS_PER_MONTH)
     assert [e["event"] for e in snap["events"]] == ["created", "stopped", "started", "destroyed"]
     assert snap["live_instances"] == 0
+
+
+def test_fakes_rent_at_the_catalog_prices_and_jump_over_stopped_gaps():
+    """catalog_prices: the RunPod GPU types and the Vast.ai offers at catalog/offers.yml's
+    prices (what a plan is priced at), the disks at catalog/scaling.yml's; advance_s bills a
+    skipped gap as it stands (a stopped pod's volume)."""
+    import yaml
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "catalog", "offers.yml")) as handle:
+        offers = dict((o["id"], o) for o in yaml.safe_load(handle)["offers"])
+    with open(os.path.join(root, "catalog", "scaling.yml")) as handle:
+        scaling = dict((e["id"], e) for e in yaml.safe_load(handle)["scaling"])
+    fake = RunPodFake(api_key="k", created_delay=0, running_delay=0, clock_scale=1.0, catalog_prices=True).start()
+    try:
+        types = dict((g["id"], g) for g in fake.config["gpu_types"])
+        h100 = types["NVIDIA H100 80GB HBM3"]
+        assert h100["communityPrice"] == offers["runpod:NVIDIA H100 80GB HBM3:on_demand"]["price_per_hour"]
+        assert h100["communitySpotPrice"] == offers["runpod:NVIDIA H100 80GB HBM3:spot"]["price_per_hour"]
+        rtx = types["NVIDIA GeForce RTX 4090"]
+        # secure: the dearest on-demand offer (EU-RO-1), never below the any-region one
+        assert rtx["securePrice"] == offers["runpod:NVIDIA GeForce RTX 4090:on_demand:EU-RO-1"]["price_per_hour"]
+        assert rtx["communityPrice"] == offers["runpod:NVIDIA GeForce RTX 4090:on_demand"]["price_per_hour"]
+        assert fake.config["serverless_prices"]["ADA_24"] == pytest.approx(
+            offers["runpod_serverless:ADA_24:serverless"]["price_per_hour"] / 3600.0)
+        client = RunPodClient("k", fake.url, retries=0)
+        pod = client.deploy_pod(_spec())
+        assert pod["costPerHr"] == offers["runpod:NVIDIA GeForce RTX 4090:on_demand"]["price_per_hour"]
+        client.stop_pod(pod["id"])
+        before = fake.ledger.total()
+        fake.configure(advance_s=730 * 3600.0)   # a month stopped: the 50 GB volume, per GB-month
+        assert fake.ledger.total() - before == pytest.approx(
+            50 * scaling["runpod"]["storage_stopped_usd_per_gb_month"], rel=0.01)
+        with pytest.raises(ValueError):
+            fake.clock.advance(-1)
+    finally:
+        fake.stop()
+    vast = VastFake(api_key="k", catalog_prices=True)
+    by_id = dict((o["id"], o) for o in vast.config["offers"])
+    assert by_id[1001]["dph_total"] == offers["vast:RTX 4090:on_demand"]["price_per_hour"]   # Oslo: no NO offer
+    assert by_id[1003]["dph_total"] == pytest.approx(2 * offers["vast:RTX 4090:on_demand:x2"]["price_per_hour"])
+    assert by_id[3001]["dph_total"] == offers["vast:H100 SXM:on_demand:NL"]["price_per_hour"]   # Amsterdam
+    assert by_id[1001]["min_bid"] == offers["vast:RTX 4090:bid"]["price_per_hour"]
+    assert all(o["storage_cost"] == scaling["vast"]["storage_stopped_usd_per_gb_month"]
+               for o in vast.config["offers"])

@@ -3,7 +3,8 @@
 import datetime
 
 from ansible_collections.llmops.codestack.plugins.module_utils._price_refresh import (
-    gpu_map_from_offers, hetzner_entries, offer_id, runpod_entries, vast_entries)
+    carried_entries, gpu_map_from_offers, hetzner_entries, offer_id, previous_refresh, runpod_entries,
+    transient, vast_entries)
 
 DAY = datetime.date(2026, 11, 23)
 MAP = gpu_map_from_offers([
@@ -59,3 +60,29 @@ def test_hetzner_prices_are_parsed_from_strings_and_deprecated_types_dropped():
     assert entries[0]["id"] == "hetzner:cx22:on_demand:fsn1"
     assert entries[0]["price_per_hour"] == 0.006 and entries[0]["price_per_month"] == 3.79
     assert entries[0]["currency"] == "EUR"
+
+
+def test_only_rate_limits_server_and_network_errors_keep_the_old_entries():
+    assert [status for status in (0, 400, 401, 403, 404, 429, 500, 502, 503, 504) if transient(status)] \
+        == [0, 429, 500, 502, 503, 504]
+
+
+def test_previous_refresh_is_the_newest_dated_file_not_after_today():
+    names = ["catalog-refresh-2026-11-20.yml", "catalog-refresh-2026-11-22.yml",
+             "catalog-refresh-2026-11-30.yml", "catalog-refresh-latest.yml", "notes.txt",
+             "hetzner-server-types-2026-11-21.json"]
+    assert previous_refresh(names, "2026-11-23", "catalog-refresh-", ".yml") == \
+        "catalog-refresh-2026-11-22.yml"
+    assert previous_refresh(names, "2026-11-22", "catalog-refresh-", ".yml") == \
+        "catalog-refresh-2026-11-22.yml"
+    assert previous_refresh(names, "2026-11-19", "catalog-refresh-", ".yml") is None
+    assert previous_refresh(names, "2026-12-01", "hetzner-server-types-", ".json") == \
+        "hetzner-server-types-2026-11-21.json"
+
+
+def test_carried_entries_keep_their_own_source_and_date():
+    old = [{"id": "runpod:X:spot", "provider": "runpod", "source": "RunPod GraphQL", "as_of": "2026-11-20"},
+           {"id": "vast:Y:bid", "provider": "vast", "source": "Vast.ai POST", "as_of": "2026-11-20"}]
+    kept = carried_entries(old, "runpod")
+    assert kept == [old[0]] and kept[0] is not old[0]
+    assert carried_entries(None, "runpod") == []

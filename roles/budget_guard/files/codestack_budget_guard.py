@@ -4,7 +4,8 @@
 """Budget guard of a codestack stack.
 
 Adds what the stack is billed and the gateway's token spend (LiteLLM's Prometheus counter
-``litellm_spend_metric_total``), warns once at a threshold, and at 100 % of the blueprint's
+``litellm_spend_metric_total``, less the routes the providers bill: see ``token_spend``), warns
+once at a threshold, and at 100 % of the blueprint's
 budget runs the configured stop or destroy command, recording why. LiteLLM itself skips budgets
 for self-hosted models with custom prices (BerriAI/litellm#25874), so the guard does its own
 arithmetic, the way each provider bills:
@@ -14,8 +15,11 @@ arithmetic, the way each provider bills:
   and resumes left), plus the disk it keeps (``storage``: GB and USD per GB-hour while running
   and while stopped, per deployment, from the plan);
 - a RunPod serverless endpoint: nothing per hour (its workers scale to zero); its worker-seconds
-  as RunPod's serverless billing history reports them (``runpod_billing_url``
-  ``/billing/endpoints``, with the ``RUNPOD_API_KEY`` of the command environment).
+  as RunPod's serverless billing history reports them (``runpod_billing_url``: REST v2
+  ``/billing/serverless?serverlessId=``, records ``{totalAmount, serverlessId, ...}``; a base
+  ending in ``/v1`` still gets the retired REST v1 ``/billing/endpoints?endpointId=`` and its
+  ``[{amount, timeBilledMs, endpointId}]``), with the ``RUNPOD_API_KEY`` of the command
+  environment.
 
 Standard library only: it is copied to the gateway host and run by a timer (or ``--loop``).
 """
@@ -27,11 +31,16 @@ import os
 import subprocess
 import sys
 import tempfile
+import re
 import time
 import urllib.parse
 import urllib.request
 
 SPEND_METRIC = "litellm_spend_metric_total"
+# LiteLLM's provider of the self-hosted routes (pods, instances, serverless endpoints): the gateway
+# prices their request-seconds for its own budgets, but what they cost is the provider's bill.
+PROVIDER_BILLED_API = ("hosted_vllm",)
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 def parse_time(text):
@@ -97,6 +106,34 @@ def gpu_spend(resources, now, storage=None):
     return total, lines, bad
 
 
+def billing_url(base_url, endpoint_id):
+    """The billing-history request of one serverless endpoint: REST v2 (``/billing/serverless``,
+    ``serverlessId``) unless the base is the retired REST v1 (``/billing/endpoints``)."""
+    base = base_url.rstrip("/")
+    if base.endswith("/v1"):
+        return "%s/billing/endpoints?%s" % (base, urllib.parse.urlencode(
+            {"endpointId": endpoint_id, "bucketSize": "day", "grouping": "endpointId"}))
+    return "%s/billing/serverless?%s" % (base, urllib.parse.urlencode(
+        {"serverlessId": endpoint_id, "bucketSize": "day"}))
+
+
+def billing_records(answer, endpoint_id):
+    """(USD, billed seconds) of one endpoint from a billing-history answer: REST v2's
+    ``{"records": [{totalAmount, serverlessId, timeBilledMs?}]}`` or REST v1's
+    ``[{amount, endpointId, timeBilledMs}]``."""
+    v2 = isinstance(answer, dict)
+    records = (answer.get("records") or []) if v2 else (answer or [])
+    usd = seconds = 0.0
+    for rec in records:
+        if not isinstance(rec, dict):
+            raise ValueError("billing record is not an object: %r" % (rec,))
+        if rec.get("serverlessId" if v2 else "endpointId") not in (None, endpoint_id):
+            continue
+        usd += float(rec.get("totalAmount" if v2 else "amount") or 0.0)
+        seconds += float(rec.get("timeBilledMs") or 0.0) / 1000.0
+    return usd, seconds
+
+
 def fetch_billing(url, api_key, timeout=10):
     """The JSON of one GET with the RunPod key (a header, never in the URL)."""
     request = urllib.request.Request(url, headers={"Authorization": "Bearer %s" % api_key})
@@ -112,12 +149,7 @@ def serverless_spend(resources, base_url, api_key, fetch=fetch_billing):
     for res in resources:
         if not isinstance(res, dict) or not is_serverless(res) or not res.get("id"):
             continue
-        query = urllib.parse.urlencode({"endpointId": res["id"], "bucketSize": "day",
-                                        "grouping": "endpointId"})
-        records = fetch("%s/billing/endpoints?%s" % (base_url.rstrip("/"), query), api_key)
-        mine = [r for r in records if r.get("endpointId") in (None, res["id"])]
-        usd = sum(float(r.get("amount") or 0.0) for r in mine)
-        seconds = sum(float(r.get("timeBilledMs") or 0.0) for r in mine) / 1000.0
+        usd, seconds = billing_records(fetch(billing_url(base_url, res["id"]), api_key), res["id"])
         total += usd
         lines.append({"provider": res["provider"], "id": res["id"], "billed_s": round(seconds, 1),
                       "usd": round(usd, 4)})
@@ -142,14 +174,29 @@ def read_state(path):
     return state.get("resources", []), None
 
 
-def token_spend(metrics_text):
-    """Sum of LiteLLM's spend counter over all label sets, from Prometheus text format."""
+def token_spend(metrics_text, provider_billed=()):
+    """Sum of LiteLLM's spend counter, from Prometheus text format, over the label sets of the
+    routes nobody else bills (per-token APIs).
+
+    The gateway also prices the self-hosted routes (``input_cost_per_second``, for LiteLLM's own
+    budgets); their cost is already in the providers' bills (``gpu_spend``,
+    ``serverless_spend``), so counting them here would count it twice. A series is the
+    provider's when its ``api_provider`` is LiteLLM's self-hosted one (``hosted_vllm``) or its
+    ``model_id`` (the route's ``model_info.id``, ``<group>--<deployment>``) names one of the
+    ``provider_billed`` deployments.
+    """
+    suffixes = tuple("--" + name for name in provider_billed or ())
     total = 0.0
     for line in metrics_text.splitlines():
         if line.startswith(SPEND_METRIC + "{") or line.startswith(SPEND_METRIC + " "):
+            head, _sep, value = line.rpartition(" ")
+            labels = dict(_LABEL.findall(head.partition("{")[2]))
+            if labels.get("api_provider") in PROVIDER_BILLED_API or (
+                    suffixes and labels.get("model_id", "").endswith(suffixes)):
+                continue
             try:
-                total += float(line.rsplit(" ", 1)[1])
-            except (IndexError, ValueError):
+                total += float(value)
+            except ValueError:
                 continue
     return total
 
@@ -234,7 +281,7 @@ class Guard:
         if state_error is None:
             gpu += serverless   # (the kept figure of a state error already holds it)
         try:
-            tokens = token_spend(self.fetch(self.args.metrics_url))
+            tokens = token_spend(self.fetch(self.args.metrics_url), self.args.provider_billed)
             metrics_error = None
         except (OSError, ValueError) as exc:
             tokens = status.get("token_usd", 0.0)  # keep the last known figure
@@ -297,8 +344,8 @@ class Guard:
 
 DEFAULTS = {"warn_ratio": 0.8, "action": "stop", "stop_command": ["true"],
             "destroy_command": ["true"], "command_timeout": 1800, "metrics_url": "",
-            "clock_scale": 1.0, "command_env": {}, "storage": {},
-            "runpod_billing_url": "https://rest.runpod.io/v1"}
+            "clock_scale": 1.0, "command_env": {}, "storage": {}, "provider_billed": [],
+            "runpod_billing_url": "https://api.runpod.io/v2"}
 REQUIRED = ("state_file", "status_file", "budget")
 
 

@@ -33,6 +33,11 @@ import time
 import aiohttp
 from aiohttp import web
 
+try:   # a faster event loop where it is installed (waker_pip_packages); asyncio's otherwise
+    import uvloop
+except ImportError:   # pragma: no cover - depends on the virtual environment
+    uvloop = None
+
 LOG = logging.getLogger("codestack.waker")
 HOP_HEADERS = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
                "transfer-encoding", "upgrade", "host", "content-length"}
@@ -382,7 +387,8 @@ class Waker:
         self._sync_from_state()
         self.ticker = asyncio.ensure_future(self._tick_loop())
         LOG.info(json.dumps({"event": "started", "deployments": sorted(self.deployments),
-                             "clock_scale": self.clock.scale}))
+                             "clock_scale": self.clock.scale,
+                             "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0]}))
 
     def _sync_from_state(self):
         """After a restart: the machine the state file lists now for each deployment (a
@@ -555,8 +561,9 @@ def main(argv=None):
         creds = json.load(handle)
     clock = Clock(float(os.environ.get("CODESTACK_CLOCK_SCALE") or conf.get("clock_scale") or 1))
     app = make_app(conf, creds, clock, provider_ops)
+    loop = uvloop.new_event_loop() if uvloop is not None and not os.environ.get("CODESTACK_WAKER_NO_UVLOOP") else None
     web.run_app(app, host=conf["listen"]["host"], port=int(conf["listen"]["port"]), print=None,
-                access_log=None, handle_signals=True)
+                access_log=None, handle_signals=True, loop=loop)
 
 
 if __name__ == "__main__":

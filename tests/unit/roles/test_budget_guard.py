@@ -275,3 +275,62 @@ def test_serverless_spend_comes_from_runpod_billing_history_not_hours(tmp_path):
     guard.fetch_billing = down
     status = guard.check()
     assert status["spent_usd"] == pytest.approx(0.0412) and "refused" in status["billing_error"]
+
+
+def test_serverless_spend_reads_rest_v2_by_default(tmp_path):
+    """REST v1 was retired on 2026-11-15: the default base is REST v2, whose answer is
+    {"records": [{totalAmount, serverlessId, ...}]}; other endpoints' records do not count."""
+    args = guard_mod.load_config(_write_config(tmp_path), {})
+    assert args.runpod_billing_url == "https://api.runpod.io/v2"
+    url = guard_mod.billing_url(args.runpod_billing_url, "ep1")
+    assert url.startswith("https://api.runpod.io/v2/billing/serverless?") and "serverlessId=ep1" in url
+    answer = {"records": [
+        {"totalAmount": 0.03, "serverlessId": "ep1", "startTime": "2026-11-22T00:00:00Z", "timeBilledMs": 97000},
+        {"totalAmount": 0.01, "serverlessId": "ep1", "startTime": "2026-11-23T00:00:00Z"},
+        {"totalAmount": 5.0, "serverlessId": "other", "startTime": "2026-11-22T00:00:00Z"}]}
+    usd, seconds = guard_mod.billing_records(answer, "ep1")
+    assert (usd, seconds) == (pytest.approx(0.04), pytest.approx(97.0))
+    total, lines = guard_mod.serverless_spend(
+        [{"provider": "runpod_serverless", "kind": "endpoint", "id": "ep1"}], args.runpod_billing_url,
+        "rk", fetch=lambda u, k: answer)
+    assert total == pytest.approx(0.04) and lines[0]["billed_s"] == 97.0
+    with pytest.raises(ValueError):
+        guard_mod.billing_records({"records": ["junk"]}, "ep1")
+
+
+def _write_config(tmp_path):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"state_file": "s", "status_file": "t", "budget": 1}))
+    return str(path)
+
+
+METRICS_BOTH = """# TYPE litellm_spend_metric_total counter
+litellm_spend_metric_total{api_provider="hosted_vllm",model="hosted_vllm/qwen",model_id="architect--big-h100"} 1.5
+litellm_spend_metric_total{api_provider="openai",model="openai/coder",model_id="coder--small-4090"} 0.25
+litellm_spend_metric_total{api_provider="openrouter",model="openrouter/x",model_id="reviewer--api-or"} 0.1
+litellm_spend_metric_total{api_provider="deepseek",model="deepseek/chat",model_id="debugger--api-ds",team="a \\"b\\""} 0.05
+"""
+
+
+def test_token_spend_leaves_out_the_routes_the_providers_bill():
+    # the gateway prices self-hosted routes per second; their cost is the provider's bill
+    assert guard_mod.token_spend(METRICS_BOTH, ["big-h100", "small-4090"]) == pytest.approx(0.15)
+    # hosted_vllm is always a self-hosted route, even without the list
+    assert guard_mod.token_spend(METRICS_BOTH) == pytest.approx(0.4)
+
+
+def test_a_pod_route_is_counted_once_by_the_guard(tmp_path):
+    """A pod billed 2 USD/h for an hour and its route's 1.5 USD in the gateway's spend metric:
+    the guard's spend is the pod's bill plus the per-token API's, not both."""
+    created = "2026-11-22T08:00:00Z"
+    state = tmp_path / "stack.json"
+    state.write_text(json.dumps({"stack_id": "s", "resources": [
+        {"provider": "runpod", "id": "p1", "kind": "pod", "cost_per_hour": 2.0, "created_at": created,
+         "attributes": {"deployment": "big-h100"}}]}))
+    args = config(tmp_path, state_file=str(state), status_file=str(tmp_path / "g.json"), budget=100,
+                  metrics_url="http://gw/metrics", provider_billed=["big-h100", "small-4090"])
+    guard = guard_mod.Guard(args, clock=Clock(guard_mod.parse_time(created) + 3600),
+                            fetch=lambda url: METRICS_BOTH)
+    status = guard.check()
+    assert status["gpu_usd"] == pytest.approx(2.0) and status["token_usd"] == pytest.approx(0.15)
+    assert status["spent_usd"] == pytest.approx(2.15)

@@ -214,3 +214,81 @@ def test_a_stopped_machine_started_elsewhere_gets_its_idle_clock_back():
         await dep.tick()
         assert dep.state == waker.STOPPED and ops.calls == [("stop", "big")]
     run(scenario())
+
+
+class SlowOps(FakeOps):
+    """Resume takes ``wall_s`` real seconds (the app runs on the real clock here)."""
+
+    def __init__(self, clock, wall_s):
+        super().__init__(clock)
+        self.wall_s = wall_s
+
+    async def resume(self, dep):
+        self.calls.append(("resume", dep.name))
+        await asyncio.sleep(self.wall_s)
+
+    def ssl_for(self, dep):
+        return None
+
+
+def _relay_app(upstream_url, policy, ops_holder, wall_s=0.4):
+    conf = {"keepalive_s": 0.05, "state_file": "", "deployments": {"d": {
+        "provider": "runpod", "resource_id": "pod1", "upstream": upstream_url + "/v1", "idle_timeout_s": 10 ** 6,
+        "wake_policy": policy, "wake_timeout_s": 30, "poll_interval_s": 0.01}}}
+
+    def factory(conf_, creds, session):
+        ops_holder.append(SlowOps(clock, wall_s))
+        return ops_holder[-1]
+    clock = waker.Clock(1.0)
+    app = waker.make_app(conf, {}, clock, factory)
+    return app
+
+
+def test_a_stream_waiting_for_a_wake_is_kept_alive_then_relayed_and_fallback_answers_503_at_once():
+    """Through the waker's own aiohttp app: a streaming request to a stopped 'wait' deployment
+    gets its SSE head at once and ': waking the GPU' comments while the resume runs, then the
+    model's stream; a 'fallback' deployment answers 503 at once and wakes in the background."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    async def chat(request):
+        answer = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await answer.prepare(request)
+        await answer.write(b'data: {"choices": [{"delta": {"content": "hi"}}]}\n\ndata: [DONE]\n\n')
+        await answer.write_eof()
+        return answer
+
+    async def scenario(policy):
+        model = web.Application()
+        model.router.add_post("/v1/chat/completions", chat)
+        upstream = TestServer(model)
+        await upstream.start_server()
+        ops = []
+        app = _relay_app(str(upstream.make_url("")).rstrip("/"), policy, ops)
+        async with TestClient(TestServer(app)) as client:
+            app["waker"].deployments["d"].state = waker.STOPPED
+            started = asyncio.get_running_loop().time()
+            resp = await client.post("/d/d/v1/chat/completions", json={"model": "m", "stream": True})
+            head_s = asyncio.get_running_loop().time() - started
+            body = (await resp.read()).decode()
+            dep = app["waker"].deployments["d"]
+            if policy == "fallback":
+                for _wait in range(100):   # the background wake finishes
+                    if dep.state == waker.RUNNING:
+                        break
+                    await asyncio.sleep(0.02)
+            out = (resp.status, resp.headers.get("Content-Type"), head_s, body, dep.state, dep.wakes,
+                   [c for c in ops[0].calls if c[0] == "resume"])
+        await upstream.close()
+        return out
+
+    status, ctype, head_s, body, state, wakes, resumes = run(scenario("wait"))
+    assert status == 200 and ctype.startswith("text/event-stream")
+    assert head_s < 0.35   # the head came before the 0.4 s resume was over
+    assert body.count(": waking the GPU") >= 3   # every 0.05 s while waking
+    assert body.index(": waking the GPU") < body.index('"hi"') < body.index("data: [DONE]")
+    assert (state, wakes, resumes) == (waker.RUNNING, 1, [("resume", "d")])
+
+    status, _ctype, head_s, body, state, wakes, resumes = run(scenario("fallback"))
+    assert status == 503 and "waking" in body and head_s < 0.35
+    assert (state, wakes, resumes) == (waker.RUNNING, 1, [("resume", "d")])

@@ -21,9 +21,9 @@ PLAN = {
         "reviewer": {"alias": "reviewer", "deployment": "local-smol"},
     },
     "deployments": [
-        {"name": "Coder-7B_AWQ.rtx4090", "provider": "k3s", "engine": "vllm",
+        {"name": "Coder-7B_AWQ.rtx4090", "provider": "kubernetes", "engine": "vllm",
          "roles": ["coder", "debugger"], "cold_start_s": 180, "max_replicas": 3},
-        {"name": "arch-32b", "provider": "k3s", "engine": "vllm", "roles": ["architect"],
+        {"name": "arch-32b", "provider": "kubernetes", "engine": "vllm", "roles": ["architect"],
          "cold_start_s": 420},
         {"name": "local-smol", "provider": "local", "engine": "llamacpp", "roles": ["reviewer"]},
         {"name": "pod-on-runpod", "provider": "runpod", "engine": "vllm", "roles": ["reviewer"]},

@@ -97,11 +97,43 @@ def test_report_prices_serverless_from_the_ledger_and_resumed_pods_by_running_ho
     # 11 h of existence at 1.12 USD/h would be 12.32: RunPod billed 180 worker-seconds
     assert lines["ep1"]["usd"] == 0.05 and lines["ep1"]["hours"] == 0.05
     assert lines["p2"]["hours"] == 1.5 and lines["p2"]["usd"] == 3.0   # ran 08-09 and 10:30-11
-    assert report["plan"] == {"billed_estimate_usd": 3.1, "always_on_cost_usd": 40.0, "billed_usd": 3.05}
+    assert report["plan"] == {"billed_estimate_usd": 3.1, "always_on_cost_usd": 40.0, "billed_usd": 3.05,
+                              "deployments": []}
     # without the ledger the endpoint is unpriced, never priced by the hour
     bare = teardown.teardown_report(targets, [], "destroy", "2026-11-29T11:00:00Z")
     assert dict((line["id"], line) for line in bare["resources"])["ep1"]["usd"] is None
     assert "plan" not in bare and bare["unpriced"] == 1
+
+
+def test_report_bills_the_disk_while_stopped_and_compares_each_deployment_with_the_plan():
+    """A pod that ran 1.5 of 3 h keeps 50 GB at 0.1 (running) / 0.2 (stopped) USD per GB-month:
+    its bill is GPU hours plus the disk both ways, set beside its deployment's billed estimate."""
+    state = {"stack_id": "s", "resources": [
+        {"provider": "runpod", "kind": "pod", "id": "p2", "name": "pod", "cost_per_hour": 2.0,
+         "created_at": "2026-11-29T08:00:00Z", "attributes": {"deployment": "big"},
+         "stopped_intervals": [["2026-11-29T09:00:00Z", "2026-11-29T10:30:00Z"]]},
+        {"provider": "runpod_serverless", "kind": "endpoint", "id": "ep1", "name": "sls",
+         "created_at": "2026-11-29T08:00:00Z", "attributes": {"deployment": "sls"}}]}
+    plan = {"totals": {"cost_usd": 3.5, "always_on_cost_usd": 40.0}, "deployments": [
+        {"name": "big", "provider": "runpod", "cost_usd": 3.4, "scaling": {"mode": "idle_stop"},
+         "billed": {"storage_gb": 50.0},
+         "cost_terms": {"scaling": {"mode": "idle_stop", "storage_running_usd_per_gb_month": 0.1,
+                                    "storage_stopped_usd_per_gb_month": 0.2}}},
+        {"name": "sls", "provider": "runpod_serverless", "cost_usd": 0.1, "scaling": {"mode": "serverless"}},
+        {"name": "unused", "provider": "vast", "cost_usd": 1.0}]}
+    targets = teardown.teardown_targets(state, {}, {})
+    report = teardown.teardown_report(targets, [], "destroy", "2026-11-29T11:00:00Z",
+                                      {"ep1": {"usd": 0.05, "seconds": 180.0}}, plan)
+    pod = dict((line["id"], line) for line in report["resources"])["p2"]
+    disk = 50.0 * (1.5 * 0.1 + 1.5 * 0.2) / 730.0
+    assert pod["storage_usd"] == pytest.approx(disk, abs=1e-4) and pod["stopped_hours"] == 1.5
+    assert pod["usd"] == pytest.approx(3.0 + disk, abs=1e-4)
+    assert report["plan"]["billed_usd"] == pytest.approx(3.05 + disk, abs=1e-4)
+    by_name = dict((d["name"], d) for d in report["plan"]["deployments"])
+    assert by_name["big"]["billed_usd"] == pytest.approx(3.0 + disk, abs=1e-4)
+    assert by_name["big"]["billed_over_estimate"] == pytest.approx((3.0 + disk) / 3.4, abs=1e-3)
+    assert by_name["sls"]["billed_usd"] == 0.05 and by_name["sls"]["mode"] == "serverless"
+    assert by_name["unused"]["billed_usd"] is None and by_name["unused"]["resources"] == 0
 
 
 def test_report_stop_mode_and_gone_resources():
@@ -134,7 +166,43 @@ PLAN_LOCAL = {"deployments": [{"name": "local", "provider": "local", "alternativ
 ])
 def test_search_names_the_keys_a_teardown_by_labels_lacks(state, plan, keyed, search, found, ask, missing):
     result = teardown.teardown_search(state, plan, keyed, search, found)
-    assert result["ask"] == ask and result["missing"] == missing
+    assert result["ask"] == dict(ask, hetzner=False, exoscale=False) and result["missing"] == missing
+
+
+HETZNER_STATE = {"resources": [{"provider": "hetzner", "kind": "server", "id": "5000003", "name": "s-control",
+                                "attributes": {"address": "198.51.100.7"}}]}
+
+
+@pytest.mark.parametrize("state,keyed,control,found,ask,missing", [
+    # A state file listing the control server: asked with the key, named without it.
+    (HETZNER_STATE, {"hetzner": True}, None, True, True, []),
+    (HETZNER_STATE, {}, None, True, False, ["HCLOUD_TOKEN"]),
+    # No state file: needed only where codestack_control_server asks for a server.
+    ({}, {}, {"provider": "hetzner"}, False, False, ["HCLOUD_TOKEN"]),
+    ({}, {}, None, False, False, []),
+    ({}, {"hetzner": True}, None, False, True, []),
+])
+def test_search_for_a_created_control_server(state, keyed, control, found, ask, missing):
+    keyed = dict(keyed, runpod=True, vast=True)
+    result = teardown.teardown_search(state, PLAN_LOCAL, keyed, {}, found, control)
+    assert result["ask"]["hetzner"] is ask and result["missing"] == missing
+    assert teardown.teardown_search({}, PLAN_LOCAL, keyed, {}, False, {"provider": "exoscale"})["missing"] == [
+        "EXOSCALE_API_KEY and EXOSCALE_API_SECRET"]
+
+
+def test_targets_merge_the_control_server_by_state_and_label_and_order_it_last():
+    state = {"resources": STATE["resources"] + HETZNER_STATE["resources"] + [
+        {"provider": "hetzner", "kind": "ssh_key", "id": "5000001", "name": "s-control"}]}
+    listed = {"servers": [{"id": 5000003, "name": "s-control"}], "firewalls": [{"id": 5000002, "name": "s-control"}],
+              "ssh_keys": []}
+    targets = teardown.teardown_targets(state, RUNPOD, VAST, listed)
+    control = [(t["kind"], t["in_state"], t["labelled"]) for t in targets if t["provider"] == "hetzner"]
+    # The server after the services that run on it; its firewall after it; the key last.
+    assert control == [("server", True, True), ("firewall", False, True), ("ssh_key", True, False)]
+    assert [t["kind"] for t in targets][-3:] == ["server", "firewall", "ssh_key"]
+    exo = teardown.teardown_targets({}, None, None, None, {"instances": [{"id": "i-1", "name": "s-control"}],
+                                                           "security_groups": [{"id": "sg-1", "name": "s-control"}]})
+    assert [(t["provider"], t["kind"]) for t in exo] == [("exoscale", "server"), ("exoscale", "security_group")]
 
 
 def test_search_rejects_a_bad_mode():

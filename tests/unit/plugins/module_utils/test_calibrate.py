@@ -31,6 +31,8 @@ from _planner_helpers import BLUEPRINTS
 
 TOKEN_GAP = 0.02     # seconds between two content chunks of the fake stream
 FIRST_DELAY = 0.15   # seconds before the first content chunk
+# the catalog's measured CPU figures the plan is priced with (benchmarks/cpu_throughput.py)
+LOCAL = load_catalog().measurements["local:cpu:owned/smollm2-135m/q4_1"]
 
 
 class FakeGateway(BaseHTTPRequestHandler):
@@ -193,20 +195,21 @@ def test_calibrate_medians_ratios_and_repricing(gateway, plan):
     assert (route["role"], route["alias"], route["deployment"]) == ("coder", "coder", dep["name"])
     assert (route["model"], route["quantization"]) == ("smollm2-135m", "q4_1")
     assert route["engine"] == "llamacpp"
-    assert route["predicted"]["tok_s"] == dep["single_stream_tok_s"] == 65.0
+    assert route["predicted"]["tok_s"] == dep["single_stream_tok_s"] == LOCAL.decode_tok_s
     # predicted TTFT for the 30-token prompt sent: 30 / prefill + 1 / decode
-    assert route["predicted"]["ttft_s"] == round(30 / 300.0 + 1 / 65.0, 3)
+    assert route["predicted"]["ttft_s"] == round(30 / LOCAL.prefill_tok_s + 1 / LOCAL.decode_tok_s, 3)
     measured = route["measured"]
     assert measured["samples"] == 3 and measured["prompt_tokens"] == 30
     assert measured["tok_s"] > 0 and measured["ttft_s"] >= FIRST_DELAY
-    assert abs(route["ratio"]["tok_s"] - measured["tok_s"] / 65.0) < 0.01
+    assert abs(route["ratio"]["tok_s"] - measured["tok_s"] / LOCAL.decode_tok_s) < 0.01
     rep = result["plan_repriced"]
     assert rep["before"] == {"hours": dep["hours"], "cost_usd": dep["cost_usd"]}
     row = rep["deployments"][0]
     hours, cost = reprice_deployment(plan, dep, decode_tok_s=row["measured_tok_s"])
     assert abs(rep["after"]["hours"] - hours) < 0.01 and rep["after"]["cost_usd"] == 0.0
-    # the fake decodes at <= 50 tok/s, slower than the 65 predicted: more hours
-    assert rep["after"]["hours"] > rep["before"]["hours"]
+    # slower than predicted: more hours; faster: fewer
+    slower = row["measured_tok_s"] < LOCAL.decode_tok_s
+    assert (rep["after"]["hours"] > rep["before"]["hours"]) == slower
     [entry] = result["measurements"]
     assert entry["id"] == "local:cpu:owned/smollm2-135m/q4_1"
     assert (entry["gpu"], entry["gpu_count"], entry["engine"]) == ("cpu-local", 1, "llamacpp")
@@ -264,17 +267,18 @@ def test_measurements_file_is_read_back_and_changes_the_plan(tmp_path, plan):
              "samples": 12, "measured_at": "2026-11-29T10:00:00Z", "as_of": "2026-11-29",
              "source": "calibration run codestack-todo-cli"}
     append_measurements(path, [entry])
-    append_measurements(path, [dict(entry, decode_tok_s=32.5, measured_at="2026-11-29T11:00:00Z")])
+    slow = round(LOCAL.decode_tok_s / 2, 1)   # slower than the catalog's figure: more hours
+    append_measurements(path, [dict(entry, decode_tok_s=slow, measured_at="2026-11-29T11:00:00Z")])
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     with open(path) as handle:
         doc = yaml.safe_load(handle)
-    assert [m["decode_tok_s"] for m in doc["measurements"]] == [20.0, 32.5]   # history kept
+    assert [m["decode_tok_s"] for m in doc["measurements"]] == [20.0, slow]   # history kept
     catalog = load_catalog(paths=[path])
-    assert catalog.measurements[entry["id"]].decode_tok_s == 32.5            # the last wins
+    assert catalog.measurements[entry["id"]].decode_tok_s == slow            # the last wins
     bp = load_blueprint(os.path.join(BLUEPRINTS, "small-cli.yml"))
     learnt = build_plan(bp, estimate(bp, catalog), catalog)
     dep, before = learnt["deployments"][0], plan["deployments"][0]
-    assert dep["single_stream_tok_s"] == 32.5 and dep["throughput_source"] == "measured"
+    assert dep["single_stream_tok_s"] == slow and dep["throughput_source"] == "measured"
     # decode only was measured: the prefill stays what the catalog had
     assert dep["prefill_tok_s"] == before["prefill_tok_s"]
     assert dep["hours"] > before["hours"]
@@ -376,4 +380,4 @@ def test_without_prompt_tokens_the_ttft_is_not_compared(plan):
     dep = plan["deployments"][0]
     assert route["predicted"]["prompt_tokens"] == dep["ttft_prompt_tokens"] == 1000
     assert route["predicted"]["ttft_s"] == dep["ttft_s"]
-    assert route["ratio"] == {"tok_s": round(40.0 / 65.0, 3), "ttft_s": None}
+    assert route["ratio"] == {"tok_s": round(40.0 / LOCAL.decode_tok_s, 3), "ttft_s": None}

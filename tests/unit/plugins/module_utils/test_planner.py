@@ -292,7 +292,7 @@ def test_residency_filters_offers(catalog):
 
 
 @pytest.mark.parametrize("constraints, message", [
-    ({"providers": ["k3s"]}, "no catalog offer can serve any model for providers k3s"),
+    ({"providers": ["kubernetes"]}, "no catalog offer can serve any model for providers kubernetes"),
     ({"residency": "mars"}, "unknown residency 'mars'"),
     ({"residency": "US", "providers": ["exoscale"]}, "with residency US"),
 ])

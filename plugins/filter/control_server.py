@@ -1,0 +1,134 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.codestack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The control server a stack creates at Hetzner Cloud or Exoscale (roles/control_server).
+
+``control_server_spec`` turns the user's ``codestack_control_server`` (provider, server type,
+location, image, ports) into everything the role needs: names, the stack label, the firewall
+rules (SSH and the TLS ports only), the SSH port and user. ``control_server_price`` is the
+hourly price in USD of a server type from the provider's own price list and the catalog's
+currency rate. Their documentation lives in the ``control_server_*.yml`` files beside this one.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible.errors import AnsibleFilterError
+
+PROVIDERS = {
+    "hetzner": {"server_type": "cx22", "location": "fsn1", "image": "debian-12",
+                "keys": ["HCLOUD_TOKEN"]},
+    "exoscale": {"server_type": "standard.small", "location": "ch-gva-2",
+                 "image": "Linux Debian 12 (Bookworm) 64-bit", "keys": ["EXOSCALE_API_KEY", "EXOSCALE_API_SECRET"]},
+}
+# The label every resource of the stack carries at its provider (teardown's second source).
+LABEL = "codestack-stack"
+# Hetzner and Exoscale both take label values of up to 63 characters of this alphabet.
+_LABEL_VALUE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$")
+KNOWN = ("provider", "server_type", "location", "image", "name", "ssh_port", "ssh_user",
+         "public_ports", "ssh_sources", "public_sources", "wait_timeout")
+
+
+def _port(value, what):
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError("codestack_control_server: %s must be a port number, not %r" % (what, value))
+    if not 1 <= port <= 65535:
+        raise AnsibleFilterError("codestack_control_server: %s %d is not a port (1-65535)" % (what, port))
+    return port
+
+
+def _sources(value, what):
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and "/" in v for v in value):
+        raise AnsibleFilterError("codestack_control_server: %s must be a non-empty list of CIDRs such as "
+                                 "0.0.0.0/0, not %r" % (what, value))
+    return list(value)
+
+
+def control_server_spec(server, stack_id, public_ports=None):
+    """The full description of the control server to create, checked; AnsibleFilterError names
+    every problem of ``server`` (the user's ``codestack_control_server``) at once."""
+    if not isinstance(server, dict):
+        raise AnsibleFilterError("codestack_control_server must be a dict such as {provider: hetzner, "
+                                 "server_type: cx22, location: fsn1, image: debian-12}, not %r" % (server,))
+    problems = []
+    provider = server.get("provider")
+    if provider not in PROVIDERS:
+        problems.append("provider must be one of %s, not %r" % (", ".join(sorted(PROVIDERS)), provider))
+    unknown = sorted(set(server) - set(KNOWN))
+    if unknown:
+        problems.append("unknown key(s) %s (known: %s)" % (", ".join(unknown), ", ".join(KNOWN)))
+    if not isinstance(stack_id, str) or not _LABEL_VALUE.match(stack_id):
+        problems.append("the stack id %r cannot be a label value (1-63 letters, digits, '-', '_', '.')" % (stack_id,))
+    if problems:
+        raise AnsibleFilterError("codestack_control_server: " + "; ".join(problems))
+    defaults = PROVIDERS[provider]
+    ports = public_ports if server.get("public_ports") is None else server["public_ports"]
+    if not isinstance(ports, (list, tuple)) or not ports:
+        raise AnsibleFilterError("codestack_control_server: public_ports must be a non-empty list of the "
+                                 "TLS ports (gateway, IDE), not %r" % (ports,))
+    ports = sorted(set(_port(p, "public_ports") for p in ports))
+    ssh_port = _port(server.get("ssh_port", 22), "ssh_port")
+    if ssh_port in ports:
+        raise AnsibleFilterError("codestack_control_server: ssh_port %d is also in public_ports" % ssh_port)
+    ssh_sources = _sources(server.get("ssh_sources", ["0.0.0.0/0", "::/0"]), "ssh_sources")
+    public_sources = _sources(server.get("public_sources", ["0.0.0.0/0", "::/0"]), "public_sources")
+    try:
+        wait_timeout = int(server.get("wait_timeout", 600))
+    except (TypeError, ValueError):
+        raise AnsibleFilterError("codestack_control_server: wait_timeout must be seconds, not %r"
+                                 % (server.get("wait_timeout"),))
+    name = server.get("name") or "%s-control" % stack_id
+    # Inbound TCP only, in the shape of Hetzner's firewall rules (ports as strings).
+    rules = [{"direction": "in", "protocol": "tcp", "port": str(ssh_port), "source_ips": ssh_sources,
+              "description": "SSH (Ansible)"}]
+    rules += [{"direction": "in", "protocol": "tcp", "port": str(p), "source_ips": public_sources,
+               "description": "TLS (reverse proxy)"} for p in ports]
+    return {
+        "provider": provider,
+        "name": name,
+        "server_type": str(server.get("server_type") or defaults["server_type"]),
+        "location": str(server.get("location") or defaults["location"]),
+        "image": str(server.get("image") or defaults["image"]),
+        "labels": {LABEL: stack_id},
+        "label_selector": "%s=%s" % (LABEL, stack_id),
+        "ssh_key_name": name,
+        "firewall_name": name,
+        "ssh_port": ssh_port,
+        "ssh_user": str(server.get("ssh_user") or "root"),
+        "public_ports": ports,
+        "rules": rules,
+        "wait_timeout": wait_timeout,
+        "keys": list(defaults["keys"]),
+    }
+
+
+def control_server_price(prices, location, usd_per_unit):
+    """USD per hour of a server type at ``location``, from the provider's price list.
+
+    ``prices``: Hetzner's ``prices`` of a server type ([{location, price_hourly: {net, gross}}],
+    strings in EUR) or a plain number (per hour, in the provider's currency); ``usd_per_unit``:
+    the catalog's rate of that currency. The gross price is what is billed.
+    """
+    try:
+        rate = float(usd_per_unit)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError("control_server_price: the currency rate must be a number, not %r" % (usd_per_unit,))
+    if isinstance(prices, (int, float)) and not isinstance(prices, bool):
+        return round(float(prices) * rate, 6)
+    for entry in prices or []:
+        if isinstance(entry, dict) and entry.get("location") == location:
+            try:
+                return round(float(entry["price_hourly"]["gross"]) * rate, 6)
+            except (KeyError, TypeError, ValueError):
+                raise AnsibleFilterError("control_server_price: no hourly gross price in %r" % (entry,))
+    raise AnsibleFilterError("control_server_price: the server type has no price at location %r (it is "
+                             "offered at %s)" % (location, ", ".join(sorted(
+                                 str(e.get("location")) for e in prices or [] if isinstance(e, dict))) or "none"))
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"control_server_spec": control_server_spec, "control_server_price": control_server_price}

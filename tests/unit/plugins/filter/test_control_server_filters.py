@@ -1,0 +1,66 @@
+"""Unit tests of the control_server_spec and control_server_price filters."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.llmops.codestack.plugins.filter import control_server
+
+
+def test_spec_fills_the_provider_defaults_and_opens_ssh_and_tls_only():
+    spec = control_server.control_server_spec({"provider": "hetzner"}, "codestack-demo", [443, 8443])
+    assert (spec["name"], spec["server_type"], spec["location"], spec["image"]) == (
+        "codestack-demo-control", "cx22", "fsn1", "debian-12")
+    assert spec["labels"] == {"codestack-stack": "codestack-demo"}
+    assert spec["label_selector"] == "codestack-stack=codestack-demo"
+    assert [(r["direction"], r["protocol"], r["port"]) for r in spec["rules"]] == [
+        ("in", "tcp", "22"), ("in", "tcp", "443"), ("in", "tcp", "8443")]
+    assert spec["keys"] == ["HCLOUD_TOKEN"] and spec["ssh_user"] == "root" and spec["wait_timeout"] == 600
+
+
+def test_spec_takes_the_users_choices():
+    spec = control_server.control_server_spec(
+        {"provider": "hetzner", "server_type": "cax21", "location": "hel1", "image": "ubuntu-24.04",
+         "ssh_port": 2222, "public_ports": [8443, 443, 443], "ssh_sources": ["192.0.2.0/24"],
+         "name": "gw", "wait_timeout": "30"}, "s1", [443])
+    assert (spec["name"], spec["server_type"], spec["location"], spec["ssh_port"]) == ("gw", "cax21", "hel1", 2222)
+    assert spec["public_ports"] == [443, 8443] and spec["wait_timeout"] == 30
+    assert spec["rules"][0] == {"direction": "in", "protocol": "tcp", "port": "2222", "source_ips": ["192.0.2.0/24"],
+                                "description": "SSH (Ansible)"}
+    assert spec["rules"][1]["source_ips"] == ["0.0.0.0/0", "::/0"]
+
+
+def test_spec_exoscale_names_both_keys():
+    spec = control_server.control_server_spec({"provider": "exoscale"}, "s1", [443])
+    assert spec["keys"] == ["EXOSCALE_API_KEY", "EXOSCALE_API_SECRET"] and spec["location"] == "ch-gva-2"
+
+
+@pytest.mark.parametrize("request_,stack_id,match", [
+    ({"provider": "aws"}, "s1", "provider must be one of exoscale, hetzner, not 'aws'"),
+    ({"provider": "hetzner", "size": "big"}, "s1", r"unknown key\(s\) size"),
+    ({"provider": "aws", "size": 1}, "s1", "not 'aws'; unknown key"),
+    ({"provider": "hetzner"}, "Stack With Spaces", "cannot be a label value"),
+    ({"provider": "hetzner", "ssh_port": 70000}, "s1", "ssh_port 70000 is not a port"),
+    ({"provider": "hetzner", "ssh_port": 443}, "s1", "ssh_port 443 is also in public_ports"),
+    ({"provider": "hetzner", "public_ports": []}, "s1", "public_ports must be a non-empty list"),
+    ({"provider": "hetzner", "ssh_sources": ["everyone"]}, "s1", "ssh_sources must be a non-empty list of CIDRs"),
+    ({"provider": "hetzner", "wait_timeout": "soon"}, "s1", "wait_timeout must be seconds"),
+    ("hetzner", "s1", "must be a dict"),
+])
+def test_spec_names_what_is_wrong(request_, stack_id, match):
+    with pytest.raises(AnsibleFilterError, match=match):
+        control_server.control_server_spec(request_, stack_id, [443])
+
+
+PRICES = [{"location": "fsn1", "price_hourly": {"net": "0.0060000000", "gross": "0.0071400000"}},
+          {"location": "hel1", "price_hourly": {"net": "0.0050000000", "gross": "0.0059500000"}}]
+
+
+def test_price_is_the_gross_hourly_price_at_the_location_in_usd():
+    assert control_server.control_server_price(PRICES, "hel1", 1.08) == pytest.approx(0.005950 * 1.08)
+    assert control_server.control_server_price(0.5, "anywhere", 1.1) == pytest.approx(0.55)
+    with pytest.raises(AnsibleFilterError, match="no price at location 'ash'.*fsn1, hel1"):
+        control_server.control_server_price(PRICES, "ash", 1.08)
+    with pytest.raises(AnsibleFilterError, match="currency rate"):
+        control_server.control_server_price(PRICES, "fsn1", "one")
+    with pytest.raises(AnsibleFilterError, match="no hourly gross price"):
+        control_server.control_server_price([{"location": "fsn1", "price_hourly": {}}], "fsn1", 1.0)
