@@ -24,14 +24,17 @@ def chromium_binary():
 
 
 class Browser:
-    def __init__(self, profile_dir, log_path):
+    def __init__(self, profile_dir, log_path, home=None):
+        """``home``: the HOME Chromium runs with (its NSS database, <home>/.pki/nssdb, holds the
+        certificate authorities it trusts besides the system's)."""
         self.profile = str(profile_dir)
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             [chromium_binary()] + FLAGS + ["--user-data-dir=" + self.profile,
                                            "--remote-debugging-address=127.0.0.1",
                                            "--remote-debugging-port=0", "about:blank"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=dict(os.environ, HOME=str(home)) if home else None)
         self.port = self._devtools_port()
         self.ws = websocket.create_connection(self._page_ws(), timeout=60,
                                               suppress_origin=True)

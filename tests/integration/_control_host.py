@@ -84,9 +84,12 @@ class ControlHost:
             time.sleep(0.5)
         return self
 
-    def exec(self, argv, check=True, stdin=None, timeout=120):
-        """A command in the container (podman exec): for the test's own look, not the product's."""
-        proc = subprocess.run(["podman", "exec", "-i", self.name] + list(argv), input=stdin,
+    def exec(self, argv, check=True, stdin=None, timeout=120, privileged=False):
+        """A command in the container (podman exec): for the test's own look, not the product's.
+        ``privileged``: with every capability (``ss -p`` needs CAP_SYS_PTRACE to name the
+        processes of other users, such as caddy's and code-server's)."""
+        proc = subprocess.run(["podman", "exec", "-i"] + (["--privileged"] if privileged else []) + [self.name]
+                              + list(argv), input=stdin,
                               capture_output=True, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             raise RuntimeError("podman exec %s failed (rc %s): %s %s"
