@@ -29,11 +29,12 @@ def _spec():
 def test_clock_scales_and_stays_continuous():
     clock = SimClock(1.0)
     before = clock.now()
-    assert abs(before - time.time()) < 0.01
+    assert abs(before - time.time()) < 1.0   # starts at wall time (slack for a loaded machine)
     clock.set_scale(1000)
     time.sleep(0.02)
     after = clock.now()
-    assert 15 < after - before < 200
+    # At least the 0.02 wall seconds slept, times the scale; a loaded machine oversleeps.
+    assert 15 < after - before < 0.02 * 1000 * 250
     assert clock.wall_seconds(100) == pytest.approx(0.1)
 
 
@@ -62,7 +63,7 @@ def test_runpod_ledger_running_stopped_terminated_and_refused_resume():
     running_rate = 0.60 + 70 * 0.10 / HOURS_PER_MONTH
     assert lines[0]["usd_per_hour"] == pytest.approx(running_rate)
     # At least the 0.1 wall seconds slept, times the scale (plus the calls' own time).
-    assert 0.1 * SCALE <= lines[0]["seconds"] < 0.1 * SCALE * 10
+    assert 0.1 * SCALE <= lines[0]["seconds"] < 0.1 * SCALE * 50
     assert lines[1]["usd_per_hour"] == pytest.approx(50 * 0.20 / HOURS_PER_MONTH)
     # Nothing is billed after the terminate: every segment is closed.
     final = ledger["total_usd"]
@@ -73,7 +74,9 @@ def test_runpod_ledger_running_stopped_terminated_and_refused_resume():
 
 
 def test_vast_ledger_running_stopped_destroyed_with_resume_delay():
-    with VastFake(api_key="k", created_delay=0, running_delay=0, resume_delay=1800, clock_scale=SCALE) as fake:
+    # 7,200 provider seconds = two wall seconds at this scale: long enough that the next call
+    # still sees "loading" on a loaded machine; the poll below ends as soon as it is "running".
+    with VastFake(api_key="k", created_delay=0, running_delay=0, resume_delay=7200, clock_scale=SCALE) as fake:
         client = VastClient("k", fake.url, retries=0)
         inst = client.create_instance(1001, {"client_id": "me", "image": "img", "disk": 40, "label": "s--a",
                                              "env": {"-p 8000:8000": "1"}})
@@ -82,10 +85,11 @@ def test_vast_ledger_running_stopped_destroyed_with_resume_delay():
         client.set_state(inst, "stopped")
         time.sleep(0.05)
         client.set_state(inst, "running")
-        # 1800 provider seconds = half a wall second at this scale: loading first, then running.
         assert client.get_instance(inst)["actual_status"] == "loading"
-        time.sleep(0.6)
-        assert client.get_instance(inst)["actual_status"] == "running"
+        deadline = time.monotonic() + 60
+        while client.get_instance(inst)["actual_status"] != "running":
+            assert time.monotonic() < deadline, "the resumed instance never ran"
+            time.sleep(0.2)
         client.destroy_instance(inst)
         snap = fake.snapshot()
     kinds = [r["kind"] for r in snap["ledger"]["lines"]]
