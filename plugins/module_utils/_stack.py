@@ -147,13 +147,18 @@ def kubernetes_deployments(plan):
             if not d.get("api") and d.get("provider") in KUBERNETES_PROVIDERS]
 
 
-def _kubernetes_by_deployment(state):
+def _by_deployment(state, providers):
+    """{deployment name: its state resource} for the resources of ``providers``."""
     out = {}
     for res in (state or {}).get("resources") or []:
         attrs = res.get("attributes") or {}
-        if res.get("provider") in KUBERNETES_PROVIDERS and attrs.get("deployment"):
+        if res.get("provider") in providers and attrs.get("deployment"):
             out[attrs["deployment"]] = res
     return out
+
+
+def _kubernetes_by_deployment(state):
+    return _by_deployment(state, KUBERNETES_PROVIDERS)
 
 
 def api_deployments(plan):
@@ -269,12 +274,7 @@ def scaling_policy(dep):
 
 
 def _rented_by_deployment(state):
-    out = {}
-    for res in (state or {}).get("resources") or []:
-        attrs = res.get("attributes") or {}
-        if res.get("provider") in CREDENTIALS and attrs.get("deployment"):
-            out[attrs["deployment"]] = res
-    return out
+    return _by_deployment(state, CREDENTIALS)
 
 
 def waker_deployments(plan, state):
