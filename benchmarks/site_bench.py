@@ -18,17 +18,27 @@ wall time into:
 - ``outside tasks``: the rest of the wall time (interpreter start, parsing, role and include
   loading, play set-up, fact gathering's own overhead is inside its task).
 
+A third figure is the floor Ansible itself sets: a bare ``ansible-playbook`` running as many
+no-op tasks (``ansible.builtin.debug``, one play, no facts) as the re-run executed, which is
+what the re-run would cost if every one of its tasks did nothing.
+
     python3 benchmarks/site_bench.py [--runs 3]
+
+It makes the checkout importable as ``llmops.codestack`` itself (a link tree under the
+temporary directory, as benchmarks/plan_bench.py does) unless ANSIBLE_COLLECTIONS_PATH is set.
 
 Prints the medians of each figure for the first build and the re-run, in one run of the
 script (the machine is shared and noisy: compare ratios, not absolute seconds).
 """
 
 import argparse
+import hashlib
 import json
+import os
 import pathlib
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +48,28 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(REPO / "tests" / "fakes"))
+
+
+def _collections_path():
+    """ANSIBLE_COLLECTIONS_PATH for this checkout: a link tree ansible_collections/llmops/codestack
+    (one per checkout: a shared one would run another checkout's code)."""
+    if os.environ.get("ANSIBLE_COLLECTIONS_PATH"):
+        return
+    parts = str(REPO).split(os.sep)
+    if parts[-3:-2] == ["ansible_collections"]:
+        os.environ["ANSIBLE_COLLECTIONS_PATH"] = os.sep.join(parts[:-3]) or os.sep
+        return
+    root = os.path.join(tempfile.gettempdir(), "codestack-bench-colls-" + hashlib.sha1(str(REPO).encode()).hexdigest()[:10])
+    link = os.path.join(root, "ansible_collections", "llmops", "codestack")
+    if not os.path.islink(link) or os.path.realpath(link) != os.path.realpath(str(REPO)):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if os.path.islink(link):
+            os.remove(link)
+        os.symlink(str(REPO), link)
+    os.environ["ANSIBLE_COLLECTIONS_PATH"] = root
+
+
+_collections_path()
 
 import conftest  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
 from _cloudstack import CloudStack, plan_blueprint, split_plan  # noqa: E402  pylint: disable=wrong-import-position
@@ -56,7 +88,7 @@ def _seconds(stamp):
 def split(result_json, wall):
     """Seconds per category from the json callback's output."""
     shares = {"our modules": 0.0, "builtin modules": 0.0, "controller-only tasks": 0.0}
-    calls = 0
+    calls = executed = 0
     per_task = {}
     for play in result_json["plays"]:
         for task in play["tasks"]:
@@ -65,6 +97,7 @@ def split(result_json, wall):
                 continue
             seconds = _seconds(duration["end"]) - _seconds(duration["start"])
             action = next(iter(task["hosts"].values()), {}).get("action", "")
+            executed += 1
             per_task[task["task"]["name"]] = per_task.get(task["task"]["name"], 0.0) + seconds
             if action.startswith("llmops.codestack."):
                 shares["our modules"] += seconds
@@ -76,6 +109,7 @@ def split(result_json, wall):
     shares["outside tasks"] = max(0.0, wall - sum(shares.values()))
     shares["wall"] = wall
     shares["our module tasks"] = calls
+    shares["task runs"] = executed
     shares["tasks"] = per_task
     return shares
 
@@ -98,9 +132,26 @@ def one(tmp, plan_file, backend):
         if down.returncode != 0:
             raise SystemExit("teardown failed:\n" + down.stdout[-4000:])
         out["teardown"] = {"wall": down.wall_s}
+        out["bare"] = bare(tmp, out["re-run"]["task runs"])
         return out
     finally:
         stack.close()
+
+
+def bare(tmp, tasks):
+    """Wall time of ansible-playbook running ``tasks`` no-op debug tasks (one play, no facts)."""
+    playbook = tmp / "bare.yml"
+    playbook.write_text(json.dumps([{"name": "No-op tasks", "hosts": "localhost", "connection": "local",
+                                     "gather_facts": False,
+                                     "tasks": [{"name": "No-op %d" % i, "ansible.builtin.debug": {"msg": "noop"}}
+                                               for i in range(tasks)]}]))
+    started = time.monotonic()
+    proc = subprocess.run(["ansible-playbook", str(playbook)], capture_output=True, text=True, check=False,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit("bare playbook failed:\n" + proc.stdout[-2000:])
+    return {"wall": wall, "tasks": tasks}
 
 
 def main():
@@ -132,10 +183,14 @@ def main():
                 share = statistics.median(r[key] / r["wall"] for r in rows)
                 print("  %-22s %6.1f s  %4.0f %%" % (key, value, share * 100))
             print("  %-22s %6d" % ("our module tasks", statistics.median(r["our module tasks"] for r in rows)))
+            print("  %-22s %6d" % ("task runs", statistics.median(r["task runs"] for r in rows)))
             names = set().union(*(r["tasks"] for r in rows))
             slowest = sorted(((statistics.median(r["tasks"].get(n, 0.0) for r in rows), n) for n in names), reverse=True)
             print("  slowest tasks: " + "; ".join("%s %.1f s" % (n, v) for v, n in slowest[:6]))
         print("\nteardown (median): %.1f s" % statistics.median(r["teardown"]["wall"] for r in results))
+        print("bare ansible-playbook, %d no-op tasks (median): %.1f s" % (
+            statistics.median(r["bare"]["tasks"] for r in results),
+            statistics.median(r["bare"]["wall"] for r in results)))
         print("re-run / build wall: %.2f" % statistics.median(r["re-run"]["wall"] / r["build"]["wall"] for r in results))
         print("written: " + recorder.write({"runs": results}))
     finally:

@@ -1,0 +1,81 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.codestack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of llmops.codestack.run_service: renders the service's control script and
+unit, reads files[].src from the role's files/, keeps secret contents out of the logged
+arguments, then runs the module on the host once."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+
+from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.llmops.codestack.plugins.module_utils import _service
+
+UNIT_DIR = "/etc/systemd/system"
+
+
+def build_args(args, read_src):
+    """The module's arguments from the task's: ctl.sh (and the unit under systemd) added to the
+    files, each ``src`` replaced by its content (``read_src(src)``), secret files moved to
+    ``secret_files``."""
+    args = copy.deepcopy(dict(args))
+    svc = dict((key, args.get(key)) for key in ("name", "description", "dir", "log", "argv",
+                                                   "restart_delay", "stop_timeout", "user"))
+    svc["restart_delay"] = int(svc["restart_delay"] if svc["restart_delay"] is not None else 5)
+    svc["stop_timeout"] = int(svc["stop_timeout"] if svc["stop_timeout"] is not None else 10)
+    try:
+        files = [dict(dest=svc["dir"] + "/ctl.sh", content=_service.ctl_script(svc), mode="0755", owned=False)]
+        if args.get("manager") == "systemd":
+            files.append(dict(dest="%s/%s.service" % (UNIT_DIR, svc["name"]), content=_service.systemd_unit(svc), owned=False))
+    except ValueError as exc:
+        raise AnsibleActionFail("run_service: %s" % exc)
+    plain, secret = [], []
+    for entry in files + list(args.get("files") or []):
+        entry = dict(entry)
+        if not entry.get("dest"):
+            raise AnsibleActionFail("run_service: every file needs a dest")
+        if entry.get("src") is not None:
+            if entry.get("content") is not None:
+                raise AnsibleActionFail("run_service: %s has both src and content" % entry["dest"])
+            entry["content"] = read_src(entry.pop("src"))
+        elif entry.get("content") is None:
+            raise AnsibleActionFail("run_service: %s needs src or content" % entry["dest"])
+        entry["content"] = to_text(entry["content"])
+        (secret if entry.get("secret") else plain).append(entry)
+    args["files"] = plain
+    args["secret_files"] = secret
+    return args
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = True
+    _supports_check_mode = True
+    _supports_async = False
+
+    def _read_src(self, src):
+        try:
+            path = self._find_needle("files", src)
+            with open(path, "rb") as handle:
+                return to_text(handle.read(), errors="surrogate_or_strict")
+        except (AnsibleError, IOError, OSError) as exc:
+            raise AnsibleActionFail("run_service: cannot read %s: %s" % (src, exc))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        try:
+            module_args = build_args(self._task.args, self._read_src)
+        except AnsibleActionFail as exc:
+            result.update(failed=True, msg=to_text(exc))
+            return result
+        result.update(self._execute_module(module_name="llmops.codestack.run_service",
+                                           module_args=module_args, task_vars=task_vars))
+        # The module's arguments hold every file's content: never echo them back.
+        result.pop("invocation", None)
+        return result
