@@ -131,3 +131,21 @@ def update(path, stack_id, state, key, desired_fn=None):
     if changed:
         write(path, doc)
     return after
+
+
+def record(params, check_mode=False, diff=False):
+    """What llmops.codestack.stack_state does with its (validated) ``params``: the result dict
+    (``changed``, ``stack_state``, ``diff`` when asked); writes unless ``check_mode``."""
+    key = (params["provider"], params["kind"], params["resource_id"])
+    doc = read(params["path"], params["stack_id"])
+    _index, current = find(doc, key)
+    desired = (entry(params["provider"], params["kind"], params["resource_id"], params["name"],
+                     params["cost_per_hour"], params["attributes"], current)
+               if params["state"] == "present" else None)
+    changed, current, after = apply(doc, params["state"], key, desired)
+    if changed and not check_mode:
+        write(params["path"], doc)
+    result = {"changed": changed, "stack_state": doc}
+    if diff:
+        result["diff"] = {"before": current or {}, "after": after or {}}
+    return result

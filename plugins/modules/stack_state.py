@@ -149,32 +149,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmops.codestack.plugins.module_utils import _statefile
 
 
-class StackState:
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
-        self.path = self.params["path"]
-        self.key = (self.params["provider"], self.params["kind"], self.params["resource_id"])
-
-    def _desired(self, current):
-        p = self.params
-        return _statefile.entry(p["provider"], p["kind"], p["resource_id"], p["name"], p["cost_per_hour"],
-                                p["attributes"], current)
-
-    def run(self):
-        try:
-            doc = _statefile.read(self.path, self.params["stack_id"])
-            _index, current = _statefile.find(doc, self.key)
-            desired = self._desired(current) if self.params["state"] == "present" else None
-            changed, current, after = _statefile.apply(doc, self.params["state"], self.key, desired)
-            if changed and not self.module.check_mode:
-                _statefile.write(self.path, doc)
-        except _statefile.StateFileError as exc:
-            self.module.fail_json(msg="%s" % exc)
-        result = {"changed": changed, "stack_state": doc}
-        if self.module._diff:
-            result["diff"] = {"before": current or {}, "after": after or {}}
-        self.module.exit_json(**result)
+def run(module):
+    try:
+        result = _statefile.record(module.params, module.check_mode, module._diff)
+    except _statefile.StateFileError as exc:
+        module.fail_json(msg="%s" % exc)
+    module.exit_json(**result)
 
 
 def define_module():
@@ -195,7 +175,7 @@ def define_module():
 
 
 def main():
-    StackState(define_module()).run()
+    run(define_module())
 
 
 if __name__ == "__main__":

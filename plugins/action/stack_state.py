@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.codestack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of llmops.codestack.stack_state.
+
+The state file lives on the controller (the tasks delegate to localhost): there the action
+applies the change itself, in the worker process, instead of shipping the module and starting
+a Python for each record (about 0.5 s a call, several calls a stage). On any other connection,
+or with become, it runs the module as before.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.llmops.codestack.plugins.module_utils import _statefile
+
+ARGUMENT_SPEC = dict(
+    path=dict(type="path", required=True),
+    stack_id=dict(type="str", required=True),
+    state=dict(type="str", default="present", choices=["present", "stopped", "absent"]),
+    provider=dict(type="str", required=True),
+    kind=dict(type="str", required=True),
+    resource_id=dict(type="str", required=True),
+    name=dict(type="str"),
+    cost_per_hour=dict(type="float", default=0.0),
+    attributes=dict(type="dict", default={}),
+)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+
+    def _here(self):
+        return getattr(self._connection, "transport", None) == "local" and not self._play_context.become
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        if not self._here():
+            result.update(self._execute_module(module_name="llmops.codestack.stack_state",
+                                               module_args=self._task.args, task_vars=task_vars))
+            return result
+        validation, params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        del validation
+        try:
+            result.update(_statefile.record(params, bool(self._task.check_mode), bool(self._task.diff)))
+        except _statefile.StateFileError as exc:
+            result.update(failed=True, msg=to_text(exc))
+        return result
