@@ -55,7 +55,12 @@ def test_handlers_listen_and_skip_in_check_mode():
 
 
 def test_main_reads_preflight_install_configure_run():
-    files = [t["ansible.builtin.import_tasks"] for t in _load("tasks", "main.yml")]
+    tasks = _load("tasks", "main.yml")
+    files = [t.get("ansible.builtin.import_tasks") or t["ansible.builtin.include_tasks"]["file"] for t in tasks]
     assert files[:4] == ["preflight.yml", "install.yml", "configure.yml", "run.yml"]
-    for task in _load("tasks", "main.yml"):
+    for task in tasks:
         assert "vllm_server" in task["tags"]
+        # An included target's tasks carry the role's tags too (--tags vllm_server_install works).
+        if "ansible.builtin.include_tasks" in task:
+            assert task["ansible.builtin.include_tasks"]["apply"]["tags"] == task["tags"]
+            assert task["when"].startswith("vllm_server_target == ")
