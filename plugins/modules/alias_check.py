@@ -13,7 +13,7 @@ short_description: Ask every model alias of an OpenAI-compatible gateway once
 version_added: 0.2.0
 description:
   - Sends one short chat completion per alias to O(api_base), all at once, and reports the
-    HTTP status and, for a failure, the error message of each: the route stage's check that
+    HTTP status and, for a failure, the error message of each; the route stage's check that
     every role alias answers through the gateway, in one call instead of a request task per
     alias.
   - Read-only (C(changed) is always false); it does not fail when an alias fails, so that the

@@ -14,7 +14,7 @@ version_added: 0.2.0
 description:
   - Writes a service's files (configuration, secrets, its control script C(<dir>/ctl.sh) and,
     under systemd, its unit), starts it (restarting it when one of them changed, or when
-    O(restart) says so), and waits until it answers: in one call instead of a task per file.
+    O(restart) says so), and waits until it answers, in one call instead of a task per file.
   - Where systemd is PID 1 (O(manager=systemd)) the unit C(/etc/systemd/system/<name>.service)
     runs C(ctl.sh run); elsewhere (containers, CI) C(ctl.sh start) detaches a supervisor that
     restarts the server when it exits. The stop command goes to the result (RV(stop_argv)), for
@@ -111,7 +111,7 @@ options:
         default: "0644"
       secret:
         description:
-          - The content is a secret: never logged, never shown in a diff.
+          - The content is a secret; it is never logged and never shown in a diff.
         type: bool
         default: false
       restart:
