@@ -25,8 +25,8 @@ def build_args(args, read_src):
     files, each ``src`` replaced by its content (``read_src(src)``), secret files moved to
     ``secret_files``."""
     args = copy.deepcopy(dict(args))
-    svc = dict((key, args.get(key)) for key in ("name", "description", "dir", "log", "argv",
-                                                   "restart_delay", "stop_timeout", "user"))
+    keys = ("name", "description", "dir", "log", "argv", "restart_delay", "stop_timeout", "user")
+    svc = dict((key, args.get(key)) for key in keys)
     svc["restart_delay"] = int(svc["restart_delay"] if svc["restart_delay"] is not None else 5)
     svc["stop_timeout"] = int(svc["stop_timeout"] if svc["stop_timeout"] is not None else 10)
     try:

@@ -124,6 +124,43 @@ options:
             (root runs them).
         type: bool
         default: true
+  secret_files:
+    description:
+      - Filled by the action plugin from the entries of O(files) marked secret, whose content
+        is then kept out of logs (C(no_log)); not meant to be set in a task.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      dest:
+        description: Where it goes.
+        type: path
+        required: true
+      content:
+        description: Its text (or use O(files[].src)).
+        type: str
+      src:
+        description: A file of the role's C(files/) (or a path), read on the controller.
+        type: str
+      mode:
+        description: Its mode, octal string.
+        type: str
+        default: "0644"
+      secret:
+        description:
+          - The content is a secret; it is never logged and never shown in a diff.
+        type: bool
+        default: false
+      restart:
+        description: Whether a change of this file restarts the service.
+        type: bool
+        default: true
+      owned:
+        description:
+          - Whether the file belongs to O(user). The control script and the unit never do
+            (root runs them).
+        type: bool
+        default: true
   restart:
     description:
       - Restart the service even when no file changed (say, after its software was updated).
@@ -231,7 +268,7 @@ def define_module():
                 path=dict(type="path", required=True), mode=dict(type="str", default="0750"))),
             files=dict(type="list", elements="dict", default=[], options=FILE_OPTIONS),
             # Filled by the action plugin from files[] marked secret.
-            secret_files=dict(type="list", elements="dict", default=[], options=secret_options),
+            secret_files=dict(type="list", elements="dict", default=[], options=secret_options, no_log=False),
             restart=dict(type="bool", default=False),
             wait_url=dict(type="str", default=""),
             wait_timeout=dict(type="int", default=120),
