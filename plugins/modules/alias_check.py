@@ -53,6 +53,7 @@ attributes:
     description: Asks nothing in check mode (RV(alias_check.results) is empty).
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to show.
 """
 
 EXAMPLES = r"""
@@ -124,7 +125,7 @@ def define_module():
             api_base=dict(type="str", required=True),
             api_key=dict(type="str", required=True, no_log=True),
             aliases=dict(type="list", elements="str", required=True),
-            max_tokens=dict(type="int", default=8),
+            max_tokens=dict(type="int", default=8, no_log=False),
             timeout=dict(type="int", default=120),
         ),
         supports_check_mode=True,
@@ -134,8 +135,8 @@ def define_module():
 def main():
     module = define_module()
     p = module.params
-    results = [] if module.check_mode else ask_all(p["api_base"], p["api_key"], p["aliases"], p["max_tokens"],
-                                                    p["timeout"])
+    results = [] if module.check_mode else ask_all(
+        p["api_base"], p["api_key"], p["aliases"], p["max_tokens"], p["timeout"])
     module.exit_json(changed=False, alias_check={"results": results,
                                                  "failed": [r for r in results if r["status"] != 200]})
 
