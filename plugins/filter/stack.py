@@ -55,7 +55,7 @@ def plan_document(text, path="plan.json"):
 
 
 def plan_storage(plan):
-    """{deployment: {gb, running_usd_per_gb_hour, stopped_usd_per_gb_hour}} from the plan."""
+    """{deployment: {gb, running_gb, running_usd_per_gb_hour, stopped_usd_per_gb_hour}} from the plan."""
     if not isinstance(plan, dict):
         raise AnsibleFilterError("plan_storage: expected the plan (a mapping)")
     return _stack.plan_storage(plan)

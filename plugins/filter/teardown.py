@@ -236,8 +236,8 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
         if disk and usd is not None and existed is not None:
             # what the provider bills for the disk the machine keeps: running and stopped
             stopped_h = max(0.0, existed - hours)
-            disk_usd = disk["gb"] * (hours * disk["running_usd_per_gb_hour"]
-                                     + stopped_h * disk["stopped_usd_per_gb_hour"])
+            disk_usd = (hours * disk.get("running_gb", disk["gb"]) * disk["running_usd_per_gb_hour"]
+                        + stopped_h * disk["gb"] * disk["stopped_usd_per_gb_hour"])
             usd += disk_usd
         if target["kind"] == "endpoint" and target["provider"] == "runpod_serverless":
             # billed per worker-second, not per hour of existence: the provider's ledger or unknown

@@ -429,10 +429,12 @@ def endpoint_key(resource, vllm_api_key=""):
 
 
 def plan_storage(plan):
-    """{deployment: {gb, running_usd_per_gb_hour, stopped_usd_per_gb_hour}}: the disk each
-    rented machine of the plan keeps and what it is billed while running and while stopped
-    (``billed.storage_gb`` and the storage prices in ``cost_terms.scaling``); deployments
-    without storage (serverless, local, plans from before scaling) are left out."""
+    """{deployment: {gb, running_gb, running_usd_per_gb_hour, stopped_usd_per_gb_hour}}: the
+    disk each rented machine of the plan keeps (``gb``, ``billed.storage_gb``), the disks it has
+    while running (``running_gb``: that plus a container disk erased at each stop) and what a
+    GB is billed while running and while stopped (the storage prices in
+    ``cost_terms.scaling``); deployments without storage (serverless, local, plans from before
+    scaling) are left out."""
     out = {}
     for dep in plan.get("deployments") or []:
         gb = float((dep.get("billed") or {}).get("storage_gb") or 0.0)
@@ -442,7 +444,9 @@ def plan_storage(plan):
         running = float(terms.get("storage_running_usd_per_gb_month") or 0.0) / HOURS_PER_MONTH
         stopped = float(terms.get("storage_stopped_usd_per_gb_month") or 0.0) / HOURS_PER_MONTH
         if running or stopped:
-            out[dep["name"]] = {"gb": gb, "running_usd_per_gb_hour": round(running, 9),
+            out[dep["name"]] = {"gb": gb,
+                                "running_gb": gb + float(terms.get("container_disk_gb") or 0.0),
+                                "running_usd_per_gb_hour": round(running, 9),
                                 "stopped_usd_per_gb_hour": round(stopped, 9)}
     return out
 

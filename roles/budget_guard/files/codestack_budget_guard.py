@@ -68,8 +68,9 @@ def _hours(res, now):
 
 def gpu_spend(resources, now, storage=None):
     """USD spent so far by the rented machines: running hours x hourly cost, plus their disk
-    while running and while stopped (``storage``: {deployment: {gb, running_usd_per_gb_hour,
-    stopped_usd_per_gb_hour}}). Serverless endpoints are left to ``serverless_spend``.
+    while running and while stopped (``storage``: {deployment: {gb, running_gb,
+    running_usd_per_gb_hour, stopped_usd_per_gb_hour}}; ``running_gb``, the disks up while
+    running, defaults to ``gb``). Serverless endpoints are left to ``serverless_spend``.
 
     Returns (total, lines, bad): a record that cannot be priced (no provider or id, a time that
     is not YYYY-MM-DDTHH:MM:SSZ, a price that is not a number) is skipped and listed in ``bad``
@@ -90,9 +91,10 @@ def gpu_spend(resources, now, storage=None):
             hours, stopped = _hours(res, now)
             cost = hours * float(res.get("cost_per_hour") or 0.0)
             disk = (storage or {}).get((res.get("attributes") or {}).get("deployment")) or {}
-            disk_usd = float(disk.get("gb") or 0.0) * (
-                hours * float(disk.get("running_usd_per_gb_hour") or 0.0)
-                + stopped * float(disk.get("stopped_usd_per_gb_hour") or 0.0))
+            gb = float(disk.get("gb") or 0.0)
+            disk_usd = (hours * float(disk.get("running_gb") or gb)
+                        * float(disk.get("running_usd_per_gb_hour") or 0.0)
+                        + stopped * gb * float(disk.get("stopped_usd_per_gb_hour") or 0.0))
         except (TypeError, ValueError, IndexError) as exc:
             ident = res.get("id") if isinstance(res, dict) else None
             bad.append({"index": index, "id": ident, "error": str(exc)})

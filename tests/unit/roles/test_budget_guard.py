@@ -237,6 +237,10 @@ def test_running_hours_leave_out_stopped_intervals_and_storage_counts_both_ways(
     assert total == pytest.approx(2 * 2.0 + 40 * (0.001 * 2 + 0.002 * 5))
     # without storage terms the stopped machine costs nothing more
     assert guard_mod.gpu_spend([resumed], t0 + 3600 * 7)[0] == pytest.approx(4.0)
+    # a container disk (erased at each stop) is billed while the pod runs only
+    storage["coder-dep"]["running_gb"] = 60
+    assert guard_mod.gpu_spend([resumed], t0 + 3600 * 7, storage)[1][0]["storage_usd"] == pytest.approx(
+        60 * 0.001 * 2 + 40 * 0.002 * 5)
 
 
 def test_serverless_spend_comes_from_runpod_billing_history_not_hours(tmp_path):

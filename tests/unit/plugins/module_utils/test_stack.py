@@ -261,10 +261,13 @@ def test_plan_storage_prices_the_kept_disks_of_rented_machines():
     plan = {"deployments": [
         {"name": "pod", "billed": {"storage_gb": 40.0},
          "cost_terms": {"scaling": {"mode": "idle_stop", "storage_running_usd_per_gb_month": 0.1,
-                                    "storage_stopped_usd_per_gb_month": 0.2}}},
+                                    "storage_stopped_usd_per_gb_month": 0.2,
+                                    "container_disk_gb": 20}}},
         {"name": "sls", "billed": {"storage_gb": 0.0},
          "cost_terms": {"scaling": {"mode": "serverless"}}},
         {"name": "old", "cost_terms": {}},
     ]}
-    assert _stack.plan_storage(plan) == {"pod": {"gb": 40.0, "running_usd_per_gb_hour": round(0.1 / 730, 9),
+    # the container disk (erased at a stop) is billed while the pod runs only
+    assert _stack.plan_storage(plan) == {"pod": {"gb": 40.0, "running_gb": 60.0,
+                                                 "running_usd_per_gb_hour": round(0.1 / 730, 9),
                                                  "stopped_usd_per_gb_hour": round(0.2 / 730, 9)}}
