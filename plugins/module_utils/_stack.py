@@ -264,7 +264,7 @@ def scaling_policy(dep):
         "idle_timeout_s": int(given.get("idle_timeout_s") or (DEFAULT_IDLE_TIMEOUT_S if mode != "always_on" else 0)),
         "expected_wakes": int(given.get("expected_wakes") or 0),
         "wake_policy": given.get("wake_policy") or "wait",
-        # The resume is a cold start (the container disk is gone): its planned length plus a margin.
+        # Without the plan's figure: a full cold start (the worst case) plus a margin.
         "wake_timeout_s": int(given.get("wake_timeout_s") or (cold + max(WAKE_MARGIN_S, cold / 2))),
     }
     if policy["wake_policy"] not in ("wait", "fallback"):
@@ -363,6 +363,10 @@ def stack_endpoints(plan, state, local_api_key="", vllm_api_key=""):
             # An idle_stop machine is reached through the waker, which resumes it on demand and
             # speaks TLS to it itself (plain HTTP on the control host's loopback).
             endpoints[dep["name"]]["api_base"] = waker
+            if scaling_policy(dep)["wake_policy"] == "fallback":
+                # While it wakes the waker answers 503 at once: the gateway goes to the fallback
+                # on that first answer, not after its retries and their back-off.
+                endpoints[dep["name"]]["num_retries"] = 0
         elif ca_file:
             # The model server serves its own TLS: the gateway trusts this authority alone.
             try:
