@@ -61,6 +61,14 @@ def plan_storage(plan):
     return _stack.plan_storage(plan)
 
 
+def plan_clusters(plan):
+    """{deployment: {usd_per_hour, idle_timeout_s}}: the plan's deployments on a user's cluster
+    that have an internal hourly price (what the budget guard counts)."""
+    if not isinstance(plan, dict):
+        raise AnsibleFilterError("plan_clusters: expected the plan (a mapping)")
+    return _stack.plan_clusters(plan)
+
+
 def stack_model_servers(state):
     """[{deployment, url, model, id, provider}]: the rented model servers the state file lists."""
     return _stack.model_servers(state or {})
@@ -136,4 +144,5 @@ class FilterModule(object):
                 "stack_model_servers": stack_model_servers, "stack_scaling": stack_scaling,
                 "stack_summary": stack_summary, "stack_would_create": stack_would_create,
                 "stack_host_conflicts": stack_host_conflicts, "stack_waker": stack_waker,
-                "plan_storage": plan_storage, "stack_rendered_only": stack_rendered_only}
+                "plan_storage": plan_storage, "plan_clusters": plan_clusters,
+                "stack_rendered_only": stack_rendered_only}

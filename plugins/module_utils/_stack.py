@@ -455,6 +455,20 @@ def plan_storage(plan):
     return out
 
 
+def plan_clusters(plan):
+    """{deployment: {usd_per_hour, idle_timeout_s}}: the deployments on a cluster the user brings
+    (provider ``kubernetes``) whose nodes have an internal hourly price (the user catalog's
+    ``price_per_hour``, the plan's ``price_per_hour_usd``) and the scaledown period KEDA keeps
+    them up after the last request (``scaling.idle_timeout_s``). Free clusters are left out."""
+    out = {}
+    for dep in kubernetes_deployments(plan):
+        price = float(dep.get("price_per_hour_usd") or 0.0)
+        if price > 0:
+            out[dep["name"]] = {"usd_per_hour": price,
+                                "idle_timeout_s": scaling_policy(dep)["idle_timeout_s"]}
+    return out
+
+
 def model_servers(state):
     """The rented model servers to wait for: [{deployment, url, model}] (serverless endpoints
     have no server of their own to wait for)."""
