@@ -590,7 +590,7 @@ def check_report(plan, stage, host="localhost"):
                      % ("" if ((plan or {}).get("blueprint") or {}).get("ide", "kilocode") == "none" else " and the IDE",
                         host))
     elif stage == "guard":
-        if rented:
+        if rented or plan_clusters(plan or {}):
             lines.append("would start the budget guard on %s at USD %s" % (host, budget_usd(plan)))
         else:
             lines.append("would start no budget guard (nothing rented)")

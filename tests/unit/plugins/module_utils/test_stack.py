@@ -228,6 +228,9 @@ def test_check_report_of_a_local_plan_without_ide_and_an_unknown_stage():
     local = dict(PLAN, deployments=PLAN["deployments"][:1], blueprint={"ide": "none"})
     assert _stack.check_report(local, "provision") == ["would rent nothing (every deployment is local)"]
     assert _stack.check_report(local, "guard") == ["would start no budget guard (nothing rented)"]
+    priced = {"deployments": [{"name": "k", "provider": "kubernetes", "price_per_hour_usd": 1.5}],
+              "checks": {"budget": {"limit": 5, "currency": "USD"}}}
+    assert _stack.check_report(priced, "guard")[0].startswith("would start the budget guard on ")
     assert _stack.check_report(local, "ide") == ["would install no IDE (ide: none)"]
     assert _stack.check_report(local, "expose") == [
         "would serve the gateway over TLS on localhost (Caddy; services on loopback only)"]
