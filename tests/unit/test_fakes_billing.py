@@ -2,6 +2,7 @@
 while stopped, nothing after removal, on an accelerated clock; RunPod refuses a resume when the
 host has no free GPU. Driven through the collection's own clients."""
 
+import functools
 import os
 import sys
 import time
@@ -173,7 +174,7 @@ def test_the_disks_gpu_provision_rents_bill_what_the_plan_priced(provider):
         pod = client.deploy_pod(dict(_spec(), gpuTypeId=dep["gpu"]["provider_id"], volumeInGb=int(disk["volume_gb"]),
                                      containerDiskInGb=int(disk["container_disk_gb"]), volumeMountPath="/workspace"))
         assert pod["costPerHr"] == pytest.approx(dep["price_per_hour_usd"])
-        stop, remove = (lambda: client.stop_pod(pod["id"])), (lambda: client.terminate_pod(pod["id"]))
+        stop, remove = functools.partial(client.stop_pod, pod["id"]), functools.partial(client.terminate_pod, pod["id"])
     else:
         offer = dict(VastFake().config["offers"][0], id=9001, gpu_name=dep["gpu"]["provider_id"],
                      num_gpus=dep["gpu"]["count"], dph_total=dep["price_per_hour_usd"])
@@ -182,7 +183,7 @@ def test_the_disks_gpu_provision_rents_bill_what_the_plan_priced(provider):
         client = VastClient("k", fake.url, retries=0)
         inst = client.create_instance(offer["id"], {"client_id": "me", "image": "img", "disk": int(disk["volume_gb"]),
                                                     "label": "s--a", "env": {"-p 8000:8000": "1"}})
-        stop, remove = (lambda: client.set_state(inst, "stopped")), (lambda: client.destroy_instance(inst))
+        stop, remove = functools.partial(client.set_state, inst, "stopped"), functools.partial(client.destroy_instance, inst)
     try:
         fake.configure(advance_s=billed["up_hours"] * 3600.0)
         stop()
