@@ -55,10 +55,18 @@ def plan_document(text, path="plan.json"):
 
 
 def plan_storage(plan):
-    """{deployment: {gb, running_usd_per_gb_hour, stopped_usd_per_gb_hour}} from the plan."""
+    """{deployment: {gb, running_gb, running_usd_per_gb_hour, stopped_usd_per_gb_hour}} from the plan."""
     if not isinstance(plan, dict):
         raise AnsibleFilterError("plan_storage: expected the plan (a mapping)")
     return _stack.plan_storage(plan)
+
+
+def plan_clusters(plan):
+    """{deployment: {usd_per_hour, idle_timeout_s}}: the plan's deployments on a user's cluster
+    that have an internal hourly price (what the budget guard counts)."""
+    if not isinstance(plan, dict):
+        raise AnsibleFilterError("plan_clusters: expected the plan (a mapping)")
+    return _stack.plan_clusters(plan)
 
 
 def stack_model_servers(state):
@@ -136,4 +144,5 @@ class FilterModule(object):
                 "stack_model_servers": stack_model_servers, "stack_scaling": stack_scaling,
                 "stack_summary": stack_summary, "stack_would_create": stack_would_create,
                 "stack_host_conflicts": stack_host_conflicts, "stack_waker": stack_waker,
-                "plan_storage": plan_storage, "stack_rendered_only": stack_rendered_only}
+                "plan_storage": plan_storage, "plan_clusters": plan_clusters,
+                "stack_rendered_only": stack_rendered_only}

@@ -3,11 +3,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What teardown.yml removes, and what it cost.
 
-Three filters share this file: ``teardown_search`` (which providers to ask for the stack's
+Five filters share this file: ``teardown_search`` (which providers to ask for the stack's
 labelled resources, and the keys missing to ask the ones it needs), ``teardown_targets`` (the
 stack's state file + what the providers list under the stack's label -> one entry per resource,
-each with its source) and ``teardown_report`` (those entries + the outcome of each removal ->
-hours, USD, totals).
+each with its source), ``teardown_report`` (those entries + the outcome of each removal ->
+hours, USD, totals), ``serverless_billed`` (RunPod's serverless billing history -> USD and
+seconds per endpoint) and ``plan_billed`` (the plan's billed estimate beside what its
+resources were billed so far, per deployment: the comparison calibrate.yml reports, by
+``teardown_report``'s own arithmetic).
 Their documentation lives in the ``teardown_*.yml`` files beside this one.
 """
 
@@ -236,8 +239,8 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
         if disk and usd is not None and existed is not None:
             # what the provider bills for the disk the machine keeps: running and stopped
             stopped_h = max(0.0, existed - hours)
-            disk_usd = disk["gb"] * (hours * disk["running_usd_per_gb_hour"]
-                                     + stopped_h * disk["stopped_usd_per_gb_hour"])
+            disk_usd = (hours * disk.get("running_gb", disk["gb"]) * disk["running_usd_per_gb_hour"]
+                        + stopped_h * disk["gb"] * disk["stopped_usd_per_gb_hour"])
             usd += disk_usd
         if target["kind"] == "endpoint" and target["provider"] == "runpod_serverless":
             # billed per worker-second, not per hour of existence: the provider's ledger or unknown
@@ -306,7 +309,49 @@ def _by_deployment(plan, lines):
     return out
 
 
+def serverless_billed(results):
+    """{endpoint id: {usd, seconds}} from the ``ansible.builtin.uri`` results of RunPod's
+    serverless billing history, one per endpoint (``item``: the endpoint): REST v2
+    ``{records: [{totalAmount, timeBilledMs, ...}]}`` or the retired REST v1 list of
+    ``{amount, timeBilledMs}``. Failed or unreadable answers are left out (unpriced)."""
+    out = {}
+    for result in results or []:
+        body = result.get("json")
+        if result.get("status") != 200 or body is None or not (result.get("item") or {}).get("id"):
+            continue
+        v2 = isinstance(body, dict)
+        records = (body.get("records") or []) if v2 else body
+        if not isinstance(records, list):
+            continue
+        amount = "totalAmount" if v2 else "amount"
+        out[str(result["item"]["id"])] = {
+            "usd": sum(float(r.get(amount) or 0.0) for r in records if isinstance(r, dict)),
+            "seconds": sum(float(r.get("timeBilledMs") or 0.0) for r in records if isinstance(r, dict)) / 1000.0,
+        }
+    return out
+
+
+def plan_billed(plan, state, billed=None, now=None):
+    """The plan's billed estimate beside what the stack's resources (``state``: state.json)
+    were billed up to ``now``, per deployment: ``teardown_report``'s ``plan`` section (the
+    same arithmetic as teardown's report) with ``elapsed_hours`` (since the first resource was
+    created) of the plan's ``window_hours`` (the deadline it priced). {} without a plan total."""
+    if not isinstance(plan, dict) or not isinstance(state, dict):
+        raise AnsibleFilterError("plan_billed: the plan and the state must be dicts (plan.json, state.json)")
+    report = teardown_report(teardown_targets(state), [], "stop", now, billed, plan)
+    out = report.get("plan")
+    if out is None:
+        return {}
+    moment = _parse_time(report["at"])
+    starts = [_parse_time(r.get("created_at")) for r in state.get("resources") or [] if r.get("created_at")]
+    out = dict(out, at=report["at"], unpriced=report["unpriced"],
+               elapsed_hours=round((moment - min(starts)).total_seconds() / 3600.0, 4) if starts else 0.0,
+               window_hours=((plan.get("blueprint") or {}).get("constraints") or {}).get("deadline_hours"))
+    return out
+
+
 class FilterModule(object):
     def filters(self):
         return {"teardown_search": teardown_search, "teardown_targets": teardown_targets,
-                "teardown_report": teardown_report}
+                "teardown_report": teardown_report, "serverless_billed": serverless_billed,
+                "plan_billed": plan_billed}

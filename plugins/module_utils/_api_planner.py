@@ -125,7 +125,7 @@ def _common(opt, params, index, quality, decode, prefill, context, concurrency):
     opt.max_model_len, opt.max_num_seqs = context, concurrency
     opt.set_rates(decode, prefill, opt.batching_for(concurrency), 0.0)
     opt.cold_s = opt.price = opt.min_billing = opt.billing_period = opt.setup = 0.0
-    opt.scaling, opt.resume_s, opt.storage_gb = None, 0.0, 0.0
+    opt.scaling, opt.resume_s, opt.storage_gb, opt.container_gb = None, 0.0, 0.0, 0.0
     opt.interrupt = 0.0
     opt.weight_gb = 0.0
     opt.quant = _Quant()

@@ -70,11 +70,28 @@ def _periods(hours, period_h):
     return hours
 
 
+def disk_sizes(scaling, weight_gb):
+    """(volume_gb, container_disk_gb) of a rented machine under its provider's ``scaling``
+    terms (the catalog entry, or a plan's ``cost_terms.scaling``): the disk kept while stopped
+    holds the weights (when a resume keeps them) plus ``disk_base_gb`` of headroom, rounded up
+    to whole GB; the container disk (RunPod: erased at a stop, billed while running only) is
+    the catalog's ``container_disk_gb``. The one sizing the plan prices and gpu_provision
+    rents, so that the bill is what the plan priced."""
+    scaling = scaling or {}
+    keep = float(weight_gb or 0.0) if scaling.get("resume_keeps_weights") else 0.0
+    volume = float(math.ceil(float(scaling.get("disk_base_gb") or 0.0) + keep))
+    return volume, float(scaling.get("container_disk_gb") or 0.0)
+
+
 def bill(mode, work_s, cold_s, resume_s, idle_timeout_s, wakes, window_h, price_per_hour,
          min_billing_h=0.0, period_h=0.0, setup_usd=0.0, storage_gb=0.0,
-         storage_running_usd_gb_h=0.0, storage_stopped_usd_gb_h=0.0):
+         storage_running_usd_gb_h=0.0, storage_stopped_usd_gb_h=0.0, container_gb=0.0):
     """{up_hours, billed_hours, stopped_hours, compute_usd, storage_usd, cost_usd} of one
     deployment over ``window_h`` (creation to teardown).
+
+    Storage: ``storage_gb`` (the disk kept while stopped) and ``container_gb`` (a disk erased
+    at a stop) at the running price while up, ``storage_gb`` at the stopped price while
+    stopped.
 
     ``work_s`` is the active compute (interruptions included); ``cold_s`` the first start,
     ``resume_s`` every later wake's start. Billing terms: each up period is billed in whole
@@ -85,7 +102,7 @@ def bill(mode, work_s, cold_s, resume_s, idle_timeout_s, wakes, window_h, price_
         up_h = max(window_h, (work_s + cold_s) / 3600.0)
         billed = max(_periods(up_h, period_h), min_billing_h)
         return _result(up_h, billed, 0.0, billed * price_per_hour + setup_usd,
-                       storage_gb * storage_running_usd_gb_h * up_h)
+                       (storage_gb + container_gb) * storage_running_usd_gb_h * up_h)
     share = work_s / float(wakes)
     first = (cold_s + share + idle_timeout_s) / 3600.0
     later = (resume_s + share + idle_timeout_s) / 3600.0
@@ -93,14 +110,14 @@ def bill(mode, work_s, cold_s, resume_s, idle_timeout_s, wakes, window_h, price_
     if mode != "serverless" and up_h >= window_h:
         return bill("always_on", work_s, cold_s, resume_s, idle_timeout_s, 0, window_h,
                     price_per_hour, min_billing_h, period_h, setup_usd, storage_gb,
-                    storage_running_usd_gb_h, storage_stopped_usd_gb_h)
+                    storage_running_usd_gb_h, storage_stopped_usd_gb_h, container_gb)
     billed = _periods(first, period_h) + (wakes - 1) * _periods(later, period_h)
     billed = max(billed, min_billing_h)
     stopped_h = max(0.0, window_h - up_h) if mode == "idle_stop" else 0.0
     storage = 0.0
     if mode == "idle_stop":
-        storage = storage_gb * (storage_running_usd_gb_h * up_h
-                                + storage_stopped_usd_gb_h * stopped_h)
+        storage = ((storage_gb + container_gb) * storage_running_usd_gb_h * up_h
+                   + storage_gb * storage_stopped_usd_gb_h * stopped_h)
     return _result(up_h, billed, stopped_h, billed * price_per_hour + setup_usd, storage)
 
 

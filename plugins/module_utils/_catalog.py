@@ -177,6 +177,7 @@ if HAS_PYDANTIC:
         resume_keeps_image: bool = False
         resume_keeps_weights: bool = False
         disk_base_gb: float = Field(default=0, ge=0)
+        container_disk_gb: float = Field(default=0, ge=0)
         storage_running_usd_per_gb_month: float = Field(default=0, ge=0)
         storage_stopped_usd_per_gb_month: float = Field(default=0, ge=0)
         wake_timeout_factor: float = Field(default=1.5, ge=1)

@@ -56,7 +56,7 @@ class Option(object):
                  "spi", "cold_s", "price", "min_billing", "billing_period", "setup", "interrupt",
                  "measured", "batching", "max_batching", "batching_seqs", "ttft_tokens",
                  "prefix_cache_hit", "kv_tokens", "index", "scaling", "resume_s",
-                 "storage_gb")
+                 "storage_gb", "container_gb")
 
     def set_rates(self, decode, prefill, batching, prefix_cache_hit):
         """Single-stream decode and prefill (tok/s) -> the per-token seconds the cost uses."""
@@ -86,6 +86,7 @@ class Option(object):
         if opt.scaling:
             opt.resume_s = opt.scaling["resume_s"]
             opt.storage_gb = opt.scaling["storage_gb"]
+            opt.container_gb = float(opt.scaling.get("container_disk_gb") or 0.0)
         return opt
 
     def batching_for(self, seqs):
@@ -137,7 +138,8 @@ class Option(object):
             _billing.expected_wakes(mode, billing.window_h, work_s / 3600.0, billing.usage),
             billing.window_h, self.price, self.min_billing, self.billing_period, self.setup,
             self.storage_gb, _billing.gb_hour(sc.get("storage_running_usd_per_gb_month", 0.0)),
-            _billing.gb_hour(sc.get("storage_stopped_usd_per_gb_month", 0.0)))
+            _billing.gb_hour(sc.get("storage_stopped_usd_per_gb_month", 0.0)),
+            self.container_gb)
 
     def policy(self, billing, roles, work_s):
         """The deployment's ``scaling`` (plan.json contract) for these roles and work."""
@@ -368,15 +370,14 @@ def _set_scaling(opt, entry, cold, download_s, weight_gb):
     """The option's scaling terms (catalog ``scaling``, by provider), the start of a wake
     (what a stopped machine still holds is not pulled again) and the disk it keeps."""
     if entry is None:
-        opt.scaling, opt.resume_s, opt.storage_gb = None, opt.cold_s, 0.0
+        opt.scaling, opt.resume_s, opt.storage_gb, opt.container_gb = None, opt.cold_s, 0.0, 0.0
         return
     opt.scaling = entry.model_dump(mode="json", exclude={"id", "source", "as_of"})
     opt.resume_s = opt.cold_s
     if entry.mode == "idle_stop":   # serverless workers and KEDA pods start afresh
         opt.resume_s -= (cold.image_pull_s if entry.resume_keeps_image else 0.0) \
             + (download_s if entry.resume_keeps_weights else 0.0)
-    opt.storage_gb = float(math.ceil(entry.disk_base_gb
-                                     + (weight_gb if entry.resume_keeps_weights else 0.0)))
+    opt.storage_gb, opt.container_gb = _billing.disk_sizes(opt.scaling, weight_gb)
 
 
 def block_candidates(options, roles, tokens, needs, weights, policy=None, billing=None):
@@ -500,9 +501,20 @@ def _option_doc(opt, offer=None, serving=None):
         "ttft_prompt_tokens": opt.ttft_tokens,
         "cold_start_s": int(round(opt.cold_s)),
     }
+    disk = disk_doc(opt)
+    if disk:
+        doc["disk"] = disk
     if hasattr(opt, "plan_doc"):   # a per-token API or Ollama (_api_planner)
         doc.update(opt.plan_doc())
     return doc
+
+
+def disk_doc(opt):
+    """plan.json ``disk`` of an option, what gpu_provision rents: the disks the plan prices
+    (``_billing.disk_sizes``); None for an option that keeps none."""
+    if not (opt.storage_gb or opt.container_gb):
+        return None
+    return {"volume_gb": opt.storage_gb, "container_disk_gb": opt.container_gb}
 
 
 def predicted_ttft_s(prefill_tok_s, decode_tok_s, prompt_tokens):
@@ -528,7 +540,8 @@ def _always_on(opt, hours, window_h):
     return _billing.bill("always_on", hours * 3600.0 - opt.cold_s, opt.cold_s, opt.cold_s, 0, 0,
                          window_h, opt.price, opt.min_billing, opt.billing_period, opt.setup,
                          opt.storage_gb,
-                         _billing.gb_hour(sc.get("storage_running_usd_per_gb_month", 0.0)))
+                         _billing.gb_hour(sc.get("storage_running_usd_per_gb_month", 0.0)),
+                         container_gb=opt.container_gb)
 
 
 def _billed_doc(opt, billed, always, scaling):

@@ -264,7 +264,7 @@ def scaling_policy(dep):
         "idle_timeout_s": int(given.get("idle_timeout_s") or (DEFAULT_IDLE_TIMEOUT_S if mode != "always_on" else 0)),
         "expected_wakes": int(given.get("expected_wakes") or 0),
         "wake_policy": given.get("wake_policy") or "wait",
-        # The resume is a cold start (the container disk is gone): its planned length plus a margin.
+        # Without the plan's figure: a full cold start (the worst case) plus a margin.
         "wake_timeout_s": int(given.get("wake_timeout_s") or (cold + max(WAKE_MARGIN_S, cold / 2))),
     }
     if policy["wake_policy"] not in ("wait", "fallback"):
@@ -363,6 +363,10 @@ def stack_endpoints(plan, state, local_api_key="", vllm_api_key=""):
             # An idle_stop machine is reached through the waker, which resumes it on demand and
             # speaks TLS to it itself (plain HTTP on the control host's loopback).
             endpoints[dep["name"]]["api_base"] = waker
+            if scaling_policy(dep)["wake_policy"] == "fallback":
+                # While it wakes the waker answers 503 at once: the gateway goes to the fallback
+                # on that first answer, not after its retries and their back-off.
+                endpoints[dep["name"]]["num_retries"] = 0
         elif ca_file:
             # The model server serves its own TLS: the gateway trusts this authority alone.
             try:
@@ -429,10 +433,12 @@ def endpoint_key(resource, vllm_api_key=""):
 
 
 def plan_storage(plan):
-    """{deployment: {gb, running_usd_per_gb_hour, stopped_usd_per_gb_hour}}: the disk each
-    rented machine of the plan keeps and what it is billed while running and while stopped
-    (``billed.storage_gb`` and the storage prices in ``cost_terms.scaling``); deployments
-    without storage (serverless, local, plans from before scaling) are left out."""
+    """{deployment: {gb, running_gb, running_usd_per_gb_hour, stopped_usd_per_gb_hour}}: the
+    disk each rented machine of the plan keeps (``gb``, ``billed.storage_gb``), the disks it has
+    while running (``running_gb``: that plus a container disk erased at each stop) and what a
+    GB is billed while running and while stopped (the storage prices in
+    ``cost_terms.scaling``); deployments without storage (serverless, local, plans from before
+    scaling) are left out."""
     out = {}
     for dep in plan.get("deployments") or []:
         gb = float((dep.get("billed") or {}).get("storage_gb") or 0.0)
@@ -442,8 +448,24 @@ def plan_storage(plan):
         running = float(terms.get("storage_running_usd_per_gb_month") or 0.0) / HOURS_PER_MONTH
         stopped = float(terms.get("storage_stopped_usd_per_gb_month") or 0.0) / HOURS_PER_MONTH
         if running or stopped:
-            out[dep["name"]] = {"gb": gb, "running_usd_per_gb_hour": round(running, 9),
+            out[dep["name"]] = {"gb": gb,
+                                "running_gb": gb + float(terms.get("container_disk_gb") or 0.0),
+                                "running_usd_per_gb_hour": round(running, 9),
                                 "stopped_usd_per_gb_hour": round(stopped, 9)}
+    return out
+
+
+def plan_clusters(plan):
+    """{deployment: {usd_per_hour, idle_timeout_s}}: the deployments on a cluster the user brings
+    (provider ``kubernetes``) whose nodes have an internal hourly price (the user catalog's
+    ``price_per_hour``, the plan's ``price_per_hour_usd``) and the scaledown period KEDA keeps
+    them up after the last request (``scaling.idle_timeout_s``). Free clusters are left out."""
+    out = {}
+    for dep in kubernetes_deployments(plan):
+        price = float(dep.get("price_per_hour_usd") or 0.0)
+        if price > 0:
+            out[dep["name"]] = {"usd_per_hour": price,
+                                "idle_timeout_s": scaling_policy(dep)["idle_timeout_s"]}
     return out
 
 
@@ -568,7 +590,7 @@ def check_report(plan, stage, host="localhost"):
                      % ("" if ((plan or {}).get("blueprint") or {}).get("ide", "kilocode") == "none" else " and the IDE",
                         host))
     elif stage == "guard":
-        if rented:
+        if rented or plan_clusters(plan or {}):
             lines.append("would start the budget guard on %s at USD %s" % (host, budget_usd(plan)))
         else:
             lines.append("would start no budget guard (nothing rented)")

@@ -528,9 +528,12 @@ class RunPodFake:
         }
         self.pods[pod_id] = pod
         self._bill_running(pod, pod["started_at"])
-        # What the container was started with (secrets stay out: they are in env only).
+        # What the container was started with (secrets stay out: env by name only).
         self.history.append({"event": "created", "pod": pod_id, "at": pod["started_at"],
-                             "image": pod["imageName"], "docker_args": pod["dockerArgs"]})
+                             "image": pod["imageName"], "docker_args": pod["dockerArgs"],
+                             "volume_gb": pod["volumeInGb"], "container_disk_gb": pod["containerDiskInGb"],
+                             "volume_mount_path": pod["volumeMountPath"],
+                             "env_names": sorted(e.split("=", 1)[0] for e in env)})
         return self._pod_view(pod, self.clock.now())
 
     def _find_pod(self, pod_id):

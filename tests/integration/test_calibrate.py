@@ -128,6 +128,11 @@ def test_every_route_is_measured_and_compared(stack, calibrated):
     rep = calibrated["json"]["plan_repriced"]
     assert rep["before"]["hours"] == stack["plan"]["totals"]["hours"]
     assert rep["after"]["hours"] > 0 and rep["after"]["cost_usd"] == 0.0   # owned: no rental
+    # the plan's billed estimate beside what was billed so far (teardown's arithmetic)
+    billed = calibrated["json"]["billed"]
+    assert (billed["billed_estimate_usd"], billed["billed_usd"]) == (stack["plan"]["totals"]["cost_usd"], 0.0)
+    assert [d["name"] for d in billed["deployments"]] == [dep["name"]]
+    assert "## Planned vs billed so far" in calibrated["md"] and billed["deployments"][0]["text"] in calibrated["md"]
     print("\n" + calibrated["md"])
 
 

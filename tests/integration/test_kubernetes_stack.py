@@ -169,6 +169,11 @@ def test_site_on_a_users_cluster_offline(tmp_path):
             state = json.loads((stack / "state.json").read_text())
             (kube,) = [r for r in state["resources"] if r["provider"] == "kubernetes"]
             assert kube["attributes"]["applied"] is False and kube["attributes"]["host_header"] == host
+            # the cluster has an internal price: the budget guard watches it like a rented machine
+            (guard,) = [r for r in state["resources"] if r["kind"] == "guard"]
+            settings = json.loads(open(guard["attributes"]["status_file"].replace("-status.json", ".json")).read())
+            assert settings["clusters"] == {name: {"usd_per_hour": dep["price_per_hour_usd"],
+                                                   "idle_timeout_s": dep["scaling"]["idle_timeout_s"]}}
 
             # one request through the real gateway: the interceptor routes it on the Host header,
             # wakes the workload from zero and forwards it

@@ -28,7 +28,9 @@ def _option(gpu_id, gpu_name, pricing, price, provider="runpod"):
 def plan():
     coder = dict(_option("NVIDIA GeForce RTX 4090", "RTX 4090", "spot", 0.34),
                  name="coder-qwen2-5-coder-7b", region="EU-RO-1")
-    coder["alternatives"] = [_option("NVIDIA A100 80GB PCIe", "A100 80GB", "on_demand", 2.10)]
+    # the disks the planner sized from the weights (plan.json `disk`, what it priced)
+    coder["alternatives"] = [dict(_option("NVIDIA A100 80GB PCIe", "A100 80GB", "on_demand", 2.10),
+                                  disk={"volume_gb": 26.0, "container_disk_gb": 20.0})]
     reviewer = dict(_option("ADA_24,AMPERE_24", "RTX 4090", "serverless", 1.12,
                             provider="runpod_serverless"), name="reviewer-qwen")
     return {"schema_version": 1, "stack_id": "codestack-roletest",
@@ -63,6 +65,10 @@ def test_role_falls_back_on_supply_constraint(runpod_fake, tmp_path):  # noqa: F
         assert argv == expected
         assert argv[:4] == ["--model", "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ", "--revision", "main"]
         assert "--api-key" not in argv and "sk-secret-vllm-key" not in event["docker_args"]
+    # The rented pod keeps the weights on a volume of the plan's size, the Hugging Face cache on it.
+    rented = created[-1]
+    assert (rented["volume_gb"], rented["container_disk_gb"], rented["volume_mount_path"]) == (26, 20, "/workspace")
+    assert {"HF_HOME", "VLLM_CACHE_ROOT"} <= set(rented["env_names"])
 
 
 def test_gated_weights_without_a_token_fail_before_renting(runpod_fake, tmp_path):  # noqa: F811

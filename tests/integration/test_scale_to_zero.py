@@ -78,6 +78,7 @@ def _priced(plan, dep, offer, scaling):
     always = _planner._always_on(opt, hours, billing.window_h)  # pylint: disable=protected-access
     dep["billed"] = _planner._billed_doc(opt, billed, always, dep["scaling"])  # pylint: disable=protected-access
     dep["hours"], dep["cost_usd"] = round(hours, 3), round(billed["cost_usd"], 4)
+    dep["disk"] = _planner.disk_doc(opt)   # the disks gpu_provision rents: what was priced
     dep["work_s"] = hours * 3600.0 - opt.cold_s
     return dep
 

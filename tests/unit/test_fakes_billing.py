@@ -2,6 +2,7 @@
 while stopped, nothing after removal, on an accelerated clock; RunPod refuses a resume when the
 host has no free GPU. Driven through the collection's own clients."""
 
+import functools
 import os
 import sys
 import time
@@ -143,3 +144,58 @@ def test_fakes_rent_at_the_catalog_prices_and_jump_over_stopped_gaps():
     assert by_id[1001]["min_bid"] == offers["vast:RTX 4090:bid"]["price_per_hour"]
     assert all(o["storage_cost"] == scaling["vast"]["storage_stopped_usd_per_gb_month"]
                for o in vast.config["offers"])
+
+
+@pytest.mark.parametrize("provider", ["runpod", "vast"])
+def test_the_disks_gpu_provision_rents_bill_what_the_plan_priced(provider):
+    """A planned pod or instance, rented with the disks of its plan option (``disk``, what
+    gpu_provision passes) at the catalog's prices, up for the plan's up hours and stopped for
+    its stopped hours: the fake's storage ledger is the plan's stopped-storage figure, and the
+    whole ledger the plan's billed estimate."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "plugins", "module_utils"))
+    from _planner_helpers import blueprint, intent, task  # pylint: disable=import-outside-toplevel
+    from ansible_collections.llmops.codestack.plugins.module_utils._catalog import load_catalog  # noqa: E501  pylint: disable=import-outside-toplevel
+    from ansible_collections.llmops.codestack.plugins.module_utils._planner import build_plan  # noqa: E501  pylint: disable=import-outside-toplevel
+
+    plan = build_plan(blueprint(budget_usd=50, deadline_hours=168, providers=[provider]),
+                      intent([task(r, "core", 400000, 20000) for r in ("architect", "coder", "debugger", "reviewer")]),
+                      load_catalog(), generated_at="2026-12-01T00:00:00Z")
+    dep = next(d for d in plan["deployments"] if d["pricing"] == "on_demand")
+    billed, terms = dep["billed"], dep["cost_terms"]["scaling"]
+    disk = dep["disk"]
+    assert disk["volume_gb"] == billed["storage_gb"] >= dep["model"]["weight_gb"]
+    assert all(a["disk"]["volume_gb"] >= a["model"]["weight_gb"] for a in dep["alternatives"] if a["provider"] == provider)
+    if provider == "runpod":
+        gpu = {"id": dep["gpu"]["provider_id"], "displayName": dep["gpu"]["name"], "memoryInGb": dep["gpu"]["vram_gb"],
+               "maxGpuCount": 8}   # at the catalog's price (catalog_prices)
+        fake = RunPodFake(api_key="k", created_delay=0, running_delay=0, clock_scale=1.0, catalog_prices=True,
+                          gpu_types=[gpu]).start()
+        client = RunPodClient("k", fake.url, retries=0)
+        pod = client.deploy_pod(dict(_spec(), gpuTypeId=dep["gpu"]["provider_id"], volumeInGb=int(disk["volume_gb"]),
+                                     containerDiskInGb=int(disk["container_disk_gb"]), volumeMountPath="/workspace"))
+        assert pod["costPerHr"] == pytest.approx(dep["price_per_hour_usd"])
+        stop, remove = functools.partial(client.stop_pod, pod["id"]), functools.partial(client.terminate_pod, pod["id"])
+    else:
+        offer = dict(VastFake().config["offers"][0], id=9001, gpu_name=dep["gpu"]["provider_id"],
+                     num_gpus=dep["gpu"]["count"], dph_total=dep["price_per_hour_usd"])
+        fake = VastFake(api_key="k", created_delay=0, running_delay=0, clock_scale=1.0, catalog_prices=True,
+                        offers=[offer]).start()   # storage_cost: the catalog's (catalog_prices)
+        client = VastClient("k", fake.url, retries=0)
+        inst = client.create_instance(offer["id"], {"client_id": "me", "image": "img", "disk": int(disk["volume_gb"]),
+                                                    "label": "s--a", "env": {"-p 8000:8000": "1"}})
+        stop, remove = functools.partial(client.set_state, inst, "stopped"), functools.partial(client.destroy_instance, inst)
+    try:
+        fake.configure(advance_s=billed["up_hours"] * 3600.0)
+        stop()
+        fake.configure(advance_s=billed["stopped_hours"] * 3600.0)
+        remove()
+        ledger = fake.snapshot()["ledger"]
+    finally:
+        fake.stop()
+    stopped_storage = billed["stopped_hours"] * billed["storage_gb"] * terms["storage_stopped_usd_per_gb_month"] / HOURS_PER_MONTH
+    assert ledger["storage_usd"] == pytest.approx(stopped_storage, rel=0.01)
+    # RunPod bills the disks while running too; Vast.ai's dph_total includes them (the plan
+    # adds its running storage price on top: the only part of the plan above this ledger).
+    running_storage = billed["storage_usd"] - stopped_storage
+    want = dep["cost_usd"] - (running_storage if provider == "vast" else 0.0)
+    assert ledger["total_usd"] == pytest.approx(want, rel=0.01)

@@ -20,6 +20,9 @@ arithmetic, the way each provider bills:
   ending in ``/v1`` still gets the retired REST v1 ``/billing/endpoints?endpointId=`` and its
   ``[{amount, timeBilledMs, endpointId}]``), with the ``RUNPOD_API_KEY`` of the command
   environment.
+- a deployment on a cluster the user brings at an internal hourly price (``clusters``, from
+  the plan): that price while KEDA keeps it up, from the gateway's per-route request counter
+  (see ``cluster_spend``).
 
 Standard library only: it is copied to the gateway host and run by a timer (or ``--loop``).
 """
@@ -37,6 +40,7 @@ import urllib.parse
 import urllib.request
 
 SPEND_METRIC = "litellm_spend_metric_total"
+REQUESTS_METRIC = "litellm_deployment_total_requests_total"
 # LiteLLM's provider of the self-hosted routes (pods, instances, serverless endpoints): the gateway
 # prices their request-seconds for its own budgets, but what they cost is the provider's bill.
 PROVIDER_BILLED_API = ("hosted_vllm",)
@@ -68,8 +72,9 @@ def _hours(res, now):
 
 def gpu_spend(resources, now, storage=None):
     """USD spent so far by the rented machines: running hours x hourly cost, plus their disk
-    while running and while stopped (``storage``: {deployment: {gb, running_usd_per_gb_hour,
-    stopped_usd_per_gb_hour}}). Serverless endpoints are left to ``serverless_spend``.
+    while running and while stopped (``storage``: {deployment: {gb, running_gb,
+    running_usd_per_gb_hour, stopped_usd_per_gb_hour}}; ``running_gb``, the disks up while
+    running, defaults to ``gb``). Serverless endpoints are left to ``serverless_spend``.
 
     Returns (total, lines, bad): a record that cannot be priced (no provider or id, a time that
     is not YYYY-MM-DDTHH:MM:SSZ, a price that is not a number) is skipped and listed in ``bad``
@@ -90,9 +95,10 @@ def gpu_spend(resources, now, storage=None):
             hours, stopped = _hours(res, now)
             cost = hours * float(res.get("cost_per_hour") or 0.0)
             disk = (storage or {}).get((res.get("attributes") or {}).get("deployment")) or {}
-            disk_usd = float(disk.get("gb") or 0.0) * (
-                hours * float(disk.get("running_usd_per_gb_hour") or 0.0)
-                + stopped * float(disk.get("stopped_usd_per_gb_hour") or 0.0))
+            gb = float(disk.get("gb") or 0.0)
+            disk_usd = (hours * float(disk.get("running_gb") or gb)
+                        * float(disk.get("running_usd_per_gb_hour") or 0.0)
+                        + stopped * gb * float(disk.get("stopped_usd_per_gb_hour") or 0.0))
         except (TypeError, ValueError, IndexError) as exc:
             ident = res.get("id") if isinstance(res, dict) else None
             bad.append({"index": index, "id": ident, "error": str(exc)})
@@ -201,6 +207,50 @@ def token_spend(metrics_text, provider_billed=()):
     return total
 
 
+def request_counts(metrics_text, names):
+    """{deployment: requests the gateway has sent it} for ``names``, from LiteLLM's per-route
+    counter (its ``model_id`` is the route's ``model_info.id``, ``<group>--<deployment>``)."""
+    counts = dict((name, 0.0) for name in names or ())
+    for line in metrics_text.splitlines():
+        if not line.startswith(REQUESTS_METRIC + "{"):
+            continue
+        head, _sep, value = line.rpartition(" ")
+        model_id = dict(_LABEL.findall(head.partition("{")[2])).get("model_id", "")
+        for name in counts:
+            if model_id.endswith("--" + name):
+                try:
+                    counts[name] += float(value)
+                except ValueError:
+                    pass
+    return counts
+
+
+def cluster_spend(clusters, counts, prior, now):
+    """USD so far of the deployments on a cluster the user brings that has an internal hourly
+    price (``clusters``: {deployment: {usd_per_hour, idle_timeout_s}}), as the cluster's owner
+    is charged: KEDA keeps the node up from a burst's first request until ``idle_timeout_s``
+    (its scaledown period) after the last. The guard sees requests through the gateway's
+    counter (``counts``) at each check: a check that finds new requests counts the whole
+    interval since the previous one as up (a burst is never missed; at most one interval too
+    many), and the idle tail after it. ``prior``: the previous check's {deployment: {count,
+    at, up_until, up_s}}. Returns (total, lines, the new prior)."""
+    total, lines, after = 0.0, [], {}
+    for name, terms in sorted((clusters or {}).items()):
+        last = (prior or {}).get(name) or {}
+        count = float(counts.get(name) or 0.0)
+        up_s, up_until, at = float(last.get("up_s") or 0.0), float(last.get("up_until") or 0.0), last.get("at")
+        active = count != float(last.get("count") or 0.0)   # a restarted gateway counts again from 0
+        if at is not None and now > at:
+            up_s += (now - at) if active else max(0.0, min(now, up_until) - at)
+        if active:
+            up_until = max(up_until, now + float(terms.get("idle_timeout_s") or 0.0))
+        after[name] = {"count": count, "at": now, "up_until": up_until, "up_s": up_s}
+        usd = up_s / 3600.0 * float(terms.get("usd_per_hour") or 0.0)
+        total += usd
+        lines.append({"provider": "kubernetes", "id": name, "hours": round(up_s / 3600.0, 4), "usd": round(usd, 4)})
+    return total, lines, after
+
+
 def evaluate(budget, spent, warn_ratio, already_warned, already_enforced):
     """Return the level reached now: ok, warn (once), enforce (once), or enforced."""
     ratio = spent / budget if budget > 0 else float("inf")
@@ -280,13 +330,22 @@ class Guard:
                 billing_error = str(exc)   # keep the last known figure: spend never goes down
         if state_error is None:
             gpu += serverless   # (the kept figure of a state error already holds it)
+        cluster, cluster_lines, prior = status.get("cluster_usd", 0.0), [], status.get("clusters") or {}
         try:
-            tokens = token_spend(self.fetch(self.args.metrics_url), self.args.provider_billed)
+            metrics = self.fetch(self.args.metrics_url)
+            tokens = token_spend(metrics, self.args.provider_billed)
+            if self.args.clusters:
+                cluster, cluster_lines, prior = cluster_spend(
+                    self.args.clusters, request_counts(metrics, self.args.clusters), prior, now)
             metrics_error = None
         except (OSError, ValueError) as exc:
             tokens = status.get("token_usd", 0.0)  # keep the last known figure
             metrics_error = str(exc)
+        if state_error is None:   # (the kept figure of a state error already holds it)
+            lines = lines + cluster_lines
+            gpu += cluster
         spent = gpu + tokens
+        status.update({"cluster_usd": round(cluster, 6), "clusters": prior})
         level, ratio = evaluate(self.args.budget, spent, self.args.warn_ratio,
                                 status.get("warned", False), status.get("enforced", False))
         previous_bad = status.get("bad_records") or []
@@ -344,7 +403,7 @@ class Guard:
 
 DEFAULTS = {"warn_ratio": 0.8, "action": "stop", "stop_command": ["true"],
             "destroy_command": ["true"], "command_timeout": 1800, "metrics_url": "",
-            "clock_scale": 1.0, "command_env": {}, "storage": {}, "provider_billed": [],
+            "clock_scale": 1.0, "command_env": {}, "storage": {}, "provider_billed": [], "clusters": {},
             "runpod_billing_url": "https://api.runpod.io/v2"}
 REQUIRED = ("state_file", "status_file", "budget")
 

@@ -237,6 +237,10 @@ def test_running_hours_leave_out_stopped_intervals_and_storage_counts_both_ways(
     assert total == pytest.approx(2 * 2.0 + 40 * (0.001 * 2 + 0.002 * 5))
     # without storage terms the stopped machine costs nothing more
     assert guard_mod.gpu_spend([resumed], t0 + 3600 * 7)[0] == pytest.approx(4.0)
+    # a container disk (erased at each stop) is billed while the pod runs only
+    storage["coder-dep"]["running_gb"] = 60
+    assert guard_mod.gpu_spend([resumed], t0 + 3600 * 7, storage)[1][0]["storage_usd"] == pytest.approx(
+        60 * 0.001 * 2 + 40 * 0.002 * 5)
 
 
 def test_serverless_spend_comes_from_runpod_billing_history_not_hours(tmp_path):
@@ -334,3 +338,49 @@ def test_a_pod_route_is_counted_once_by_the_guard(tmp_path):
     status = guard.check()
     assert status["gpu_usd"] == pytest.approx(2.0) and status["token_usd"] == pytest.approx(0.15)
     assert status["spent_usd"] == pytest.approx(2.15)
+
+
+def _requests(count):
+    return METRICS + (
+        '# TYPE litellm_deployment_total_requests_total counter\n'
+        'litellm_deployment_total_requests_total{api_provider="hosted_vllm",model_id="coder--k8s-dep",'
+        'requested_model="coder"} %s\n'
+        'litellm_deployment_total_requests_total{model_id="coder--other"} 99\n' % count)
+
+
+def test_a_plan_on_a_priced_cluster_alone_is_guarded_at_its_internal_price(tmp_path):
+    """KEDA keeps the node up from a burst until its scaledown period after it: a check that
+    sees new requests counts the interval since the previous check, then the idle tail; no
+    request, nothing more. The cluster's routes are left out of the token spend."""
+    from ansible_collections.llmops.codestack.plugins.module_utils import _stack
+    plan = {"deployments": [
+        {"name": "k8s-dep", "provider": "kubernetes", "price_per_hour_usd": 2.0,
+         "scaling": {"mode": "keda", "idle_timeout_s": 300}},
+        {"name": "free-dep", "provider": "kubernetes", "price_per_hour_usd": 0.0},
+        {"name": "pod", "provider": "runpod", "price_per_hour_usd": 3.0}]}
+    clusters = _stack.plan_clusters(plan)
+    assert clusters == {"k8s-dep": {"usd_per_hour": 2.0, "idle_timeout_s": 300}}
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"stack_id": "s", "resources": [
+        {"provider": "kubernetes", "kind": "deployment", "id": "c/ns/k8s-dep", "cost_per_hour": 0,
+         "created_at": "2026-11-22T08:00:00Z", "attributes": {"deployment": "k8s-dep"}}]}))
+    args = config(tmp_path, state_file=str(state), status_file=str(tmp_path / "g.json"), budget=100,
+                  metrics_url="http://x/metrics", clusters=clusters, provider_billed=["k8s-dep"])
+    clock, seen = Clock(guard_mod.parse_time("2026-11-22T09:00:00Z")), {"count": 0}
+    guard = guard_mod.Guard(args, clock=clock, fetch=lambda url: _requests(seen["count"]))
+
+    def check(after_s, count):
+        clock.now += after_s
+        seen["count"] = count
+        return guard.check()
+
+    assert check(0, 0)["cluster_usd"] == 0.0              # nothing served yet
+    assert check(600, 5)["cluster_usd"] == pytest.approx(2.0 * 600 / 3600)   # a burst: the interval
+    status = check(120, 5)                                 # idle: within the 300 s tail
+    assert status["cluster_usd"] == pytest.approx(2.0 * 720 / 3600)
+    status = check(3600, 5)                                # the rest of the tail, then stopped
+    assert status["cluster_usd"] == pytest.approx(2.0 * 900 / 3600)
+    assert status["token_usd"] == 0.75 and status["spent_usd"] == pytest.approx(0.75 + 0.5)
+    line = [l for l in status["resources"] if l["provider"] == "kubernetes" and l["id"] == "k8s-dep"]
+    assert line == [{"provider": "kubernetes", "id": "k8s-dep", "hours": 0.25, "usd": 0.5}]
+    assert check(60, 0)["cluster_usd"] == pytest.approx(2.0 * 960 / 3600)   # a restarted gateway: active

@@ -196,6 +196,17 @@ def test_waker_deployments_and_routes_follow_the_state_file():
     state["resources"].append({"provider": "local", "kind": "service", "id": "waker",
                                "attributes": {"url": "http://127.0.0.1:4100", "deployments": ["big"]}})
     assert _stack.stack_endpoints(plan, state)["big"]["api_base"] == "http://127.0.0.1:4100/d/big/v1"
+    # wake_policy wait: the gateway's retries stand; fallback: the waker's 503 while waking goes
+    # to the fallback at once (litellm_config puts num_retries 0 on that route)
+    assert "num_retries" not in _stack.stack_endpoints(plan, state)["big"]
+    plan["deployments"][0]["scaling"] = {"mode": "idle_stop", "wake_policy": "fallback"}
+    routed = _stack.stack_endpoints(plan, state)["big"]
+    assert routed["num_retries"] == 0
+    from ansible_collections.llmops.codestack.plugins.filter.litellm_config import litellm_config
+    one = {"stack_id": "s", "roles": {"coder": {"alias": "coder", "deployment": "big"}},
+           "deployments": [dict(plan["deployments"][0], alternatives=[])]}
+    route = next(m for m in litellm_config(one, {"big": routed})["model_list"] if m["model_name"] == "coder")
+    assert route["litellm_params"]["num_retries"] == 0
     rows = dict((r["deployment"], r["mode"]) for r in _stack.scaling_report(plan, state))
     assert rows == {"big": "idle_stop", "local": "always_on"}
 

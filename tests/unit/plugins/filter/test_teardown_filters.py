@@ -136,6 +136,41 @@ def test_report_bills_the_disk_while_stopped_and_compares_each_deployment_with_t
     assert by_name["unused"]["billed_usd"] is None and by_name["unused"]["resources"] == 0
 
 
+def test_plan_billed_is_the_teardown_reports_comparison_while_the_stack_runs():
+    """calibrate.yml's "planned vs billed so far": the same figures teardown's report gives,
+    the RunPod billing history summed from the uri results (v2 records, v1 list, failures
+    left out), the elapsed share of the deadline set beside them."""
+    state = {"stack_id": "s", "resources": [
+        {"provider": "runpod", "kind": "pod", "id": "p2", "name": "pod", "cost_per_hour": 2.0,
+         "created_at": "2026-11-29T08:00:00Z", "attributes": {"deployment": "big"}},
+        {"provider": "runpod_serverless", "kind": "endpoint", "id": "ep1", "name": "sls",
+         "created_at": "2026-11-29T09:00:00Z", "attributes": {"deployment": "sls"}}]}
+    plan = {"blueprint": {"constraints": {"deadline_hours": 24}},
+            "totals": {"cost_usd": 3.5, "always_on_cost_usd": 40.0}, "deployments": [
+                {"name": "big", "provider": "runpod", "cost_usd": 3.4, "scaling": {"mode": "idle_stop"}},
+                {"name": "sls", "provider": "runpod_serverless", "cost_usd": 0.1,
+                 "scaling": {"mode": "serverless"}}]}
+    results = [{"item": {"id": "ep1"}, "status": 200,
+                "json": {"records": [{"totalAmount": 0.03, "timeBilledMs": 60000},
+                                     {"totalAmount": 0.02, "timeBilledMs": 30000}]}},
+               {"item": {"id": "ep2"}, "status": 200, "json": [{"amount": 0.5, "timeBilledMs": 1000}]},
+               {"item": {"id": "ep3"}, "status": 401, "json": {"error": "no"}},
+               {"item": {"id": "ep4"}, "status": -1, "msg": "timed out"}]
+    billed = teardown.serverless_billed(results)
+    assert billed == {"ep1": {"usd": pytest.approx(0.05), "seconds": 90.0},
+                      "ep2": {"usd": 0.5, "seconds": 1.0}}
+    got = teardown.plan_billed(plan, state, billed, "2026-11-29T10:00:00Z")
+    final = teardown.teardown_report(teardown.teardown_targets(state), [], "stop", "2026-11-29T10:00:00Z",
+                                     billed, plan)["plan"]
+    assert dict((k, got[k]) for k in final) == final
+    assert got["billed_usd"] == pytest.approx(2 * 2.0 + 0.05)
+    assert (got["elapsed_hours"], got["window_hours"], got["unpriced"]) == (2.0, 24, 0)
+    assert [d["billed_usd"] for d in got["deployments"]] == [4.0, pytest.approx(0.05)]
+    assert teardown.plan_billed({}, state) == {}
+    with pytest.raises(AnsibleFilterError):
+        teardown.plan_billed(plan, None)
+
+
 def test_report_stop_mode_and_gone_resources():
     targets = teardown.teardown_targets(STATE, {}, {})   # providers no longer list them
     report = teardown.teardown_report(targets, [], "stop", "2026-11-29T11:00:00Z")

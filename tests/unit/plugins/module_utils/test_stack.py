@@ -228,6 +228,9 @@ def test_check_report_of_a_local_plan_without_ide_and_an_unknown_stage():
     local = dict(PLAN, deployments=PLAN["deployments"][:1], blueprint={"ide": "none"})
     assert _stack.check_report(local, "provision") == ["would rent nothing (every deployment is local)"]
     assert _stack.check_report(local, "guard") == ["would start no budget guard (nothing rented)"]
+    priced = {"deployments": [{"name": "k", "provider": "kubernetes", "price_per_hour_usd": 1.5}],
+              "checks": {"budget": {"limit": 5, "currency": "USD"}}}
+    assert _stack.check_report(priced, "guard")[0].startswith("would start the budget guard on ")
     assert _stack.check_report(local, "ide") == ["would install no IDE (ide: none)"]
     assert _stack.check_report(local, "expose") == [
         "would serve the gateway over TLS on localhost (Caddy; services on loopback only)"]
@@ -261,10 +264,13 @@ def test_plan_storage_prices_the_kept_disks_of_rented_machines():
     plan = {"deployments": [
         {"name": "pod", "billed": {"storage_gb": 40.0},
          "cost_terms": {"scaling": {"mode": "idle_stop", "storage_running_usd_per_gb_month": 0.1,
-                                    "storage_stopped_usd_per_gb_month": 0.2}}},
+                                    "storage_stopped_usd_per_gb_month": 0.2,
+                                    "container_disk_gb": 20}}},
         {"name": "sls", "billed": {"storage_gb": 0.0},
          "cost_terms": {"scaling": {"mode": "serverless"}}},
         {"name": "old", "cost_terms": {}},
     ]}
-    assert _stack.plan_storage(plan) == {"pod": {"gb": 40.0, "running_usd_per_gb_hour": round(0.1 / 730, 9),
+    # the container disk (erased at a stop) is billed while the pod runs only
+    assert _stack.plan_storage(plan) == {"pod": {"gb": 40.0, "running_gb": 60.0,
+                                                 "running_usd_per_gb_hour": round(0.1 / 730, 9),
                                                  "stopped_usd_per_gb_hour": round(0.2 / 730, 9)}}
