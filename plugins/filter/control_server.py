@@ -18,9 +18,12 @@ from ansible.errors import AnsibleFilterError
 
 PROVIDERS = {
     "hetzner": {"server_type": "cx22", "location": "fsn1", "image": "debian-12",
-                "keys": ["HCLOUD_TOKEN"]},
-    "exoscale": {"server_type": "standard.small", "location": "ch-gva-2",
-                 "image": "Linux Debian 12 (Bookworm) 64-bit", "keys": ["EXOSCALE_API_KEY", "EXOSCALE_API_SECRET"]},
+                "keys": ["HCLOUD_TOKEN"], "ssh_user": "root"},
+    # Exoscale: standard.medium has cx22's 2 vCPU and 4 GB; its Debian template logs in as debian
+    # (passwordless sudo), not root.
+    "exoscale": {"server_type": "standard.medium", "location": "ch-gva-2",
+                 "image": "Linux Debian 12 (Bookworm) 64-bit", "keys": ["EXOSCALE_API_KEY", "EXOSCALE_API_SECRET"],
+                 "ssh_user": "debian"},
 }
 # The label every resource of the stack carries at its provider (teardown's second source).
 LABEL = "codestack-stack"
@@ -97,9 +100,12 @@ def control_server_spec(server, stack_id, public_ports=None):
         "ssh_key_name": name,
         "firewall_name": name,
         "ssh_port": ssh_port,
-        "ssh_user": str(server.get("ssh_user") or "root"),
+        "ssh_user": str(server.get("ssh_user") or defaults["ssh_user"]),
         "public_ports": ports,
         "rules": rules,
+        # The same, provider-neutral: [{port, sources, description}] (Exoscale's security group).
+        "inbound": [{"port": int(r["port"]), "sources": list(r["source_ips"]), "description": r["description"]}
+                    for r in rules],
         "wait_timeout": wait_timeout,
         "keys": list(defaults["keys"]),
     }
@@ -129,6 +135,26 @@ def control_server_price(prices, location, usd_per_unit):
                                  str(e.get("location")) for e in prices or [] if isinstance(e, dict))) or "none"))
 
 
+def control_server_catalog_price(catalog, server_type, usd_per_unit):
+    """USD per hour of a server type from a provider's section of catalog/control_servers.yml:
+    the type's hourly price plus its root disk (``disk_size_gb`` at ``disk_price_per_gb_hour``),
+    in the section's currency, times ``usd_per_unit``."""
+    if not isinstance(catalog, dict) or not isinstance(catalog.get("types"), list):
+        raise AnsibleFilterError("control_server_catalog_price: the catalog section must be a dict with types, "
+                                 "not %r" % (catalog,))
+    entry = next((t for t in catalog["types"] if isinstance(t, dict) and t.get("name") == server_type), None)
+    if entry is None:
+        raise AnsibleFilterError("control_server_catalog_price: the catalog lists no type %r (it lists %s)" % (
+            server_type, ", ".join(str(t.get("name")) for t in catalog["types"] if isinstance(t, dict))))
+    try:
+        hourly = float(entry["price_per_hour"]) + float(catalog.get("disk_price_per_gb_hour") or 0) * float(
+            catalog.get("disk_size_gb") or 0)
+    except (KeyError, TypeError, ValueError):
+        raise AnsibleFilterError("control_server_catalog_price: no numeric price_per_hour in %r" % (entry,))
+    return control_server_price(hourly, None, usd_per_unit)
+
+
 class FilterModule(object):
     def filters(self):
-        return {"control_server_spec": control_server_spec, "control_server_price": control_server_price}
+        return {"control_server_spec": control_server_spec, "control_server_price": control_server_price,
+                "control_server_catalog_price": control_server_catalog_price}

@@ -29,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "fakes"))
 
+from exoscale_fake import DEFAULTS as EXOSCALE, ExoscaleFake  # noqa: E402  pylint: disable=wrong-import-position
 from hetzner_fake import HetznerFake  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = [pytest.mark.integration]
@@ -159,6 +160,73 @@ def test_hetzner_control_server_round_trip(tmp_path):
             ("ssh_key", "removed", "state+label")]
         state = json.loads((out / "state.json").read_text())
         assert state["resources"] == [] and sorted(r["kind"] for r in state["removed"]) == ["firewall", "ssh_key"]
+    finally:
+        fake.stop()
+        banner.close()
+
+
+def test_exoscale_control_server_create_and_teardown(tmp_path):
+    """The same contract at Exoscale, through its SDK against the Exoscale fake: create (key,
+    security group open on SSH and the TLS ports only, labelled instance, each recorded and priced
+    from the dated catalog), SSH answered, joined; teardown finds the instance whose record a crash
+    lost by its label and removes it, then the security group and the key. The check run, the re-run
+    and the missing-key refusal are the role's and teardown's shared steps, proven above for Hetzner
+    (the module's own idempotency: tests/unit/test_exoscale_fake.py)."""
+    banner = Banner()
+    fake = ExoscaleFake(operation_delay=0.2, running_delay=0.5, server_ipv4="127.0.0.1").start()
+    env = _env(fake, tmp_path, token=None)
+    env.update(EXOSCALE_API_KEY=EXOSCALE["api_key"], EXOSCALE_API_SECRET=EXOSCALE["api_secret"],
+               EXOSCALE_API_ENDPOINT=fake.url)
+    env.pop("HCLOUD_ENDPOINT", None)
+    try:
+        out = _stack_dir(tmp_path)
+        request = {"provider": "exoscale", "location": "ch-gva-2", "ssh_port": banner.port, "wait_timeout": 60,
+                   "public_sources": ["198.51.100.0/24"]}
+        variables = {"codestack_output": str(out), "codestack_control_server": request}
+        create = ["ansible-playbook", os.path.join(HERE, "targets", "control_server", "create.yml"),
+                  "-e", json.dumps(variables)]
+        first = _run(create, env)
+        assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-2000:]
+        shown = next(line for line in first.stdout.splitlines() if '"msg": "{' in line)
+        assert "[\\\"control\\\"]" in shown and "127.0.0.1" in shown and str(banner.port) in shown, shown
+
+        live = fake.snapshot()
+        (instance,), (group,), (key,) = live["instances"], live["security_groups"], live["ssh_keys"]
+        assert instance["labels"] == {"codestack-stack": STACK_ID} and instance["state"] == "running"
+        assert (instance["name"], key["name"], group["name"]) == ("%s-control" % STACK_ID,) * 3
+        assert instance["security-groups"] == [{"id": group["id"]}] and instance["ssh-keys"] == [{"name": key["name"]}]
+        assert sorted((r["flow-direction"], r["protocol"], r["start-port"], r["network"]) for r in group["rules"]) == sorted(
+            [("ingress", "tcp", banner.port, "0.0.0.0/0"), ("ingress", "tcp", banner.port, "::/0"),
+             ("ingress", "tcp", 443, "198.51.100.0/24"), ("ingress", "tcp", 8443, "198.51.100.0/24")])
+        assert fake.snapshot()["counters"]["forbidden"] == 0
+
+        state = json.loads((out / "state.json").read_text())
+        recorded = dict(((r["provider"], r["kind"]), r) for r in state["resources"])
+        assert set(recorded) == {("exoscale", "server"), ("exoscale", "security_group"), ("exoscale", "ssh_key")}
+        server = recorded[("exoscale", "server")]
+        assert server["id"] == instance["id"] and server["attributes"]["address"] == "127.0.0.1"
+        assert (server["attributes"]["ssh_user"], server["attributes"]["server_type"]) == ("debian", "standard.medium")
+        # Priced as the fake bills it: the catalog's type and disk, at the catalog's EUR rate.
+        assert server["cost_per_hour"] == pytest.approx(fake.price_per_hour_usd("standard.medium", 20), rel=1e-4)
+        assert [line["resource"] for line in fake.snapshot()["ledger"]["lines"]] == [instance["id"]]
+
+        # A crash between the create call and its record: the instance is only under the label.
+        state["resources"] = [r for r in state["resources"] if r["kind"] != "server"]
+        (out / "state.json").write_text(json.dumps(state))
+        teardown = ["ansible-playbook", os.path.join(REPO, "playbooks", "teardown.yml"),
+                    "-e", json.dumps({"codestack_output": str(out)})]
+        down = _run(teardown, env)
+        assert down.returncode == 0, down.stdout[-5000:]
+        live = fake.snapshot()
+        assert (live["instances"], live["security_groups"], live["ssh_keys"]) == ([], [], [])
+        assert live["deleted"] == {"instances": [instance["id"]], "security_groups": [group["id"]],
+                                   "ssh_keys": [key["name"]]}
+        assert live["ledger"]["lines"][0]["end"] is not None and len(live["ledger"]["lines"]) == 1
+        report = json.loads((out / "teardown.json").read_text())
+        assert sorted((r["kind"], r["outcome"], r["source"]) for r in report["resources"]) == [
+            ("security_group", "removed", "state+label"), ("server", "removed", "label"),
+            ("ssh_key", "removed", "state+label")]
+        assert EXOSCALE["api_secret"] not in first.stdout + down.stdout
     finally:
         fake.stop()
         banner.close()
