@@ -5,7 +5,9 @@ the firewall (SSH and the TLS ports only) and the server at the Hetzner fake thr
 hetzner.hcloud modules, records each in state.json, waits for the server's SSH banner and adds it
 to codestack_control (check run: nothing asked of the fake; re-run: nothing changed); teardown.yml
 without HCLOUD_TOKEN fails naming it, then finds them by state.json and, for the server whose
-record a crash lost, by the stack's label, and removes them. The server's address is this machine's loopback, where a
+record a crash lost, by the stack's label, and removes them. The same for Exoscale (its SDK
+against tests/fakes/exoscale_fake.py), created into the same stack directory so that the same
+teardown runs prove both. The servers' address is this machine's loopback, where a
 listener answers the SSH banner (what the wait looks for).
 
 Remote (tier remote): site.yml creates the server at the fake, which hands out the podman
@@ -84,9 +86,17 @@ def _env(fake, tmp_path, token=TOKEN):
     return env
 
 
-def test_hetzner_control_server_round_trip(tmp_path):
+def _exoscale_env(fake, exo, tmp_path):
+    env = _env(fake, tmp_path)
+    env.update(EXOSCALE_API_KEY=EXOSCALE["api_key"], EXOSCALE_API_SECRET=EXOSCALE["api_secret"],
+               EXOSCALE_API_ENDPOINT=exo.url)
+    return env
+
+
+def test_control_server_round_trip_hetzner_and_exoscale(tmp_path):
     banner = Banner()
     fake = HetznerFake(api_key=TOKEN, server_ipv4="127.0.0.1", action_delay=0).start()
+    exo = ExoscaleFake(operation_delay=0, running_delay=0, server_ipv4="127.0.0.1").start()
     try:
         out = _stack_dir(tmp_path)
         request = {"provider": "hetzner", "server_type": "cx22", "location": "nbg1", "image": "debian-12",
@@ -138,96 +148,73 @@ def test_hetzner_control_server_round_trip(tmp_path):
         again_live = fake.snapshot()
         assert (len(again_live["firewalls"]), len(again_live["ssh_keys"])) == (1, 1)
 
-        # Teardown without the token fails naming it, and removes nothing.
+        # Exoscale, through its SDK against the Exoscale fake: the same contract (key, security group open
+        # on SSH and the TLS ports only, labelled instance, each recorded, priced from the dated catalog,
+        # SSH answered, joined). Its server goes into the same stack directory only so that one teardown
+        # run proves both providers (a stack has one control server); the check run and the re-run are
+        # the role's shared steps, proven above (the module's idempotency: tests/unit/test_exoscale_fake.py).
+        exo_request = {"provider": "exoscale", "location": "ch-gva-2", "ssh_port": banner.port, "wait_timeout": 60,
+                       "public_sources": ["198.51.100.0/24"]}
+        exo_create = ["ansible-playbook", os.path.join(HERE, "targets", "control_server", "create.yml"),
+                      "-e", json.dumps({"codestack_output": str(out), "codestack_control_server": exo_request})]
+        made = _run(exo_create, _exoscale_env(fake, exo, tmp_path))
+        assert made.returncode == 0, made.stdout[-5000:] + made.stderr[-2000:]
+        shown = next(line for line in made.stdout.splitlines() if '"msg": "{' in line)
+        assert "127.0.0.1" in shown and str(banner.port) in shown, shown
+        exo_live = exo.snapshot()
+        (instance,), (group,), (exo_key,) = exo_live["instances"], exo_live["security_groups"], exo_live["ssh_keys"]
+        assert instance["labels"] == label and instance["state"] == "running"
+        assert (instance["name"], exo_key["name"], group["name"]) == ("%s-control" % STACK_ID,) * 3
+        assert instance["security-groups"] == [{"id": group["id"]}] and instance["ssh-keys"] == [{"name": exo_key["name"]}]
+        assert sorted((r["flow-direction"], r["protocol"], r["start-port"], r["network"]) for r in group["rules"]) == sorted(
+            [("ingress", "tcp", banner.port, "0.0.0.0/0"), ("ingress", "tcp", banner.port, "::/0"),
+             ("ingress", "tcp", 443, "198.51.100.0/24"), ("ingress", "tcp", 8443, "198.51.100.0/24")])
+        assert exo_live["counters"]["forbidden"] == 0
+        state = json.loads((out / "state.json").read_text())
+        recorded = dict(((r["provider"], r["kind"]), r) for r in state["resources"])
+        assert {k for k in recorded if k[0] == "exoscale"} == {("exoscale", "server"), ("exoscale", "security_group"),
+                                                               ("exoscale", "ssh_key")}
+        exo_server = recorded[("exoscale", "server")]
+        assert exo_server["id"] == instance["id"] and exo_server["attributes"]["address"] == "127.0.0.1"
+        assert (exo_server["attributes"]["ssh_user"], exo_server["attributes"]["server_type"]) == ("debian",
+                                                                                                 "standard.medium")
+        # Priced as the fake bills it: the catalog's type and disk, at the catalog's EUR rate.
+        assert exo_server["cost_per_hour"] == pytest.approx(exo.price_per_hour_usd("standard.medium", 20), rel=1e-4)
+        assert [line["resource"] for line in exo_live["ledger"]["lines"]] == [instance["id"]]
+
+        # Teardown without the keys fails naming them, and removes nothing.
         teardown = ["ansible-playbook", os.path.join(REPO, "playbooks", "teardown.yml"),
                     "-e", json.dumps({"codestack_output": str(out)})]
         no_key = _run(teardown, _env(fake, tmp_path, token=None))
         assert no_key.returncode != 0 and "HCLOUD_TOKEN" in no_key.stdout, no_key.stdout[-3000:]
-        assert len(fake.snapshot()["servers"]) == 1
+        assert "EXOSCALE_API_KEY and EXOSCALE_API_SECRET" in no_key.stdout, no_key.stdout[-3000:]
+        assert len(fake.snapshot()["servers"]) == 1 and len(exo.snapshot()["instances"]) == 1
 
-        # A crash between the create call and its record: the server is only under the label.
+        # A crash between each create call and its record: the servers are only under the label.
         state["resources"] = [r for r in state["resources"] if r["kind"] != "server"]
         (out / "state.json").write_text(json.dumps(state))
-        down = _run(teardown, _env(fake, tmp_path))
+        down = _run(teardown, _exoscale_env(fake, exo, tmp_path))
         assert down.returncode == 0, down.stdout[-5000:]
         live = fake.snapshot()
         assert (live["servers"], live["firewalls"], live["ssh_keys"]) == ([], [], [])
         assert live["deleted"] == {"servers": [server["id"]], "firewalls": [firewall["id"]], "ssh_keys": [key["id"]]}
-        assert "3 of 3 resource(s) done" in down.stdout, down.stdout[-3000:]
+        exo_live = exo.snapshot()
+        assert (exo_live["instances"], exo_live["security_groups"], exo_live["ssh_keys"]) == ([], [], [])
+        assert exo_live["deleted"] == {"instances": [instance["id"]], "security_groups": [group["id"]],
+                                       "ssh_keys": [exo_key["name"]]}
+        assert "6 of 6 resource(s) done" in down.stdout, down.stdout[-3000:]
         report = json.loads((out / "teardown.json").read_text())
-        assert sorted((r["kind"], r["outcome"], r["source"]) for r in report["resources"]) == [
-            ("firewall", "removed", "state+label"), ("server", "removed", "label"),
-            ("ssh_key", "removed", "state+label")]
+        assert sorted((r["provider"], r["kind"], r["outcome"], r["source"]) for r in report["resources"]) == [
+            ("exoscale", "security_group", "removed", "state+label"), ("exoscale", "server", "removed", "label"),
+            ("exoscale", "ssh_key", "removed", "state+label"),
+            ("hetzner", "firewall", "removed", "state+label"), ("hetzner", "server", "removed", "label"),
+            ("hetzner", "ssh_key", "removed", "state+label")]
         state = json.loads((out / "state.json").read_text())
-        assert state["resources"] == [] and sorted(r["kind"] for r in state["removed"]) == ["firewall", "ssh_key"]
+        assert state["resources"] == [] and sorted(r["kind"] for r in state["removed"]) == [
+            "firewall", "security_group", "ssh_key", "ssh_key"]
+        assert EXOSCALE["api_secret"] not in made.stdout + down.stdout
     finally:
-        fake.stop()
-        banner.close()
-
-
-def test_exoscale_control_server_create_and_teardown(tmp_path):
-    """The same contract at Exoscale, through its SDK against the Exoscale fake: create (key,
-    security group open on SSH and the TLS ports only, labelled instance, each recorded and priced
-    from the dated catalog), SSH answered, joined; teardown finds the instance whose record a crash
-    lost by its label and removes it, then the security group and the key. The check run, the re-run
-    and the missing-key refusal are the role's and teardown's shared steps, proven above for Hetzner
-    (the module's own idempotency: tests/unit/test_exoscale_fake.py)."""
-    banner = Banner()
-    fake = ExoscaleFake(operation_delay=0.2, running_delay=0.5, server_ipv4="127.0.0.1").start()
-    env = _env(fake, tmp_path, token=None)
-    env.update(EXOSCALE_API_KEY=EXOSCALE["api_key"], EXOSCALE_API_SECRET=EXOSCALE["api_secret"],
-               EXOSCALE_API_ENDPOINT=fake.url)
-    env.pop("HCLOUD_ENDPOINT", None)
-    try:
-        out = _stack_dir(tmp_path)
-        request = {"provider": "exoscale", "location": "ch-gva-2", "ssh_port": banner.port, "wait_timeout": 60,
-                   "public_sources": ["198.51.100.0/24"]}
-        variables = {"codestack_output": str(out), "codestack_control_server": request}
-        create = ["ansible-playbook", os.path.join(HERE, "targets", "control_server", "create.yml"),
-                  "-e", json.dumps(variables)]
-        first = _run(create, env)
-        assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-2000:]
-        shown = next(line for line in first.stdout.splitlines() if '"msg": "{' in line)
-        assert "[\\\"control\\\"]" in shown and "127.0.0.1" in shown and str(banner.port) in shown, shown
-
-        live = fake.snapshot()
-        (instance,), (group,), (key,) = live["instances"], live["security_groups"], live["ssh_keys"]
-        assert instance["labels"] == {"codestack-stack": STACK_ID} and instance["state"] == "running"
-        assert (instance["name"], key["name"], group["name"]) == ("%s-control" % STACK_ID,) * 3
-        assert instance["security-groups"] == [{"id": group["id"]}] and instance["ssh-keys"] == [{"name": key["name"]}]
-        assert sorted((r["flow-direction"], r["protocol"], r["start-port"], r["network"]) for r in group["rules"]) == sorted(
-            [("ingress", "tcp", banner.port, "0.0.0.0/0"), ("ingress", "tcp", banner.port, "::/0"),
-             ("ingress", "tcp", 443, "198.51.100.0/24"), ("ingress", "tcp", 8443, "198.51.100.0/24")])
-        assert fake.snapshot()["counters"]["forbidden"] == 0
-
-        state = json.loads((out / "state.json").read_text())
-        recorded = dict(((r["provider"], r["kind"]), r) for r in state["resources"])
-        assert set(recorded) == {("exoscale", "server"), ("exoscale", "security_group"), ("exoscale", "ssh_key")}
-        server = recorded[("exoscale", "server")]
-        assert server["id"] == instance["id"] and server["attributes"]["address"] == "127.0.0.1"
-        assert (server["attributes"]["ssh_user"], server["attributes"]["server_type"]) == ("debian", "standard.medium")
-        # Priced as the fake bills it: the catalog's type and disk, at the catalog's EUR rate.
-        assert server["cost_per_hour"] == pytest.approx(fake.price_per_hour_usd("standard.medium", 20), rel=1e-4)
-        assert [line["resource"] for line in fake.snapshot()["ledger"]["lines"]] == [instance["id"]]
-
-        # A crash between the create call and its record: the instance is only under the label.
-        state["resources"] = [r for r in state["resources"] if r["kind"] != "server"]
-        (out / "state.json").write_text(json.dumps(state))
-        teardown = ["ansible-playbook", os.path.join(REPO, "playbooks", "teardown.yml"),
-                    "-e", json.dumps({"codestack_output": str(out)})]
-        down = _run(teardown, env)
-        assert down.returncode == 0, down.stdout[-5000:]
-        live = fake.snapshot()
-        assert (live["instances"], live["security_groups"], live["ssh_keys"]) == ([], [], [])
-        assert live["deleted"] == {"instances": [instance["id"]], "security_groups": [group["id"]],
-                                   "ssh_keys": [key["name"]]}
-        assert live["ledger"]["lines"][0]["end"] is not None and len(live["ledger"]["lines"]) == 1
-        report = json.loads((out / "teardown.json").read_text())
-        assert sorted((r["kind"], r["outcome"], r["source"]) for r in report["resources"]) == [
-            ("security_group", "removed", "state+label"), ("server", "removed", "label"),
-            ("ssh_key", "removed", "state+label")]
-        assert EXOSCALE["api_secret"] not in first.stdout + down.stdout
-    finally:
+        exo.stop()
         fake.stop()
         banner.close()
 
