@@ -17,11 +17,11 @@ import re
 from ansible.errors import AnsibleFilterError
 
 PROVIDERS = {
-    "hetzner": {"server_type": "cx22", "location": "fsn1", "image": "debian-12",
+    "hetzner": {"endpoint": "HCLOUD_ENDPOINT", "server_type": "cx22", "location": "fsn1", "image": "debian-12",
                 "keys": ["HCLOUD_TOKEN"], "ssh_user": "root"},
     # Exoscale: standard.medium has cx22's 2 vCPU and 4 GB; its Debian template logs in as debian
     # (passwordless sudo), not root.
-    "exoscale": {"server_type": "standard.medium", "location": "ch-gva-2",
+    "exoscale": {"endpoint": "EXOSCALE_API_ENDPOINT", "server_type": "standard.medium", "location": "ch-gva-2",
                  "image": "Linux Debian 12 (Bookworm) 64-bit", "keys": ["EXOSCALE_API_KEY", "EXOSCALE_API_SECRET"],
                  "ssh_user": "debian"},
 }
@@ -154,7 +154,21 @@ def control_server_catalog_price(catalog, server_type, usd_per_unit):
     return control_server_price(hourly, None, usd_per_unit)
 
 
+def control_server_credential_names(state):
+    """The environment variables that remove the stack's created control server: its provider's
+    keys and API base (``HCLOUD_TOKEN``, ``HCLOUD_ENDPOINT``; ``EXOSCALE_API_KEY``,
+    ``EXOSCALE_API_SECRET``, ``EXOSCALE_API_ENDPOINT``), for each provider at which ``state``
+    (state.json) records a server; none when the control host is an inventory host."""
+    if not isinstance(state, dict):
+        raise AnsibleFilterError("control_server_credential_names: the state must be a dict (state.json), not %r"
+                                 % (state,))
+    providers = sorted(set(r.get("provider") for r in state.get("resources") or []
+                           if isinstance(r, dict) and r.get("kind") == "server" and r.get("provider") in PROVIDERS))
+    return [name for p in providers for name in PROVIDERS[p]["keys"] + [PROVIDERS[p]["endpoint"]]]
+
+
 class FilterModule(object):
     def filters(self):
         return {"control_server_spec": control_server_spec, "control_server_price": control_server_price,
-                "control_server_catalog_price": control_server_catalog_price}
+                "control_server_catalog_price": control_server_catalog_price,
+                "control_server_credential_names": control_server_credential_names}

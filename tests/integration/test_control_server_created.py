@@ -148,6 +148,16 @@ def test_control_server_round_trip_hetzner_and_exoscale(tmp_path):
         again_live = fake.snapshot()
         assert (len(again_live["firewalls"]), len(again_live["ssh_keys"])) == (1, 1)
 
+        # A stage playbook run alone after the build gets the server back from state.json.
+        joined = _run(["ansible-playbook", os.path.join(HERE, "targets", "control_server", "joined.yml"),
+                       "-e", json.dumps({"codestack_output": str(out)})], _env(fake, tmp_path))
+        assert joined.returncode == 0, joined.stdout[-3000:]
+        reached = json.loads(json.loads(next(line for line in joined.stdout.splitlines()
+                                             if '"msg": "{' in line).split('"msg": ', 1)[1]))
+        reached["port"] = int(reached["port"])
+        assert reached == {"host": "control", "address": "127.0.0.1", "port": banner.port, "user": "root",
+                           "key": str(out / "control-server" / "id_ed25519"), "become": False}, reached
+
         # Exoscale, through its SDK against the Exoscale fake: the same contract (key, security group open
         # on SSH and the TLS ports only, labelled instance, each recorded, priced from the dated catalog,
         # SSH answered, joined). Its server goes into the same stack directory only so that one teardown
