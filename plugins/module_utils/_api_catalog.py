@@ -15,20 +15,14 @@ __metaclass__ = type
 
 import datetime
 
-try:
-    from typing import List, Literal, Optional
+from typing import List, Literal, Optional
 
-    from pydantic import BaseModel, ConfigDict, Field
-    HAS_PYDANTIC = True
-except ImportError:  # pragma: no cover - exercised by ansible-test's import sanity
-    HAS_PYDANTIC = False
-    BaseModel = object
-    ConfigDict = dict
-
-    def Field(*args, **kwargs):  # noqa: N802 - mirrors pydantic's name
-        return None
-
-    List = Literal = Optional = None
+from ansible_collections.llmops.codestack.plugins.module_utils._pydantic import (  # noqa: F401
+    HAS_PYDANTIC,
+    BaseModel,
+    ConfigDict,
+    Field,
+)
 
 API_SECTIONS = ("api_providers", "api_models", "ollama_models", "budget_tiers")
 DATA_POLICIES = ("third_party", "local")

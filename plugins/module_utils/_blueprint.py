@@ -21,26 +21,17 @@ try:
 except ImportError:  # pragma: no cover
     HAS_YAML = False
 
-try:
-    from typing import Dict, List, Literal, Optional
+from typing import Dict, List, Literal, Optional
 
-    from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-    HAS_PYDANTIC = True
-    PYDANTIC_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover - exercised by ansible-test's import sanity
-    HAS_PYDANTIC = False
-    PYDANTIC_IMPORT_ERROR = _exc
-    BaseModel = object
-    ConfigDict = dict
-    ValidationError = ValueError
-
-    def Field(*args, **kwargs):  # noqa: N802 - mirrors pydantic's name
-        return None
-
-    def model_validator(*args, **kwargs):
-        return lambda fn: fn
-
-    Dict = List = Literal = Optional = None
+from ansible_collections.llmops.codestack.plugins.module_utils._pydantic import (  # noqa: F401
+    HAS_PYDANTIC,
+    PYDANTIC_IMPORT_ERROR,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 PROVIDERS = ("local", "runpod", "runpod_serverless", "vast", "hetzner", "exoscale", "kubernetes",
              "openrouter", "deepseek", "mistral", "ollama")

@@ -30,23 +30,16 @@ from ansible_collections.llmops.codestack.plugins.module_utils._api_catalog impo
 )
 from ansible_collections.llmops.codestack.plugins.module_utils import _user_catalog
 
-try:
-    from typing import Annotated, Dict, List, Literal, Optional
+from typing import Annotated, Dict, List, Literal, Optional
 
-    from pydantic import BaseModel, ConfigDict, Field, ValidationError
-    HAS_PYDANTIC = True
-    PYDANTIC_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover - exercised by ansible-test's import sanity
-    HAS_PYDANTIC = False
-    PYDANTIC_IMPORT_ERROR = _exc
-    BaseModel = object
-    ConfigDict = dict
-    ValidationError = ValueError
-
-    def Field(*args, **kwargs):  # noqa: N802 - mirrors pydantic's name
-        return None
-
-    Annotated = Dict = List = Literal = Optional = None
+from ansible_collections.llmops.codestack.plugins.module_utils._pydantic import (  # noqa: F401
+    HAS_PYDANTIC,
+    PYDANTIC_IMPORT_ERROR,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 ROLES = ("architect", "coder", "debugger", "reviewer")
 PRICINGS = ("owned", "on_demand", "spot", "bid", "serverless")

@@ -31,26 +31,17 @@ try:
 except ImportError:  # pragma: no cover - exercised by ansible-test's import sanity
     HAS_YAML = False
 
-try:
-    from typing import List, Optional, Union
+from typing import List, Optional, Union
 
-    from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-    HAS_PYDANTIC = True
-    PYDANTIC_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover - exercised by ansible-test's import sanity
-    HAS_PYDANTIC = False
-    PYDANTIC_IMPORT_ERROR = _exc
-    BaseModel = object
-    ConfigDict = dict
-    ValidationError = ValueError
-
-    def Field(*args, **kwargs):  # noqa: N802 - mirrors pydantic's name
-        return None
-
-    def field_validator(*args, **kwargs):
-        return lambda fn: fn
-
-    List = Optional = Union = None
+from ansible_collections.llmops.codestack.plugins.module_utils._pydantic import (  # noqa: F401
+    HAS_PYDANTIC,
+    PYDANTIC_IMPORT_ERROR,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import (
     BlueprintError,

@@ -18,20 +18,14 @@ __metaclass__ = type
 
 import datetime
 
-try:
-    from typing import Dict, List, Optional
+from typing import Dict, List, Optional
 
-    from pydantic import BaseModel, ConfigDict, Field
-    HAS_PYDANTIC = True
-except ImportError:  # pragma: no cover - exercised by ansible-test's import sanity
-    HAS_PYDANTIC = False
-    BaseModel = object
-    ConfigDict = dict
-
-    def Field(*args, **kwargs):  # noqa: N802 - mirrors pydantic's name
-        return None
-
-    Dict = List = Optional = None
+from ansible_collections.llmops.codestack.plugins.module_utils._pydantic import (  # noqa: F401
+    HAS_PYDANTIC,
+    BaseModel,
+    ConfigDict,
+    Field,
+)
 
 PROVIDER = "kubernetes"
 SECTION = "kubernetes"
