@@ -135,23 +135,25 @@ def control_server_price(prices, location, usd_per_unit):
                                  str(e.get("location")) for e in prices or [] if isinstance(e, dict))) or "none"))
 
 
-def control_server_catalog_price(catalog, server_type, usd_per_unit):
-    """USD per hour of a server type from a provider's section of catalog/control_servers.yml:
-    the type's hourly price plus its root disk (``disk_size_gb`` at ``disk_price_per_gb_hour``),
-    in the section's currency, times ``usd_per_unit``."""
-    if not isinstance(catalog, dict) or not isinstance(catalog.get("types"), list):
-        raise AnsibleFilterError("control_server_catalog_price: the catalog section must be a dict with types, "
-                                 "not %r" % (catalog,))
-    entry = next((t for t in catalog["types"] if isinstance(t, dict) and t.get("name") == server_type), None)
+def control_server_catalog_entry(entries, provider, server_type, usd_per_unit):
+    """The entry ``<provider>:<server_type>`` of the catalog's ``control_servers`` section, with
+    ``usd_per_hour``: its hourly price plus its root disk (``disk_size_gb`` at
+    ``disk_price_per_gb_hour``), in its currency, times ``usd_per_unit``."""
+    if not isinstance(entries, list):
+        raise AnsibleFilterError("control_server_catalog_entry: the catalog's control_servers must be a list, "
+                                 "not %r" % (entries,))
+    wanted = "%s:%s" % (provider, server_type)
+    entry = next((e for e in entries if isinstance(e, dict) and e.get("id") == wanted), None)
     if entry is None:
-        raise AnsibleFilterError("control_server_catalog_price: the catalog lists no type %r (it lists %s)" % (
-            server_type, ", ".join(str(t.get("name")) for t in catalog["types"] if isinstance(t, dict))))
+        raise AnsibleFilterError("control_server_catalog_entry: the catalog lists no %s server type %r (it lists %s)" % (
+            provider, server_type, ", ".join(str(e.get("name")) for e in entries
+                                             if isinstance(e, dict) and e.get("provider") == provider) or "none"))
     try:
-        hourly = float(entry["price_per_hour"]) + float(catalog.get("disk_price_per_gb_hour") or 0) * float(
-            catalog.get("disk_size_gb") or 0)
+        hourly = float(entry["price_per_hour"]) + float(entry.get("disk_price_per_gb_hour") or 0) * float(
+            entry.get("disk_size_gb") or 0)
     except (KeyError, TypeError, ValueError):
-        raise AnsibleFilterError("control_server_catalog_price: no numeric price_per_hour in %r" % (entry,))
-    return control_server_price(hourly, None, usd_per_unit)
+        raise AnsibleFilterError("control_server_catalog_entry: no numeric price_per_hour in %r" % (entry,))
+    return dict(entry, usd_per_hour=control_server_price(hourly, None, usd_per_unit))
 
 
 def control_server_credential_names(state):
@@ -170,5 +172,5 @@ def control_server_credential_names(state):
 class FilterModule(object):
     def filters(self):
         return {"control_server_spec": control_server_spec, "control_server_price": control_server_price,
-                "control_server_catalog_price": control_server_catalog_price,
+                "control_server_catalog_entry": control_server_catalog_entry,
                 "control_server_credential_names": control_server_credential_names}

@@ -74,11 +74,12 @@ TEMPLATES = [
 
 
 def _catalog():
+    """The catalog's Exoscale control server types, and USD per unit of their currency."""
     with open(os.path.join(CATALOG_DIR, "control_servers.yml")) as handle:
-        exoscale = yaml.safe_load(handle)["exoscale"]
+        types = [e for e in yaml.safe_load(handle)["control_servers"] if e["provider"] == "exoscale"]
     with open(os.path.join(CATALOG_DIR, "cost-model.yml")) as handle:
-        rate = next(c["usd_per_unit"] for c in yaml.safe_load(handle)["currencies"] if c["id"] == exoscale["currency"])
-    return exoscale, float(rate)
+        currencies = dict((c["id"], c["usd_per_unit"]) for c in yaml.safe_load(handle)["currencies"])
+    return types, float(currencies[types[0]["currency"]])
 
 
 def _fingerprint(public_key):
@@ -113,7 +114,7 @@ class ExoscaleFake:
             {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "exoscale-type:" + t["name"])),
              "family": t["name"].split(".", 1)[0], "size": t["name"].split(".", 1)[1], "cpus": t["cpus"],
              "memory": int(t["memory_gib"] * 1024 ** 3), "authorized": True,
-             "zones": [self.config["zone"]]} for t in self.catalog["types"]]
+             "zones": [self.config["zone"]]} for t in self.catalog]
         self.ssh_keys = {}
         self.groups = {}
         self.instances = {}
@@ -157,8 +158,8 @@ class ExoscaleFake:
                 self.config[key] = copy.deepcopy(value)
 
     def price_per_hour_usd(self, type_name, disk_size):
-        entry = next(t for t in self.catalog["types"] if t["name"] == type_name)
-        eur = float(entry["price_per_hour"]) + float(self.catalog["disk_price_per_gb_hour"]) * int(disk_size)
+        entry = next(t for t in self.catalog if t["name"] == type_name)
+        eur = float(entry["price_per_hour"]) + float(entry["disk_price_per_gb_hour"]) * int(disk_size)
         return eur * self.usd_per_eur
 
     def snapshot(self):
