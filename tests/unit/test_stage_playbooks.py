@@ -89,3 +89,38 @@ def test_the_guard_gets_the_control_servers_key_in_destroy_mode_only():
     assert _guard_credential_names(exoscale, "destroy") == rented + [
         "EXOSCALE_API_KEY", "EXOSCALE_API_SECRET", "EXOSCALE_API_ENDPOINT"]
     assert _guard_credential_names({"resources": []}, "destroy") == rented
+
+
+def test_the_ide_reaches_the_gateway_through_the_proxy_from_another_host():
+    ide = _load("ide.yml")
+    tasks = next(p for p in ide if "tasks" in p)["tasks"]
+    chosen = next(t for t in tasks if t.get("name") == "Choose how the IDE reaches the gateway")
+    assert "stack_gateway_client(inventory_hostname)" in chosen["ansible.builtin.set_fact"]["_ide_client"]
+    opened = next(t for t in tasks if t.get("name") == "Open the IDE")
+    role = next(t for t in opened["block"] if "ansible.builtin.include_role" in t)
+    assert role["vars"]["code_server_kilocode_gateway_url"] == "{{ _ide_client.url }}"
+    assert "_ide_client.ca_file" in role["vars"]["code_server_kilocode_gateway_ca_pem"]
+    # site.yml: a first pass before expose, a second one (deferred hosts) after it.
+    site = _load("site.yml")
+    passes = [(i, p.get("vars", {}).get("codestack_ide_pass")) for i, p in enumerate(site)
+              if p.get("ansible.builtin.import_playbook") == "ide.yml"]
+    expose = next(i for i, p in enumerate(site) if p.get("ansible.builtin.import_playbook") == "expose.yml")
+    assert [name for _i, name in passes] == ["before_expose", "after_expose"]
+    assert passes[0][0] < expose < passes[1][0]
+
+
+@pytest.mark.parametrize("pem, extra", [("", {}), ("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----",
+                                                  {"NODE_EXTRA_CA_CERTS": "/home/dev/.config/code-server/gateway-ca.crt"})])
+def test_code_server_trusts_the_gateways_ca_when_given(pem, extra):
+    from ansible.parsing.dataloader import DataLoader  # pylint: disable=import-outside-toplevel
+    from ansible.template import Templar, trust_as_template  # pylint: disable=import-outside-toplevel
+    with open(os.path.join(REPO, "roles", "code_server_kilocode", "vars", "main.yml")) as handle:
+        role_vars = yaml.safe_load(handle)
+    variables = {"_code_server_kilocode_home": "/home/dev", "code_server_kilocode_cli_install": False,
+                 "code_server_kilocode_cli_prefix": "/opt/kilo-cli", "_code_server_kilocode_node_link_dir": "/opt/node/bin",
+                 "code_server_kilocode_extensions_gallery": "", "code_server_kilocode_gateway_ca_pem": pem}
+    for name in ("_code_server_kilocode_config_dir", "_code_server_kilocode_gateway_ca_file"):
+        variables[name] = Templar(loader=DataLoader(), variables=variables).template(trust_as_template(role_vars[name]))
+    env = Templar(loader=DataLoader(), variables=variables).template(
+        trust_as_template(role_vars["_code_server_kilocode_env"]))
+    assert {k: v for k, v in env.items() if k not in ("HOME", "PATH")} == extra
