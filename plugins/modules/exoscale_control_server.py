@@ -24,8 +24,7 @@ description:
   - With O(state_file), each resource is recorded in the stack's state file (provider
     C(exoscale), kinds C(ssh_key), C(security_group), C(server)) as soon as its create call
     returns, before any wait, so a crash leaves nothing the teardown cannot find.
-  - With O(state=info) it lists the instances that carry O(labels) and the security group and SSH
-    key named O(name) (Exoscale labels only instances), as teardown.yml's second source.
+  - M(llmops.codestack.exoscale_control_server_info) lists what exists (teardown.yml's second source).
   - With O(state=absent) it deletes the one resource O(resource) O(resource_id) (an SSH key's id
     is its name); one already gone is not an error.
   - Rate limits (429) and server errors (5xx) are retried with exponential backoff (creates only
@@ -58,9 +57,9 @@ options:
     type: str
     default: ch-gva-2
   state:
-    description: V(present) creates what is missing, V(info) lists, V(absent) deletes O(resource).
+    description: V(present) creates what is missing, V(absent) deletes O(resource).
     type: str
-    choices: [present, info, absent]
+    choices: [present, absent]
     default: present
   name:
     description: Name of the instance, of its SSH key and of its security group.
@@ -148,12 +147,6 @@ EXAMPLES = r"""
     stack_id: mystack
   register: control
 
-- name: List what the stack has at Exoscale
-  llmops.codestack.exoscale_control_server:
-    state: info
-    name: mystack-control
-    labels: {codestack-stack: mystack}
-
 - name: Delete the instance
   llmops.codestack.exoscale_control_server:
     state: absent
@@ -182,21 +175,6 @@ ssh_key:
   description: The SSH key, C({name, fingerprint}) (O(state=present)).
   returned: state=present
   type: dict
-instances:
-  description: The instances carrying O(labels), C([{id, name, public_ip, ...}]).
-  returned: state=info
-  type: list
-  elements: dict
-security_groups:
-  description: The security group named O(name), C([{id, name}]) (none or one).
-  returned: state=info
-  type: list
-  elements: dict
-ssh_keys:
-  description: The SSH key named O(name), C([{id, name}]) with its name as id (none or one).
-  returned: state=info
-  type: list
-  elements: dict
 gone:
   description: With O(state=absent), whether the resource was already gone.
   returned: state=absent
@@ -260,16 +238,6 @@ def _present(module, control):
             "security_group": {"id": group.get("id"), "name": name, "rules": group.get("rules") or []}}
 
 
-def _info(module, control):
-    p = module.params
-    instances = [_exoscale.summary(i) for i in control.labelled_instances(p["labels"])]
-    group = control.find_group(p["name"]) if p["name"] else None
-    key = control.find_key(p["name"]) if p["name"] else None
-    return {"changed": False, "instances": instances,
-            "security_groups": [{"id": group["id"], "name": group["name"]}] if group else [],
-            "ssh_keys": [{"id": key["name"], "name": key["name"]}] if key else []}
-
-
 def _absent(module, control):
     p = module.params
     if module.check_mode:
@@ -285,7 +253,7 @@ def main():
             api_secret=dict(type="str", no_log=True),
             api_url=dict(type="str"),
             zone=dict(type="str", default="ch-gva-2"),
-            state=dict(type="str", choices=["present", "info", "absent"], default="present"),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
             name=dict(type="str"),
             labels=dict(type="dict", default={}),
             instance_type=dict(type="str", default="standard.medium"),
@@ -306,7 +274,6 @@ def main():
             server_attributes=dict(type="dict", default={}),
         ),
         required_if=[("state", "present", ("name", "public_key", "rules")),
-                     ("state", "info", ("name",)),
                      ("state", "absent", ("resource", "resource_id"))],
         required_together=[("state_file", "stack_id")],
         supports_check_mode=True,
@@ -325,7 +292,7 @@ def main():
         module.fail_json(msg="Exoscale: %s" % exc)
     control = _exoscale.ExoscaleControl(client, poll=p["poll_interval"], progress=module.log)
     try:
-        result = {"present": _present, "info": _info, "absent": _absent}[p["state"]](module, control)
+        result = {"present": _present, "absent": _absent}[p["state"]](module, control)
     except _exoscale.ExoscaleError as exc:
         module.fail_json(msg=str(exc), status=exc.status)
     module.exit_json(**result)

@@ -186,8 +186,8 @@ def test_control_server_round_trip_hetzner_and_exoscale(tmp_path):
                                                                ("exoscale", "ssh_key")}
         exo_server = recorded[("exoscale", "server")]
         assert exo_server["id"] == instance["id"] and exo_server["attributes"]["address"] == "127.0.0.1"
-        assert (exo_server["attributes"]["ssh_user"], exo_server["attributes"]["server_type"]) == ("debian",
-                                                                                                 "standard.medium")
+        assert exo_server["attributes"]["ssh_user"] == "debian"
+        assert exo_server["attributes"]["server_type"] == "standard.medium"
         # Priced as the fake bills it: the catalog's type and disk, at the catalog's EUR rate.
         assert exo_server["cost_per_hour"] == pytest.approx(exo.price_per_hour_usd("standard.medium", 20), rel=1e-4)
         assert [line["resource"] for line in exo_live["ledger"]["lines"]] == [instance["id"]]

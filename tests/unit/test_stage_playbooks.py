@@ -109,8 +109,13 @@ def test_the_ide_reaches_the_gateway_through_the_proxy_from_another_host():
     assert passes[0][0] < expose < passes[1][0]
 
 
-@pytest.mark.parametrize("pem, extra", [("", {}), ("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----",
-                                                  {"NODE_EXTRA_CA_CERTS": "/home/dev/.config/code-server/gateway-ca.crt"})])
+PEM = "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----"
+
+
+@pytest.mark.parametrize("pem, extra", [
+    ("", {}),
+    (PEM, {"NODE_EXTRA_CA_CERTS": "/home/dev/.config/code-server/gateway-ca.crt"}),
+])
 def test_code_server_trusts_the_gateways_ca_when_given(pem, extra):
     from ansible.parsing.dataloader import DataLoader  # pylint: disable=import-outside-toplevel
     from ansible.template import Templar, trust_as_template  # pylint: disable=import-outside-toplevel
