@@ -13,8 +13,8 @@ short_description: List a stack's control server at Exoscale, its security group
 version_added: 0.4.0
 description:
   - Lists, through Exoscale's own Python SDK (C(exoscale.api.v2.Client)), the instances that carry
-    O(labels) and the security group and SSH key named O(name) (Exoscale labels only instances):
-    what M(llmops.codestack.exoscale_control_server) created for a stack. teardown.yml's second
+    O(labels) and the security group and SSH key named O(name) (Exoscale labels only instances),
+    what M(llmops.codestack.exoscale_control_server) created for a stack; teardown.yml's second
     source, beside the state file.
   - Rate limits (429) and server errors (5xx) are retried with exponential backoff; every other API
     error fails the module with Exoscale's own message.
@@ -22,9 +22,14 @@ author:
   - llmops.codestack maintainers (@llmops)
 requirements:
   - exoscale >= 0.16.4 (0.16.0 ignores the client's C(url) option)
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.info_module
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+    details: Nothing changes.
 options:
   api_key:
     description: Exoscale API key; default E(EXOSCALE_API_KEY).
