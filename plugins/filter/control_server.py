@@ -17,10 +17,13 @@ import re
 from ansible.errors import AnsibleFilterError
 
 PROVIDERS = {
-    "hetzner": {"server_type": "cx22", "location": "fsn1", "image": "debian-12",
-                "keys": ["HCLOUD_TOKEN"]},
-    "exoscale": {"server_type": "standard.small", "location": "ch-gva-2",
-                 "image": "Linux Debian 12 (Bookworm) 64-bit", "keys": ["EXOSCALE_API_KEY", "EXOSCALE_API_SECRET"]},
+    "hetzner": {"endpoint": "HCLOUD_ENDPOINT", "server_type": "cx22", "location": "fsn1", "image": "debian-12",
+                "keys": ["HCLOUD_TOKEN"], "ssh_user": "root"},
+    # Exoscale: standard.medium has cx22's 2 vCPU and 4 GB; its Debian template logs in as debian
+    # (passwordless sudo), not root.
+    "exoscale": {"endpoint": "EXOSCALE_API_ENDPOINT", "server_type": "standard.medium", "location": "ch-gva-2",
+                 "image": "Linux Debian 12 (Bookworm) 64-bit", "keys": ["EXOSCALE_API_KEY", "EXOSCALE_API_SECRET"],
+                 "ssh_user": "debian"},
 }
 # The label every resource of the stack carries at its provider (teardown's second source).
 LABEL = "codestack-stack"
@@ -97,9 +100,12 @@ def control_server_spec(server, stack_id, public_ports=None):
         "ssh_key_name": name,
         "firewall_name": name,
         "ssh_port": ssh_port,
-        "ssh_user": str(server.get("ssh_user") or "root"),
+        "ssh_user": str(server.get("ssh_user") or defaults["ssh_user"]),
         "public_ports": ports,
         "rules": rules,
+        # The same, provider-neutral: [{port, sources, description}] (Exoscale's security group).
+        "inbound": [{"port": int(r["port"]), "sources": list(r["source_ips"]), "description": r["description"]}
+                    for r in rules],
         "wait_timeout": wait_timeout,
         "keys": list(defaults["keys"]),
     }
@@ -129,6 +135,42 @@ def control_server_price(prices, location, usd_per_unit):
                                  str(e.get("location")) for e in prices or [] if isinstance(e, dict))) or "none"))
 
 
+def control_server_catalog_entry(entries, provider, server_type, usd_per_unit):
+    """The entry ``<provider>:<server_type>`` of the catalog's ``control_servers`` section, with
+    ``usd_per_hour``: its hourly price plus its root disk (``disk_size_gb`` at
+    ``disk_price_per_gb_hour``), in its currency, times ``usd_per_unit``."""
+    if not isinstance(entries, list):
+        raise AnsibleFilterError("control_server_catalog_entry: the catalog's control_servers must be a list, "
+                                 "not %r" % (entries,))
+    wanted = "%s:%s" % (provider, server_type)
+    entry = next((e for e in entries if isinstance(e, dict) and e.get("id") == wanted), None)
+    if entry is None:
+        raise AnsibleFilterError("control_server_catalog_entry: the catalog lists no %s server type %r (it lists %s)" % (
+            provider, server_type, ", ".join(str(e.get("name")) for e in entries
+                                             if isinstance(e, dict) and e.get("provider") == provider) or "none"))
+    try:
+        hourly = float(entry["price_per_hour"]) + float(entry.get("disk_price_per_gb_hour") or 0) * float(
+            entry.get("disk_size_gb") or 0)
+    except (KeyError, TypeError, ValueError):
+        raise AnsibleFilterError("control_server_catalog_entry: no numeric price_per_hour in %r" % (entry,))
+    return dict(entry, usd_per_hour=control_server_price(hourly, None, usd_per_unit))
+
+
+def control_server_credential_names(state):
+    """The environment variables that remove the stack's created control server: its provider's
+    keys and API base (``HCLOUD_TOKEN``, ``HCLOUD_ENDPOINT``; ``EXOSCALE_API_KEY``,
+    ``EXOSCALE_API_SECRET``, ``EXOSCALE_API_ENDPOINT``), for each provider at which ``state``
+    (state.json) records a server; none when the control host is an inventory host."""
+    if not isinstance(state, dict):
+        raise AnsibleFilterError("control_server_credential_names: the state must be a dict (state.json), not %r"
+                                 % (state,))
+    providers = sorted(set(r.get("provider") for r in state.get("resources") or []
+                           if isinstance(r, dict) and r.get("kind") == "server" and r.get("provider") in PROVIDERS))
+    return [name for p in providers for name in PROVIDERS[p]["keys"] + [PROVIDERS[p]["endpoint"]]]
+
+
 class FilterModule(object):
     def filters(self):
-        return {"control_server_spec": control_server_spec, "control_server_price": control_server_price}
+        return {"control_server_spec": control_server_spec, "control_server_price": control_server_price,
+                "control_server_catalog_entry": control_server_catalog_entry,
+                "control_server_credential_names": control_server_credential_names}

@@ -120,6 +120,32 @@ def stack_service(state, resource_id):
     return dict((res or {}).get("attributes") or {})
 
 
+def stack_gateway_client(state, client_host="localhost"):
+    """How a client on ``client_host`` (an inventory name; the controller is ``localhost``)
+    reaches the stack's gateway: ``{url, api_base, ca_file, via}``.
+
+    The gateway listens on its host's loopback. On that same host a client uses it directly
+    (``via: loopback``). Anywhere else it goes through the reverse proxy recorded by expose.yml
+    (``reverse-proxy`` with ``urls.gateway`` and, for the internal CA, ``ca_file`` on the
+    controller; ``via: proxy``). Without a proxy the answer is ``via: none`` with an empty url
+    (the gateway is not reachable from there), unless the gateway runs on the controller and the
+    client is the controller. No gateway recorded: ``via: none`` too.
+    """
+    gateway = stack_service(state, "litellm")
+    if not gateway.get("url") and not gateway.get("api_base"):
+        return {"url": "", "api_base": "", "ca_file": "", "via": "none"}
+    url = (gateway.get("url") or gateway["api_base"]).rstrip("/")
+    url = url[:-3] if url.endswith("/v1") else url
+    gateway_host = gateway.get("host") or "localhost"
+    if gateway_host == (client_host or "localhost"):
+        return {"url": url, "api_base": gateway.get("api_base") or url + "/v1", "ca_file": "", "via": "loopback"}
+    proxy = stack_service(state, "reverse-proxy")
+    proxied = ((proxy.get("urls") or {}).get("gateway") or "").rstrip("/")
+    if proxied and (proxy.get("host") or "localhost") == gateway_host:
+        return {"url": proxied, "api_base": proxied + "/v1", "ca_file": proxy.get("ca_file") or "", "via": "proxy"}
+    return {"url": "", "api_base": "", "ca_file": "", "via": "none"}
+
+
 def gateway_endpoints(results, api_key=""):
     """{deployment: {api_base, api_key, model}} for the gateway, from gpu_provision_results."""
     endpoints = {}
@@ -140,6 +166,7 @@ class FilterModule(object):
     def filters(self):
         return {"usable_alternatives": usable_alternatives, "gateway_endpoints": gateway_endpoints,
                 "stack_endpoints": stack_endpoints, "stack_service": stack_service,
+                "stack_gateway_client": stack_gateway_client,
                 "same_plan": same_plan, "plan_document": plan_document,
                 "stack_model_servers": stack_model_servers, "stack_scaling": stack_scaling,
                 "stack_summary": stack_summary, "stack_would_create": stack_would_create,

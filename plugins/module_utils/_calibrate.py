@@ -123,10 +123,12 @@ class Calibrator:
     """Streams ``requests`` completions per role alias through one gateway."""
 
     def __init__(self, api_base, api_key, timeout=30, retries=3, requests=3, max_tokens=64,
-                 prompt=DEFAULT_PROMPT, client=None, warmup=2):
+                 prompt=DEFAULT_PROMPT, client=None, warmup=2, ca_path=None):
         base = api_base.rstrip("/")
+        # ca_path: the only authority trusted (the stack's reverse proxy with its internal CA).
         self.client = client or HttpClient(base if base.endswith("/v1") else base + "/v1",
-                                           token=api_key, timeout=timeout, retries=retries)
+                                           token=api_key, timeout=timeout, retries=retries,
+                                           ca_path=ca_path)
         self.requests = requests
         self.warmup = warmup
         self.max_tokens = max_tokens

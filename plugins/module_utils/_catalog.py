@@ -168,6 +168,20 @@ if HAS_PYDANTIC:
     class Currency(_Entry):
         usd_per_unit: float = Field(gt=0)
 
+    class ControlServer(_Entry):
+        """A CPU server type the stack can create for its control plane, at a provider whose
+        API lists no price (id: ``<provider>:<type>``; docs/control-host.md)."""
+        provider: Literal["exoscale"]
+        name: str = Field(min_length=1)
+        cpus: int = Field(gt=0)
+        memory_gib: float = Field(gt=0)
+        price_per_hour: float = Field(gt=0)
+        currency: str = Field(min_length=3, max_length=3)
+        # the root disk, billed per GB-hour while the server exists, and the size it is created with
+        disk_price_per_gb_hour: float = Field(ge=0)
+        disk_size_gb: int = Field(ge=10)
+        billing: Literal["per_second", "per_hour"]
+
     class Scaling(_Entry):
         """How a provider's deployments scale to zero and what it bills meanwhile (id: the
         provider; docs/cost-model.md, section 4b). A provider without an entry is always on."""
@@ -230,7 +244,7 @@ if HAS_PYDANTIC:
         "gpus": Gpu, "models": Model, "offers": Offer, "quantizations": Quantization,
         "cold_start": ColdStart, "engines": Engine, "measurements": Measurement,
         "currencies": Currency, "cost_model": CostModel, "estimator": Estimator,
-        "images": Image, "scaling": Scaling,
+        "images": Image, "scaling": Scaling, "control_servers": ControlServer,
     }
     SECTIONS.update(API_MODELS)
     SECTIONS[_user_catalog.SECTION] = _user_catalog.Cluster
@@ -239,7 +253,7 @@ else:  # pragma: no cover
 
 _SECTION_NAMES = ("gpus", "models", "offers", "quantizations", "cold_start", "engines",
                   "measurements", "currencies", "cost_model", "estimator", "images",
-                  "scaling") + API_SECTIONS + (_user_catalog.SECTION,)
+                  "scaling", "control_servers") + API_SECTIONS + (_user_catalog.SECTION,)
 
 
 def _close(word, choices):

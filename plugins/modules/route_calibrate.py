@@ -37,6 +37,11 @@ attributes:
     description: Not applicable; the measurements file only grows.
     support: none
 options:
+  ca_path:
+    description:
+      - A CA certificate file, the only authority trusted for the gateway's TLS (the stack's
+        reverse proxy with its internal CA, C(DIR/ca.crt)). Default the system's trust store.
+    type: path
   plan:
     description:
       - The plan (the content of C(plan.json) as a mapping), or the path of C(plan.json) on
@@ -244,7 +249,7 @@ class RouteCalibrate:
                 timeout=self.params["http_timeout"], retries=self.params["retries"],
                 requests=self.params["requests"], warmup=self.params["warmup"],
                 max_tokens=self.params["max_tokens"],
-                prompt=self.params["prompt"] or DEFAULT_PROMPT)
+                prompt=self.params["prompt"] or DEFAULT_PROMPT, ca_path=self.params["ca_path"])
         result = calibrate(plan, calibrator, roles=self.params["roles"])
         result["skipped"] = calibrator is None
         changed = False
@@ -262,6 +267,7 @@ def define_module():
             api_endpoint=dict(type="str", fallback=(env_fallback, ["LITELLM_API_BASE"])),
             api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["LITELLM_MASTER_KEY"])),
             http_timeout=dict(type="int", default=30),
+            ca_path=dict(type="path"),
             plan=dict(type="raw", required=True),
             roles=dict(type="list", elements="str",
                        choices=["architect", "coder", "debugger", "reviewer"]),

@@ -5,7 +5,9 @@ the firewall (SSH and the TLS ports only) and the server at the Hetzner fake thr
 hetzner.hcloud modules, records each in state.json, waits for the server's SSH banner and adds it
 to codestack_control (check run: nothing asked of the fake; re-run: nothing changed); teardown.yml
 without HCLOUD_TOKEN fails naming it, then finds them by state.json and, for the server whose
-record a crash lost, by the stack's label, and removes them. The server's address is this machine's loopback, where a
+record a crash lost, by the stack's label, and removes them. The same for Exoscale (its SDK
+against tests/fakes/exoscale_fake.py), created into the same stack directory so that the same
+teardown runs prove both. The servers' address is this machine's loopback, where a
 listener answers the SSH banner (what the wait looks for).
 
 Remote (tier remote): site.yml creates the server at the fake, which hands out the podman
@@ -29,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "fakes"))
 
+from exoscale_fake import DEFAULTS as EXOSCALE, ExoscaleFake  # noqa: E402  pylint: disable=wrong-import-position
 from hetzner_fake import HetznerFake  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = [pytest.mark.integration]
@@ -83,9 +86,17 @@ def _env(fake, tmp_path, token=TOKEN):
     return env
 
 
-def test_hetzner_control_server_round_trip(tmp_path):
+def _exoscale_env(fake, exo, tmp_path):
+    env = _env(fake, tmp_path)
+    env.update(EXOSCALE_API_KEY=EXOSCALE["api_key"], EXOSCALE_API_SECRET=EXOSCALE["api_secret"],
+               EXOSCALE_API_ENDPOINT=exo.url)
+    return env
+
+
+def test_control_server_round_trip_hetzner_and_exoscale(tmp_path):
     banner = Banner()
     fake = HetznerFake(api_key=TOKEN, server_ipv4="127.0.0.1", action_delay=0).start()
+    exo = ExoscaleFake(operation_delay=0, running_delay=0, server_ipv4="127.0.0.1").start()
     try:
         out = _stack_dir(tmp_path)
         request = {"provider": "hetzner", "server_type": "cx22", "location": "nbg1", "image": "debian-12",
@@ -137,29 +148,83 @@ def test_hetzner_control_server_round_trip(tmp_path):
         again_live = fake.snapshot()
         assert (len(again_live["firewalls"]), len(again_live["ssh_keys"])) == (1, 1)
 
-        # Teardown without the token fails naming it, and removes nothing.
+        # A stage playbook run alone after the build gets the server back from state.json.
+        joined = _run(["ansible-playbook", os.path.join(HERE, "targets", "control_server", "joined.yml"),
+                       "-e", json.dumps({"codestack_output": str(out)})], _env(fake, tmp_path))
+        assert joined.returncode == 0, joined.stdout[-3000:]
+        reached = json.loads(json.loads(next(line for line in joined.stdout.splitlines()
+                                             if '"msg": "{' in line).split('"msg": ', 1)[1]))
+        reached["port"] = int(reached["port"])
+        assert reached == {"host": "control", "address": "127.0.0.1", "port": banner.port, "user": "root",
+                           "key": str(out / "control-server" / "id_ed25519"), "become": False}, reached
+
+        # Exoscale, through its SDK against the Exoscale fake: the same contract (key, security group open
+        # on SSH and the TLS ports only, labelled instance, each recorded, priced from the dated catalog,
+        # SSH answered, joined). Its server goes into the same stack directory only so that one teardown
+        # run proves both providers (a stack has one control server); the check run and the re-run are
+        # the role's shared steps, proven above (the module's idempotency: tests/unit/test_exoscale_fake.py).
+        exo_request = {"provider": "exoscale", "location": "ch-gva-2", "ssh_port": banner.port, "wait_timeout": 60,
+                       "public_sources": ["198.51.100.0/24"]}
+        exo_create = ["ansible-playbook", os.path.join(HERE, "targets", "control_server", "create.yml"),
+                      "-e", json.dumps({"codestack_output": str(out), "codestack_control_server": exo_request})]
+        made = _run(exo_create, _exoscale_env(fake, exo, tmp_path))
+        assert made.returncode == 0, made.stdout[-5000:] + made.stderr[-2000:]
+        shown = next(line for line in made.stdout.splitlines() if '"msg": "{' in line)
+        assert "127.0.0.1" in shown and str(banner.port) in shown, shown
+        exo_live = exo.snapshot()
+        (instance,), (group,), (exo_key,) = exo_live["instances"], exo_live["security_groups"], exo_live["ssh_keys"]
+        assert instance["labels"] == label and instance["state"] == "running"
+        assert (instance["name"], exo_key["name"], group["name"]) == ("%s-control" % STACK_ID,) * 3
+        assert instance["security-groups"] == [{"id": group["id"]}] and instance["ssh-keys"] == [{"name": exo_key["name"]}]
+        assert sorted((r["flow-direction"], r["protocol"], r["start-port"], r["network"]) for r in group["rules"]) == sorted(
+            [("ingress", "tcp", banner.port, "0.0.0.0/0"), ("ingress", "tcp", banner.port, "::/0"),
+             ("ingress", "tcp", 443, "198.51.100.0/24"), ("ingress", "tcp", 8443, "198.51.100.0/24")])
+        assert exo_live["counters"]["forbidden"] == 0
+        state = json.loads((out / "state.json").read_text())
+        recorded = dict(((r["provider"], r["kind"]), r) for r in state["resources"])
+        assert {k for k in recorded if k[0] == "exoscale"} == {("exoscale", "server"), ("exoscale", "security_group"),
+                                                               ("exoscale", "ssh_key")}
+        exo_server = recorded[("exoscale", "server")]
+        assert exo_server["id"] == instance["id"] and exo_server["attributes"]["address"] == "127.0.0.1"
+        assert exo_server["attributes"]["ssh_user"] == "debian"
+        assert exo_server["attributes"]["server_type"] == "standard.medium"
+        # Priced as the fake bills it: the catalog's type and disk, at the catalog's EUR rate.
+        assert exo_server["cost_per_hour"] == pytest.approx(exo.price_per_hour_usd("standard.medium", 20), rel=1e-4)
+        assert [line["resource"] for line in exo_live["ledger"]["lines"]] == [instance["id"]]
+
+        # Teardown without the keys fails naming them, and removes nothing.
         teardown = ["ansible-playbook", os.path.join(REPO, "playbooks", "teardown.yml"),
                     "-e", json.dumps({"codestack_output": str(out)})]
         no_key = _run(teardown, _env(fake, tmp_path, token=None))
         assert no_key.returncode != 0 and "HCLOUD_TOKEN" in no_key.stdout, no_key.stdout[-3000:]
-        assert len(fake.snapshot()["servers"]) == 1
+        assert "EXOSCALE_API_KEY and EXOSCALE_API_SECRET" in no_key.stdout, no_key.stdout[-3000:]
+        assert len(fake.snapshot()["servers"]) == 1 and len(exo.snapshot()["instances"]) == 1
 
-        # A crash between the create call and its record: the server is only under the label.
+        # A crash between each create call and its record: the servers are only under the label.
         state["resources"] = [r for r in state["resources"] if r["kind"] != "server"]
         (out / "state.json").write_text(json.dumps(state))
-        down = _run(teardown, _env(fake, tmp_path))
+        down = _run(teardown, _exoscale_env(fake, exo, tmp_path))
         assert down.returncode == 0, down.stdout[-5000:]
         live = fake.snapshot()
         assert (live["servers"], live["firewalls"], live["ssh_keys"]) == ([], [], [])
         assert live["deleted"] == {"servers": [server["id"]], "firewalls": [firewall["id"]], "ssh_keys": [key["id"]]}
-        assert "3 of 3 resource(s) done" in down.stdout, down.stdout[-3000:]
+        exo_live = exo.snapshot()
+        assert (exo_live["instances"], exo_live["security_groups"], exo_live["ssh_keys"]) == ([], [], [])
+        assert exo_live["deleted"] == {"instances": [instance["id"]], "security_groups": [group["id"]],
+                                       "ssh_keys": [exo_key["name"]]}
+        assert "6 of 6 resource(s) done" in down.stdout, down.stdout[-3000:]
         report = json.loads((out / "teardown.json").read_text())
-        assert sorted((r["kind"], r["outcome"], r["source"]) for r in report["resources"]) == [
-            ("firewall", "removed", "state+label"), ("server", "removed", "label"),
-            ("ssh_key", "removed", "state+label")]
+        assert sorted((r["provider"], r["kind"], r["outcome"], r["source"]) for r in report["resources"]) == [
+            ("exoscale", "security_group", "removed", "state+label"), ("exoscale", "server", "removed", "label"),
+            ("exoscale", "ssh_key", "removed", "state+label"),
+            ("hetzner", "firewall", "removed", "state+label"), ("hetzner", "server", "removed", "label"),
+            ("hetzner", "ssh_key", "removed", "state+label")]
         state = json.loads((out / "state.json").read_text())
-        assert state["resources"] == [] and sorted(r["kind"] for r in state["removed"]) == ["firewall", "ssh_key"]
+        assert state["resources"] == [] and sorted(r["kind"] for r in state["removed"]) == [
+            "firewall", "security_group", "ssh_key", "ssh_key"]
+        assert EXOSCALE["api_secret"] not in made.stdout + down.stdout
     finally:
+        exo.stop()
         fake.stop()
         banner.close()
 

@@ -64,3 +64,56 @@ def test_price_is_the_gross_hourly_price_at_the_location_in_usd():
         control_server.control_server_price(PRICES, "fsn1", "one")
     with pytest.raises(AnsibleFilterError, match="no hourly gross price"):
         control_server.control_server_price([{"location": "fsn1", "price_hourly": {}}], "fsn1", 1.0)
+
+
+def test_spec_exoscale_logs_in_as_debian_and_lists_the_inbound_rules():
+    spec = control_server.control_server_spec({"provider": "exoscale", "public_sources": ["198.51.100.0/24"]},
+                                              "s1", [443, 8443])
+    assert (spec["server_type"], spec["ssh_user"]) == ("standard.medium", "debian")
+    assert spec["inbound"] == [
+        {"port": 22, "sources": ["0.0.0.0/0", "::/0"], "description": "SSH (Ansible)"},
+        {"port": 443, "sources": ["198.51.100.0/24"], "description": "TLS (reverse proxy)"},
+        {"port": 8443, "sources": ["198.51.100.0/24"], "description": "TLS (reverse proxy)"}]
+
+
+CATALOG = [{"id": "exoscale:standard.small", "provider": "exoscale", "name": "standard.small", "price_per_hour": 0.02,
+            "disk_price_per_gb_hour": 0.0001, "disk_size_gb": 20, "currency": "EUR"},
+           {"id": "exoscale:standard.medium", "provider": "exoscale", "name": "standard.medium", "price_per_hour": 0.05,
+            "disk_price_per_gb_hour": 0.0001, "disk_size_gb": 20, "currency": "EUR"}]
+
+
+def test_catalog_entry_adds_the_disk_and_converts():
+    entry = control_server.control_server_catalog_entry(CATALOG, "exoscale", "standard.medium", 1.2)
+    assert entry["usd_per_hour"] == pytest.approx((0.05 + 0.002) * 1.2) and entry["disk_size_gb"] == 20
+
+
+def test_catalog_entry_names_the_types_it_knows():
+    with pytest.raises(AnsibleFilterError, match="no exoscale server type 'standard.huge' .*standard.small, standard.medium"):
+        control_server.control_server_catalog_entry(CATALOG, "exoscale", "standard.huge", 1.2)
+
+
+def test_the_collections_catalog_prices_every_exoscale_type():
+    from ansible_collections.llmops.codestack.plugins.module_utils import _catalog  # pylint: disable=import-outside-toplevel
+    catalog = _catalog.load_catalog()
+    import os  # pylint: disable=import-outside-toplevel
+    import yaml  # pylint: disable=import-outside-toplevel
+    path = os.path.join(os.path.dirname(control_server.__file__), "..", "..", "catalog", "control_servers.yml")
+    with open(path) as handle:
+        entries = yaml.safe_load(handle)["control_servers"]
+    assert all(e["as_of"] and e["source"] and "price_per_hour" in e["unverified"] for e in entries)
+    prices = [control_server.control_server_catalog_entry(entries, "exoscale", e["name"], 1.0)["usd_per_hour"]
+              for e in entries]
+    assert prices == sorted(prices) and all(p > 0 for p in prices)
+    assert "exoscale:standard.medium" in catalog.control_servers
+
+
+@pytest.mark.parametrize("resources, names", [
+    ([], []),
+    ([{"provider": "local", "kind": "service"}], []),
+    ([{"provider": "hetzner", "kind": "server"}, {"provider": "hetzner", "kind": "firewall"}],
+     ["HCLOUD_TOKEN", "HCLOUD_ENDPOINT"]),
+    ([{"provider": "exoscale", "kind": "server"}], ["EXOSCALE_API_KEY", "EXOSCALE_API_SECRET", "EXOSCALE_API_ENDPOINT"]),
+    ([{"provider": "exoscale", "kind": "ssh_key"}], []),
+])
+def test_credential_names_follow_the_recorded_control_server(resources, names):
+    assert control_server.control_server_credential_names({"resources": resources}) == names
