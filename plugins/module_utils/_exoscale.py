@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import random
 import time
 
@@ -30,6 +31,29 @@ RETRY_READ = (429, 500, 502, 503, 504)
 # make a second instance).
 RETRY_CREATE = (429, 503)
 LABEL = "codestack-stack"
+
+# The options every Exoscale module takes (plugins/doc_fragments/exoscale.py documents them).
+AUTH_SPEC = dict(
+    api_key=dict(type="str", no_log=True),
+    api_secret=dict(type="str", no_log=True),
+    api_url=dict(type="str"),
+    zone=dict(type="str", default="ch-gva-2"),
+)
+
+
+def connect(module, client_class):
+    """The SDK client for the module's credentials (options, else the environment), or one clear
+    failure naming what is missing."""
+    p = module.params
+    key = p["api_key"] or os.environ.get("EXOSCALE_API_KEY")
+    secret = p["api_secret"] or os.environ.get("EXOSCALE_API_SECRET")
+    if not key or not secret:
+        module.fail_json(msg="Exoscale needs EXOSCALE_API_KEY and EXOSCALE_API_SECRET (or api_key and api_secret)")
+    url = p["api_url"] or os.environ.get("EXOSCALE_API_ENDPOINT") or None
+    try:
+        return client_class(key, secret, url=url) if url else client_class(key, secret, zone=p["zone"])
+    except TypeError as exc:
+        module.fail_json(msg="Exoscale: %s" % exc)
 
 
 class ExoscaleError(Exception):
