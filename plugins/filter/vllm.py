@@ -6,7 +6,9 @@
 ``vllm_args`` is the single source of truth for the vLLM command line: the systemd unit, the
 container arguments (RunPod pod, Vast.ai instance) and the Kubernetes Deployment all call it.
 ``vllm_worker_env`` maps the same settings onto the environment variables read by RunPod's
-serverless vLLM worker, which takes no command line.
+serverless vLLM worker, which takes no command line. ``vllm_container`` builds, from the same
+settings, everything a rented container needs (image, arguments, environment, ports, the shapes
+each provider module takes) in one call instead of a long Jinja expression.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+import shlex
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
@@ -270,6 +273,76 @@ def vllm_worker_env(settings):
     return env
 
 
+def vllm_container(settings, name, image, serverless_image, port, env=None, api_key="", hf_token="",
+                   tls_script="", tls_program=None):
+    """Return the container settings of a rented pod, instance or serverless worker.
+
+    ``settings`` are those of ``vllm_args`` (without host and port: the container listens on
+    every address at ``port``). ``env`` is the plain environment; the API key and the Hugging
+    Face token join it and are also returned on their own (``secret_env``) for modules that
+    keep them out of logs. ``tls_script`` and ``tls_program`` make the entrypoint of a
+    container that serves TLS itself: ``sh -c SCRIPT codestack-vllm PROGRAM... ARGS...``.
+    """
+    try:
+        port = int(port)
+    except (TypeError, ValueError):
+        _fail("port must be an integer, got %r" % (port,))
+    if not isinstance(settings, dict):
+        _fail("expected a dict, got %s" % type(settings).__name__)
+    if env is None:
+        env = {}
+    if not isinstance(env, dict):
+        _fail("env must be a dict, got %s" % type(env).__name__)
+    args = vllm_args(dict(settings, host="0.0.0.0", port=port))
+    secrets = {}
+    if api_key:
+        secrets["VLLM_API_KEY"] = to_text(api_key)
+    if hf_token:
+        secrets["HF_TOKEN"] = to_text(hf_token)
+    full_env = dict(env, **secrets)
+    worker_env = dict(env, **vllm_worker_env(settings))
+    if hf_token:
+        worker_env["HF_TOKEN"] = to_text(hf_token)
+    program = [to_text(p) for p in (tls_program or [])]
+
+    def items(mapping):
+        return [{"key": k, "value": v} for k, v in mapping.items()]
+
+    return {
+        "name": to_text(name),
+        "model": (settings.get("served_model_name") or ""),
+        "image": to_text(image),
+        "args": args,
+        "env": full_env,
+        "secret_env": secrets,
+        "port": port,
+        "health_path": "/health",
+        "metrics_path": "/metrics",
+        "runpod_pod": {
+            "image_name": to_text(image),
+            "docker_args": " ".join(shlex.quote(a) for a in args),
+            "ports": "%d/http" % port,
+            "env": items(full_env),
+        },
+        "vast_instance": {
+            "image": to_text(image),
+            "runtype": "args",
+            "args": args,
+            "env": dict(full_env, **{"-p %d:%d" % (port, port): "1"}),
+        },
+        "tls_command": {
+            "entrypoint": "sh",
+            "args": ["-c", to_text(tls_script), "codestack-vllm"] + program + args,
+            "ca_cert_env": "CODESTACK_TLS_CA_CERT",
+            "ca_key_env": "CODESTACK_TLS_CA_KEY",
+        },
+        "runpod_serverless": {
+            "image_name": to_text(serverless_image),
+            "env": items(worker_env),
+        },
+    }
+
+
 class FilterModule:
     """vLLM command line and worker environment builders."""
 
@@ -277,4 +350,5 @@ class FilterModule:
         return {
             "vllm_args": vllm_args,
             "vllm_worker_env": vllm_worker_env,
+            "vllm_container": vllm_container,
         }

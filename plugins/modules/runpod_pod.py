@@ -20,6 +20,9 @@ description:
   - With O(wait=true) the module waits until the container runs and its HTTP health port
     answers through the RunPod proxy. When the wait times out on a pod created by this run, the
     pod is terminated (no paid orphan) and the module fails with the provider's last status.
+    With O(wait=false), a pod that already ran and that this call left unchanged is looked at
+    once (its status and health port, no waiting), so that RV(runpod_pod.ready) tells a caller
+    whether a wait would be needed.
   - When RunPod has no GPU of the requested type, the module fails with C(capacity_error=true)
     so that a playbook can fall back to the next offer (see role C(llmops.codestack.gpu_provision)).
   - A spot pod found stopped while it should run is reported with C(runpod_pod.preempted=true)
@@ -213,7 +216,10 @@ runpod_pod:
       type: str
       sample: RUNNING
     ready:
-      description: Whether the container runs and the health port answered.
+      description:
+        - Whether the container runs and the health port answered.
+        - With O(wait=false), from one look at a pod that already ran and was left unchanged;
+          V(false) for a pod this call created, changed or started.
       type: bool
       sample: true
     cost_per_hr:
@@ -609,6 +615,13 @@ class RunPodPod:
                 and pod.get("desiredStatus") in ("RUNNING", "CREATED") and p["state"] != "stopped"):
             pod = self._wait(pod)
             ready = True
+        elif (not p["wait"] and not self.module.check_mode and not self.changed and pod.get("id")
+              and pod.get("desiredStatus") == "RUNNING" and p["state"] != "stopped"):
+            # One look instead of a wait: a caller that waits in a second pass (gpu_provision)
+            # skips a pod that already answers.
+            probe = self._probe(pod["id"], self._health_port())
+            ready = probe["ready"]
+            pod = probe["pod"] or pod
         self.pod = pod
         return self._result_view(pod, ready)
 

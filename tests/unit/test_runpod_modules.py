@@ -112,6 +112,22 @@ def test_wait_without_http_port_waits_for_the_container_only(fake, capsys):
     assert out["progress"][-1].endswith("container running")
 
 
+def test_no_wait_looks_once_at_a_pod_that_already_runs(fake, capsys):
+    created = run(runpod_pod, pod_args(fake, wait=False), capsys)
+    # Created by this call: not looked at, a caller waits for it.
+    assert created["changed"] and created["runpod_pod"]["ready"] is False
+    again = run(runpod_pod, pod_args(fake, wait=False), capsys)
+    assert not again["changed"] and again["runpod_pod"]["ready"] is True
+    assert again["runpod_pod"]["id"] == created["runpod_pod"]["id"]
+
+
+def test_no_wait_reports_a_pod_still_starting_as_not_ready(capsys):
+    with RunPodFake(api_key="unit-test-key-0123", created_delay=0.0, running_delay=60.0) as slow:
+        run(runpod_pod, pod_args(slow, wait=False), capsys)
+        again = run(runpod_pod, pod_args(slow, wait=False), capsys)
+    assert not again["changed"] and again["runpod_pod"]["ready"] is False
+
+
 def test_endpoint_needs_a_template_or_image(fake, capsys):
     out = run(runpod_endpoint, {"api_token": "unit-test-key-0123", "api_endpoint": fake.url, "name": "e",
                                 "stack_id": "unit"}, capsys)

@@ -4,7 +4,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.llmops.codestack.plugins.filter.vllm import (
-    FilterModule, vllm_args, vllm_worker_env)
+    FilterModule, vllm_args, vllm_container, vllm_worker_env)
 
 BASE = {"model": "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"}
 
@@ -146,8 +146,79 @@ def test_worker_env_refusals(settings, message):
     assert message in str(err.value)
 
 
-def test_filter_module_exports_both():
-    assert set(FilterModule().filters()) == {"vllm_args", "vllm_worker_env"}
+def test_filter_module_exports_all():
+    assert set(FilterModule().filters()) == {"vllm_args", "vllm_worker_env", "vllm_container"}
+
+
+CONTAINER = dict(BASE, served_model_name="coder", quantization="awq", max_model_len="16384")
+
+
+def _container(**kwargs):
+    options = dict(name="vllm-coder", image="vllm/vllm-openai:v1", serverless_image="runpod/worker:v2",
+                   port="8000", env={"FOO": "bar baz"}, api_key="sk-stack", hf_token="hf_tok",
+                   tls_script="exec \"$@\"", tls_program=["python3", "-m", "vllm.entrypoints.openai.api_server"])
+    options.update(kwargs)
+    return vllm_container(CONTAINER, **options)
+
+
+def test_container_listens_everywhere_on_the_port_with_the_same_command_line():
+    out = _container()
+    assert out["args"] == vllm_args(dict(CONTAINER, host="0.0.0.0", port=8000))
+    assert out["port"] == 8000 and out["model"] == "coder" and out["name"] == "vllm-coder"
+    assert out["image"] == out["runpod_pod"]["image_name"] == out["vast_instance"]["image"] == "vllm/vllm-openai:v1"
+    assert (out["health_path"], out["metrics_path"]) == ("/health", "/metrics")
+
+
+def test_container_secrets_join_the_env_and_stand_alone():
+    out = _container()
+    assert out["secret_env"] == {"VLLM_API_KEY": "sk-stack", "HF_TOKEN": "hf_tok"}
+    assert out["env"] == {"FOO": "bar baz", "VLLM_API_KEY": "sk-stack", "HF_TOKEN": "hf_tok"}
+    assert "sk-stack" not in " ".join(out["args"])
+    none = _container(api_key="", hf_token="")
+    assert none["secret_env"] == {} and none["env"] == {"FOO": "bar baz"}
+
+
+def test_container_provider_shapes():
+    out = _container()
+    pod = out["runpod_pod"]
+    assert pod["ports"] == "8000/http"
+    assert pod["docker_args"].startswith("--model Qwen/Qwen2.5-Coder-7B-Instruct-AWQ --served-model-name coder")
+    assert {"key": "FOO", "value": "bar baz"} in pod["env"] and len(pod["env"]) == 3
+    vast = out["vast_instance"]
+    assert vast["runtype"] == "args" and vast["args"] == out["args"]
+    assert vast["env"]["-p 8000:8000"] == "1" and vast["env"]["VLLM_API_KEY"] == "sk-stack"
+    serverless = out["runpod_serverless"]
+    assert serverless["image_name"] == "runpod/worker:v2"
+    env = {item["key"]: item["value"] for item in serverless["env"]}
+    # The worker has no API key of ours (RunPod's own key guards it); the gated weights' token it needs.
+    assert env == dict(vllm_worker_env(CONTAINER), FOO="bar baz", HF_TOKEN="hf_tok")
+
+
+def test_container_docker_args_are_quoted_for_a_shell():
+    out = vllm_container(
+        dict(BASE, extra_args=["--chat-template", "{{ messages }} x"]), name="n", image="i",
+        serverless_image="s", port=8000, tls_script="", tls_program=[])
+    assert out["runpod_pod"]["docker_args"].endswith("--chat-template '{{ messages }} x'")
+
+
+def test_container_tls_command_runs_the_program_and_the_same_arguments():
+    out = _container()
+    tls = out["tls_command"]
+    assert tls["entrypoint"] == "sh"
+    assert tls["args"][:3] == ["-c", "exec \"$@\"", "codestack-vllm"]
+    assert tls["args"][3:6] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+    assert tls["args"][6:] == out["args"]
+    assert (tls["ca_cert_env"], tls["ca_key_env"]) == ("CODESTACK_TLS_CA_CERT", "CODESTACK_TLS_CA_KEY")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"port": "http"}, "port must be an integer"),
+    ({"port": 70000}, "port must be an integer between 1 and 65535"),
+    ({"env": ["FOO=bar"]}, "env must be a dict"),
+])
+def test_container_refusals(kwargs, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        _container(**kwargs)
 
 
 def test_max_num_seqs_reaches_the_command_line_and_the_worker():
