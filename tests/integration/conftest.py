@@ -6,10 +6,11 @@ import subprocess
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def control_host(tmp_path_factory):
     """A remote control host (podman container with systemd and sshd on a loopback port) and an
-    inventory file that puts it in group codestack_control (see _control_host.py)."""
+    inventory file that puts it in group codestack_control (see _control_host.py). One per test
+    module: a test that builds on it must not hand the next module its units and directories."""
     from _control_host import IMAGE, ControlHost  # pylint: disable=import-outside-toplevel
     if not shutil.which("podman") or subprocess.run(["podman", "image", "exists", IMAGE],
                                                     check=False).returncode != 0:
