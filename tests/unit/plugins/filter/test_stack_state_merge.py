@@ -8,7 +8,10 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.llmops.codestack.plugins.filter import stack
 
-T0, T1, T2, T3 = "2026-12-02T01:00:00Z", "2026-12-02T01:10:00Z", "2026-12-02T01:20:00Z", "2026-12-02T01:30:00Z"
+T0 = "2026-12-02T01:00:00Z"
+T1 = "2026-12-02T01:10:00Z"
+T2 = "2026-12-02T01:20:00Z"
+T3 = "2026-12-02T01:30:00Z"
 
 
 def _pod(pod_id, **extra):
