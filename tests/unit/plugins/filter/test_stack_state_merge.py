@@ -88,8 +88,8 @@ def test_a_removal_older_than_the_controllers_record_leaves_it():
 
 def test_the_guards_teardown_on_the_host_comes_back():
     doc = _doc([_pod("p1"), _pod("v1", provider="vast", kind="instance")])
-    host = _doc([_pod("p1", stopped_at=T2, updated_at=T2), _pod("v1", provider="vast", kind="instance",
-                                                                  stopped_at=T2, updated_at=T2)], updated_at=T2)
+    stopped = {"stopped_at": T2, "updated_at": T2}
+    host = _doc([_pod("p1", **stopped), _pod("v1", provider="vast", kind="instance", **stopped)], updated_at=T2)
     assert all(r["stopped_at"] == T2 for r in stack.stack_state_merge(doc, [host])["resources"])
 
 
