@@ -9,6 +9,8 @@ Starts, all on 127.0.0.1 (free ports, stopped at the end):
   - one LiteLLM proxy per variant (--variants), each with the configuration the
     litellm_gateway role renders (llmops.codestack.litellm_config) changed in one respect:
       role            what the role deploys today
+      otel_retry      the role's, but LiteLLM retries its failing OTel import on every request (the
+                      spend logger's remember_missing_otel() call left out)
       no_prometheus   without the Prometheus callback
       no_spend_log    without the spend logger (files/codestack_spend.py, one JSON line a call)
       no_budget       without the global budget (max_budget)
@@ -56,7 +58,7 @@ from ansible_collections.llmops.codestack.plugins.filter.litellm_config import (
 
 MASTER = "sk-bench-master-key"
 SPEND_SCRIPT = os.path.join(REPO, "roles", "litellm_gateway", "files", "codestack_spend.py")
-VARIANTS = ("role", "no_prometheus", "no_spend_log", "no_budget", "no_access_log", "asyncio", "workers2", "log_info", "bare")
+VARIANTS = ("role", "otel_retry", "no_prometheus", "no_spend_log", "no_budget", "no_access_log", "asyncio", "workers2", "log_info", "bare")
 # uvicorn's access logger off, everything else as uvicorn's default configuration
 QUIET_LOG_CONFIG = {"version": 1, "disable_existing_loggers": False,
                     "formatters": {"default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s"}},
@@ -114,7 +116,7 @@ def variant_config(base, name):
     elif name == "bare":
         config = {"model_list": config["model_list"], "general_settings": config["general_settings"]}
         extra = ["--log_config", "QUIET"]
-    elif name != "role":
+    elif name not in ("role", "otel_retry"):  # otel_retry: the role's config (start_proxy ships its logger)
         raise SystemExit("unknown variant %s (known: %s)" % (name, ", ".join(VARIANTS)))
     return config, env, extra, launcher
 
@@ -132,6 +134,13 @@ def start_proxy(work, name, base):
     extra = [quiet if arg == "QUIET" else arg for arg in extra]
     # the spend logger beside config.yaml, as the role installs it
     shutil.copy(SPEND_SCRIPT, os.path.join(folder, "codestack_spend.py"))
+    if name == "otel_retry":  # LiteLLM as it behaves without the memo: the failing import on every request
+        with open(SPEND_SCRIPT) as handle:
+            text = handle.read()
+        if "\nremember_missing_otel()\n" not in text:
+            raise SystemExit("otel_retry: the spend logger no longer calls remember_missing_otel()")
+        with open(os.path.join(folder, "codestack_spend.py"), "w") as handle:
+            handle.write(text.replace("\nremember_missing_otel()\n", "\n"))
     env["CODESTACK_SPEND_LOG"] = os.path.join(folder, "spend.jsonl")
     env["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(folder, "prometheus")  # own dir: never wipe another's
     os.makedirs(env["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
@@ -372,7 +381,7 @@ def main():  # pylint: disable=too-many-locals,too-many-statements
         # 2. streaming, fast backend
         stream_targets = {"direct": Client(fast, "fast")}
         stream_targets.update(("gw_" + name, Client(proxies[name]["url"] + "/v1", "coder", MASTER))
-                              for name in variants if name in ("role", "no_prometheus", "no_spend_log", "bare"))
+                              for name in variants if name in ("role", "otel_retry", "no_prometheus", "no_spend_log", "bare"))
         results["fast_streaming"], svalues = streaming(stream_targets, args.stream_rounds, args.stream_tokens,
                                                        pids=dict((k, pids[k]) for k in stream_targets))
         results["fast_streaming_overhead"] = overheads(svalues, "direct")

@@ -18,17 +18,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.llmops.codestack.plugins.module_utils import _statefile
 
-ARGUMENT_SPEC = dict(
-    path=dict(type="path", required=True),
-    stack_id=dict(type="str", required=True),
-    state=dict(type="str", default="present", choices=["present", "stopped", "absent"]),
-    provider=dict(type="str", required=True),
-    kind=dict(type="str", required=True),
-    resource_id=dict(type="str", required=True),
-    name=dict(type="str"),
-    cost_per_hour=dict(type="float", default=0.0),
-    attributes=dict(type="dict", default={}),
-)
+ARGUMENT_SPEC = _statefile.ARGUMENT_SPEC
 
 
 class ActionModule(ActionBase):

@@ -19,10 +19,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import random
+import os
 import time
 
-from ansible_collections.llmops.codestack.plugins.module_utils._http import _retry_after
+from ansible_collections.llmops.codestack.plugins.module_utils._http import Backoff
 
 # Statuses that are retried: the API's rate limit and its server errors.
 RETRY_READ = (429, 500, 502, 503, 504)
@@ -30,6 +30,29 @@ RETRY_READ = (429, 500, 502, 503, 504)
 # make a second instance).
 RETRY_CREATE = (429, 503)
 LABEL = "codestack-stack"
+
+# The options every Exoscale module takes (plugins/doc_fragments/exoscale.py documents them).
+AUTH_SPEC = dict(
+    api_key=dict(type="str", no_log=True),
+    api_secret=dict(type="str", no_log=True),
+    api_url=dict(type="str"),
+    zone=dict(type="str", default="ch-gva-2"),
+)
+
+
+def connect(module, client_class):
+    """The SDK client for the module's credentials (options, else the environment), or one clear
+    failure naming what is missing."""
+    p = module.params
+    key = p["api_key"] or os.environ.get("EXOSCALE_API_KEY")
+    secret = p["api_secret"] or os.environ.get("EXOSCALE_API_SECRET")
+    if not key or not secret:
+        module.fail_json(msg="Exoscale needs EXOSCALE_API_KEY and EXOSCALE_API_SECRET (or api_key and api_secret)")
+    url = p["api_url"] or os.environ.get("EXOSCALE_API_ENDPOINT") or None
+    try:
+        return client_class(key, secret, url=url) if url else client_class(key, secret, zone=p["zone"])
+    except TypeError as exc:
+        module.fail_json(msg="Exoscale: %s" % exc)
 
 
 class ExoscaleError(Exception):
@@ -97,10 +120,8 @@ class ExoscaleControl:
     def call(self, what, operation, retry=RETRY_READ, missing_ok=False, **kwargs):
         """One SDK operation (``client.<operation>(**kwargs)``), retried on ``retry`` statuses and
         on connection errors (reads only). ``missing_ok``: a 404 answers None."""
-        delay = self.backoff
-        attempt = 0
+        backoff = Backoff(self.retries, self.backoff, self.max_backoff, self._sleep)
         while True:
-            attempt += 1
             self.attempts += 1
             try:
                 return getattr(self.client, operation)(**kwargs)
@@ -111,18 +132,16 @@ class ExoscaleControl:
                 if status is None and not _is_connection_error(exc):
                     raise
                 retryable = (status in retry) if status is not None else retry is RETRY_READ
-                if not retryable or attempt > self.retries:
+                if not retryable or backoff.exhausted():
                     if status is None:
                         raise ExoscaleError("Exoscale: cannot %s: no answer from the API (%s)" % (what, exc))
                     message = api_message(response)
                     if status in (401, 403):
                         message = "authentication failed, check EXOSCALE_API_KEY and EXOSCALE_API_SECRET (%s)" % message
                     raise ExoscaleError("Exoscale: cannot %s: HTTP %s: %s" % (what, status, message), status)
-                headers = getattr(response, "headers", None) or {}
-                wait = _retry_after(headers, delay) if status in (429, 503) else delay
+                wait = backoff.next_wait(status, getattr(response, "headers", None) or {})
                 self.progress("Exoscale answered HTTP %s to %s; retrying in %.1f s" % (status, what, wait))
-                self._sleep(min(self.max_backoff, wait) * (1 + random.random() * 0.1))
-                delay = min(self.max_backoff, delay * 2)
+                backoff.pause(wait=wait)
 
     def wait_operation(self, operation, what, timeout):
         """Poll an asynchronous operation until it succeeds; returns it (``reference.id`` is the

@@ -50,6 +50,36 @@ def _retry_after(headers, default):
         return default
 
 
+class Backoff:
+    """The retry schedule every API client of the collection shares (this module's HttpClient and
+    _exoscale's SDK calls): at most ``retries`` retries, waits doubling from ``initial`` up to
+    ``cap``, the server's ``Retry-After`` honoured on 429 and 503, 0-10 % jitter so that
+    parallel workers do not retry in lockstep."""
+
+    def __init__(self, retries, initial, cap, sleep=time.sleep):
+        self.retries = retries
+        self.delay = initial
+        self.cap = cap
+        self.retried = 0
+        self._sleep = sleep
+
+    def exhausted(self):
+        return self.retried >= self.retries
+
+    def next_wait(self, status=None, headers=None):
+        """The wait before the next attempt (before jitter), to announce before ``pause``."""
+        wait = _retry_after(headers, self.delay) if status in (429, 503) else self.delay
+        return min(self.cap, wait)
+
+    def pause(self, status=None, headers=None, wait=None):
+        """Sleep before the next attempt (``wait``, else ``next_wait``); returns the wait."""
+        wait = self.next_wait(status, headers) if wait is None else wait
+        self._sleep(wait * (1 + random.random() * 0.1))
+        self.delay = min(self.cap, self.delay * 2)
+        self.retried += 1
+        return wait
+
+
 class HttpClient:
     """JSON over HTTP with bearer auth, timeouts and bounded retries."""
 
@@ -96,10 +126,8 @@ class HttpClient:
         """
         data = json.dumps(body).encode("utf-8") if body is not None else None
         url = self.url(path, query)
-        delay = self.backoff
-        attempt = 0
+        backoff = Backoff(self.retries, self.backoff, self.max_backoff, self._sleep)
         while True:
-            attempt += 1
             self.attempts += 1
             if reader is None:
                 status, headers, payload, network_error = self._send(method, url, data)
@@ -110,14 +138,11 @@ class HttpClient:
                 return payload if reader is not None else _decode(payload)
             retryable = (self.retry_network if network_error is not None
                          else status in self.retry_statuses)
-            if not retryable or attempt > self.retries:
+            if not retryable or backoff.exhausted():
                 if network_error is not None:
                     raise ApiError(0, "cannot reach %s: %s" % (self.base_url, network_error))
                 raise _error_from(status, payload)
-            wait = _retry_after(headers, delay) if status == 429 or status == 503 else delay
-            # Jitter keeps parallel workers from retrying in lockstep.
-            self._sleep(min(self.max_backoff, wait) * (1 + random.random() * 0.1))
-            delay = min(self.max_backoff, delay * 2)
+            backoff.pause(status if network_error is None else None, headers)
 
     def _send(self, method, url, data, reader=None, expect=()):
         req = Request(headers=self._headers(), timeout=self.timeout, follow_redirects="safe",

@@ -19,6 +19,20 @@ import os
 import tempfile
 
 
+# The options of the stack_state module, and of its action plugin (one spec, so they cannot drift).
+ARGUMENT_SPEC = dict(
+    path=dict(type="path", required=True),
+    stack_id=dict(type="str", required=True),
+    state=dict(type="str", default="present", choices=["present", "stopped", "absent"]),
+    provider=dict(type="str", required=True),
+    kind=dict(type="str", required=True),
+    resource_id=dict(type="str", required=True),
+    name=dict(type="str"),
+    cost_per_hour=dict(type="float", default=0.0),
+    attributes=dict(type="dict", default={}),
+)
+
+
 class StateFileError(Exception):
     """The state file cannot be read or written, or belongs to another stack."""
 

@@ -20,8 +20,8 @@ description:
     error fails the module with Exoscale's own message.
 author:
   - llmops.codestack maintainers (@llmops)
-requirements:
-  - exoscale >= 0.16.4 (0.16.0 ignores the client's C(url) option)
+extends_documentation_fragment:
+  - llmops.codestack.exoscale
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -31,21 +31,6 @@ attributes:
     support: none
     details: Nothing changes.
 options:
-  api_key:
-    description: Exoscale API key; default E(EXOSCALE_API_KEY).
-    type: str
-  api_secret:
-    description: Exoscale API secret; default E(EXOSCALE_API_SECRET). Never logged or returned.
-    type: str
-  api_url:
-    description:
-      - API base (the SDK's C(url) option), such as a test fake's C(http://127.0.0.1:PORT/v2).
-      - Default E(EXOSCALE_API_ENDPOINT), else the zone's own C(https://api-<zone>.exoscale.com/v2).
-    type: str
-  zone:
-    description: Exoscale zone.
-    type: str
-    default: ch-gva-2
   name:
     description: Name of the security group and of the SSH key (the control server's name).
     type: str
@@ -82,7 +67,6 @@ ssh_keys:
   elements: dict
 """
 
-import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -101,10 +85,7 @@ except ImportError:
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            api_key=dict(type="str", no_log=True),
-            api_secret=dict(type="str", no_log=True),
-            api_url=dict(type="str"),
-            zone=dict(type="str", default="ch-gva-2"),
+            _exoscale.AUTH_SPEC,
             name=dict(type="str", required=True),
             labels=dict(type="dict", required=True),
         ),
@@ -113,15 +94,7 @@ def main():
     if not HAS_EXOSCALE:
         module.fail_json(msg=missing_required_lib("exoscale"), exception=EXOSCALE_ERROR)
     p = module.params
-    key = p["api_key"] or os.environ.get("EXOSCALE_API_KEY")
-    secret = p["api_secret"] or os.environ.get("EXOSCALE_API_SECRET")
-    if not key or not secret:
-        module.fail_json(msg="Exoscale needs EXOSCALE_API_KEY and EXOSCALE_API_SECRET (or api_key and api_secret)")
-    url = p["api_url"] or os.environ.get("EXOSCALE_API_ENDPOINT") or None
-    try:
-        client = Client(key, secret, url=url) if url else Client(key, secret, zone=p["zone"])
-    except TypeError as exc:
-        module.fail_json(msg="Exoscale: %s" % exc)
+    client = _exoscale.connect(module, Client)
     control = _exoscale.ExoscaleControl(client, progress=module.log)
     try:
         instances = [_exoscale.summary(i) for i in control.labelled_instances(p["labels"])]

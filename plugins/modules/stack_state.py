@@ -159,17 +159,7 @@ def run(module):
 
 def define_module():
     return AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            stack_id=dict(type="str", required=True),
-            state=dict(type="str", default="present", choices=["present", "stopped", "absent"]),
-            provider=dict(type="str", required=True),
-            kind=dict(type="str", required=True),
-            resource_id=dict(type="str", required=True),
-            name=dict(type="str"),
-            cost_per_hour=dict(type="float", default=0.0),
-            attributes=dict(type="dict", default={}),
-        ),
+        argument_spec=_statefile.ARGUMENT_SPEC,
         supports_check_mode=True,
     )
 

@@ -24,17 +24,42 @@ LiteLLM 1.102.4 reports 0 for such routes).
 LiteLLM calls the async hooks from its logging worker after the response has been sent, so the
 file write is off the request's path; it is one ``write`` of one line to a descriptor opened
 with O_APPEND, so lines of concurrent calls or of several workers do not interleave.
+
+Loading it also settles one import for the whole process (``remember_missing_otel``): LiteLLM
+1.102.4 imports its OpenTelemetry fan-out inside every request's authentication
+(``user_api_key_auth._seed_request_destinations``) and swallows the error. Without
+opentelemetry-sdk (the gateway's venv has none) that import fails anew on every request, a
+search of the whole module path each time: about a quarter of the proxy's request CPU in a
+py-spy profile (docs/performance.md).
 """
 
 import datetime
 import json
 import os
+import sys
 import threading
 
 from litellm._logging import verbose_proxy_logger
 from litellm.integrations.custom_logger import CustomLogger
 
 SCHEMA_VERSION = 1
+OTEL_FAN_OUT = "litellm.integrations.otel.logger"
+
+
+def remember_missing_otel(modules=None):
+    """Make a failing import of LiteLLM's OTel fan-out fail at once from now on: a ``None``
+    entry in ``sys.modules`` raises ImportError without searching the path. The import fails
+    either way (the request goes on without tenant trace routing, as before); where it
+    succeeds, nothing changes. Returns True when the failure was remembered."""
+    modules = sys.modules if modules is None else modules
+    if OTEL_FAN_OUT in modules:
+        return False
+    try:
+        __import__(OTEL_FAN_OUT)
+    except ImportError:
+        modules[OTEL_FAN_OUT] = None
+        return True
+    return False
 
 
 def _iso(epoch):
@@ -173,4 +198,5 @@ class SpendLogger(CustomLogger):
         self._log(kwargs, "failure")
 
 
+remember_missing_otel()
 spend_logger = SpendLogger()

@@ -110,3 +110,33 @@ def test_a_write_error_does_not_raise(tmp_path):
 def test_env_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("CODESTACK_SPEND_LOG", str(tmp_path / "x.jsonl"))
     assert spend.SpendLogger().path == str(tmp_path / "x.jsonl")
+
+
+def test_a_failing_otel_import_is_remembered_once(monkeypatch):
+    """Where LiteLLM's OTel fan-out cannot be imported, the failure is remembered (a None entry:
+    the next import fails at once) and the import still fails as it did; where it imports, or is
+    already settled, nothing is touched."""
+    modules = {}
+    calls = []
+
+    def failing(name, *args, **kwargs):
+        calls.append(name)
+        raise ModuleNotFoundError("No module named 'opentelemetry.sdk'")
+
+    monkeypatch.setattr("builtins.__import__", failing)
+    assert spend.remember_missing_otel(modules) is True
+    assert modules == {spend.OTEL_FAN_OUT: None}
+    assert spend.remember_missing_otel(modules) is False
+    assert calls == [spend.OTEL_FAN_OUT]
+    monkeypatch.undo()
+    settled = {spend.OTEL_FAN_OUT: object()}
+    assert spend.remember_missing_otel(settled) is False and settled[spend.OTEL_FAN_OUT] is not None
+
+
+def test_a_none_entry_makes_the_import_fail_at_once(monkeypatch):
+    """The mechanism the proxy relies on: LiteLLM's own ``from ... import`` raises ImportError,
+    which its auth catches, as it catches today's ModuleNotFoundError."""
+    import sys  # pylint: disable=import-outside-toplevel
+    monkeypatch.setitem(sys.modules, spend.OTEL_FAN_OUT, None)
+    with pytest.raises(ImportError):
+        __import__(spend.OTEL_FAN_OUT, fromlist=["fan_out_provider"])
