@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.llmops.codestack.plugins.module_utils import _stack
+from ansible_collections.llmops.codestack.plugins.module_utils import _stack, _statefile
 
 
 def usable_alternatives(deployments, providers):
@@ -85,6 +85,16 @@ def stack_waker(state, plan):
         return _stack.waker_deployments(plan or {}, state or {})
     except _stack.StackError as exc:
         raise AnsibleFilterError("stack_waker: %s" % exc)
+
+
+def stack_state_merge(state, copies):
+    """The controller's state document with what the control hosts' copies recorded since."""
+    if isinstance(copies, dict):
+        copies = [copies]
+    try:
+        return _statefile.merge(state or {}, list(copies or []))
+    except _statefile.StateFileError as exc:
+        raise AnsibleFilterError("stack_state_merge: %s" % exc)
 
 
 def stack_summary(state, plan, directory):
@@ -171,5 +181,6 @@ class FilterModule(object):
                 "stack_model_servers": stack_model_servers, "stack_scaling": stack_scaling,
                 "stack_summary": stack_summary, "stack_would_create": stack_would_create,
                 "stack_host_conflicts": stack_host_conflicts, "stack_waker": stack_waker,
+                "stack_state_merge": stack_state_merge,
                 "plan_storage": plan_storage, "plan_clusters": plan_clusters,
                 "stack_rendered_only": stack_rendered_only}

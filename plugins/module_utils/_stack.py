@@ -306,10 +306,19 @@ def waker_deployments(plan, state):
                                  "region": opt.get("region") or "",
                                  "interruptible": opt.get("pricing") in ("spot", "bid"),
                                  "price_per_hour_usd": opt.get("price_per_hour_usd")})
+        # The model server's own TLS authority, read here on the controller: a waker on another
+        # control host cannot open the controller's file (ca_file stays for older wakers).
+        ca_pem = ""
+        if attrs.get("tls_ca_file"):
+            try:
+                with open(attrs["tls_ca_file"]) as handle:
+                    ca_pem = handle.read()
+            except (IOError, OSError):
+                ca_pem = ""   # the waker then opens ca_file itself (and says why it cannot)
         out[dep["name"]] = dict(policy, provider=res["provider"], kind=res["kind"], resource_id=str(res["id"]),
                                 name=res.get("name") or dep["name"], upstream=attrs["endpoint_url"],
                                 model=attrs.get("model") or dep["name"], ca_file=attrs.get("tls_ca_file") or "",
-                                gpu_count=int(gpu.get("count") or 1),
+                                ca_pem=ca_pem, gpu_count=int(gpu.get("count") or 1),
                                 bid_per_gpu=(float(chosen["price_per_hour_usd"]) / int(gpu.get("count") or 1)
                                              if chosen.get("pricing") in ("spot", "bid") and chosen.get("price_per_hour_usd")
                                              else None),

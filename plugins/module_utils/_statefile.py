@@ -163,3 +163,64 @@ def record(params, check_mode=False, diff=False):
     if diff:
         result["diff"] = {"before": current or {}, "after": after or {}}
     return result
+
+
+def _key(item):
+    return (item.get("provider"), item.get("kind"), str(item.get("id")))
+
+
+def last_change(item):
+    """The latest stamp a record carries (its update, its stop, the end of its last stopped
+    interval, its removal): which of two copies of a record is the newer one. The stamps are
+    ``now()``'s ISO 8601 UTC strings, which sort as they are."""
+    stamps = [item.get("updated_at"), item.get("created_at"), item.get("stopped_at"), item.get("removed_at")]
+    stamps += [end for _start, end in (item.get("stopped_intervals") or [])]
+    return max([s for s in stamps if s] or [""])
+
+
+def merge(doc, others):
+    """``doc`` (the controller's state file) with what each of ``others`` (the copies on control
+    hosts, which the waker and the budget guard there rewrite) recorded since: a new document,
+    the inputs untouched.
+
+    By resource key (provider, kind, id): a record only a copy lists is added (a pod the waker
+    deployed to replace one whose resume was refused), unless ``doc`` lists it as removed; a
+    record both list is the newer of the two (``last_change``; ``doc``'s on a tie); a record a
+    copy lists as removed after ``doc``'s last change to it moves to ``removed`` (the pod that
+    replacement terminated). What only ``doc`` lists stays. Raises StateFileError for a copy of
+    another stack."""
+    merged = json.loads(json.dumps(doc))
+    merged.setdefault("resources", [])
+    merged.setdefault("removed", [])
+    for other in others:
+        if not other:
+            continue
+        if other.get("stack_id") != merged.get("stack_id"):
+            raise StateFileError("a copy of stack %r cannot be merged into stack %r's state"
+                                 % (other.get("stack_id"), merged.get("stack_id")))
+        removed = set((_key(item), item.get("removed_at")) for item in merged["removed"])
+        removed_keys = set(key for key, _stamp in removed)
+        for item in other.get("removed") or []:
+            key = _key(item)
+            index = next((i for i, res in enumerate(merged["resources"]) if _key(res) == key), None)
+            if index is not None and item.get("removed_at", "") >= last_change(merged["resources"][index]):
+                del merged["resources"][index]
+            elif index is not None:
+                continue   # recorded again since (a re-run's provision): the live record stays
+            if (key, item.get("removed_at")) not in removed:
+                merged["removed"].append(json.loads(json.dumps(item)))
+                removed.add((key, item.get("removed_at")))
+                removed_keys.add(key)
+        for item in other.get("resources") or []:
+            key = _key(item)
+            index = next((i for i, res in enumerate(merged["resources"]) if _key(res) == key), None)
+            if index is None:
+                gone = [r for r in merged["removed"] if _key(r) == key]
+                if key in removed_keys and max(r.get("removed_at", "") for r in gone) >= last_change(item):
+                    continue
+                merged["resources"].append(json.loads(json.dumps(item)))
+            elif last_change(item) > last_change(merged["resources"][index]):
+                merged["resources"][index] = json.loads(json.dumps(item))
+        stamps = [s for s in (merged.get("updated_at"), other.get("updated_at")) if s]
+        merged["updated_at"] = max(stamps) if stamps else None
+    return merged

@@ -3,16 +3,17 @@
 The control host is a podman container with systemd and sshd (conftest.py ``control_host``),
 named in group codestack_control of the inventory. The plan rents on the RunPod and Vast.ai
 fakes (each rented port relayed to a real llama.cpp server on this machine); the gateway, the
-IDE, the reverse proxy (Caddy, from Debian's package in the image) and the budget guard run
-under systemd on the control host. A check run first creates nothing. Then one built stack (at
--vvv: its output holds no key) serves every check: every alias answers through TLS trusting
-only the CA fetched to the controller (plain HTTP and the system's trust store fail), Chromium
-loads the IDE's login page over TLS, only Caddy listens on non-loopback addresses (sshd is the
-test's, on loopback), a re-run changes nothing, a second stack on the same host is refused
-before anything is rented for it, then, after the controller's ansible-playbook has exited, the
-guard on the host stops the rented GPUs at its budget (accelerated clock) with its own 0600
-settings, and teardown from the controller removes the rest, reaching the host's services
-through the inventory.
+IDE, the reverse proxy (Caddy, from Debian's package in the image), the waker and the budget
+guard run under systemd on the control host. A check run first creates nothing. Then one built
+stack (at -vvv: its output holds no key) serves every check: every alias answers through TLS
+trusting only the CA fetched to the controller (plain HTTP and the system's trust store fail),
+Chromium loads the IDE's login page over TLS, only Caddy listens on non-loopback addresses
+(sshd is the test's, on loopback), a re-run changes nothing, a second stack on the same host is
+refused before anything is rented for it, the waker on the host (accelerated clock) stops the
+idle_stop machine and a request through TLS wakes it, the guard stage takes its records back,
+then, after the controller's ansible-playbook has exited, the guard on the host stops the
+rented GPUs at its budget (accelerated clock) with its own 0600 settings, and teardown from the
+controller removes the rest, reaching the host's services through the inventory.
 
 "Non-loopback" in a container that shares this machine's network namespace: the gateway and
 code-server bind 127.0.0.1, Caddy binds every address (the product's default) on the TLS ports,
@@ -37,6 +38,8 @@ pytestmark = [pytest.mark.remote, pytest.mark.integration]
 
 ALIASES = ("architect", "coder", "debugger", "reviewer")
 HOST_DIR = "/var/lib/codestack/" + STACK_ID
+IDLE_S = 3600          # the idle_stop machine's idle timeout (provider seconds)
+CLOCK_SCALE = 1000     # provider seconds per wall second once the waker's clock is accelerated
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +54,13 @@ def plan_file(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plan")
     plan = split_plan(plan_blueprint(tmp))
     plan["blueprint"]["ide"] = "kilocode"
+    # One machine scales to zero through the waker on the control host, the other stays on. An
+    # hour idle (no stop during the builds on the real clock); the accelerated clock below makes
+    # that seconds.
+    big, small = plan["deployments"]
+    big["scaling"] = dict(big.get("scaling") or {}, mode="idle_stop", idle_timeout_s=IDLE_S, wake_policy="wait",
+                          wake_timeout_s=IDLE_S * 10)
+    small["scaling"] = dict(small.get("scaling") or {}, mode="always_on", idle_timeout_s=0)
     path = tmp / "plan.json"
     path.write_text(json.dumps(plan, indent=2))
     return path
@@ -125,9 +135,9 @@ def _build_check_guard_teardown(stack, plan_file, host):
                                 # This machine's PyPI goes through a TLS proxy the container does not
                                 # trust: the guard's ansible-core is the mounted one, like LiteLLM.
                                 codestack_guard_ansible_python=HOST_PYTHON_PREFIX + "/bin/python3",
-                                # The waker on a remote host reads the controller's state-file path
-                                # (scale.yml), which that host lacks: always-on machines here.
-                                codestack_waker=False,
+                                # The waker's aiohttp and ansible-core: the mounted Python's as well.
+                                waker_python=HOST_PYTHON_PREFIX + "/bin/python3",
+                                waker_poll_interval_s=100,
                                 code_server_kilocode_install_method="prebuilt",
                                 code_server_kilocode_prefix="/opt/code-server",
                                 code_server_kilocode_port=ide_port,
@@ -138,6 +148,7 @@ def _build_check_guard_teardown(stack, plan_file, host):
                                 codestack_tls_ide_port=tls_ide_port)
     # The gateway's directory is the product's own on the control host, not one of this machine.
     variables.pop("litellm_gateway_dir")
+    variables.pop("waker_dir")
     inventory = ["-i", str(host.inventory)]
 
     # A check run on the fresh host creates nothing: no state, no rented machine, no unit.
@@ -157,7 +168,7 @@ def _build_check_guard_teardown(stack, plan_file, host):
     assert "ESTABLISH SSH CONNECTION" in first.stdout
     state = stack.state()
     local = dict((r["id"], r) for r in state["resources"] if r["provider"] == "local")
-    assert set(local) == {"litellm", "code-server", "reverse-proxy", "budget-guard"}
+    assert set(local) == {"litellm", "code-server", "reverse-proxy", "budget-guard", "waker"}
     assert {r["attributes"]["host"] for r in local.values()} == {"control"}
     # Each runs as a systemd unit of the control host (the roles pick systemd when it is PID 1).
     for resource in local.values():
@@ -165,6 +176,12 @@ def _build_check_guard_teardown(stack, plan_file, host):
         assert argv[:2] == ["systemctl", "stop"], argv
         assert host.exec(["systemctl", "is-active", argv[-1]], check=False).stdout.strip() == "active", argv
     assert not (stack.tmp / "litellm").exists() and not (stack.out / "budget-guard").exists()
+    # The waker works from the host's copy of the state file, the one the guard reads.
+    waker_config = json.loads(host.exec(["cat", HOST_DIR + "/waker/config.json"]).stdout)
+    assert waker_config["state_file"] == HOST_DIR + "/state.json" and list(waker_config["deployments"]) == [
+        "big-qwen-h100"]
+    host_ids = sorted(r["id"] for r in json.loads(host.exec(["cat", HOST_DIR + "/state.json"]).stdout)["resources"])
+    assert host_ids == sorted(r["id"] for r in state["resources"])
 
     # The proxy's CA, fetched to the controller, and its fingerprint printed at the end of the run.
     from cryptography import x509  # pylint: disable=import-outside-toplevel
@@ -235,6 +252,25 @@ def _build_check_guard_teardown(stack, plan_file, host):
             % STACK_ID) in refused.stdout, refused.stdout[-3000:]
     assert (stack.runpod.snapshot()["counters"]["graphql"], stack.vast.snapshot()["counters"]["requests"]) == asked
 
+    # Scale to zero from the control host: on the accelerated clock (the scale stage restarts
+    # the waker with it) the idle machine stops within seconds, and a request through TLS wakes it.
+    waker_status = local["waker"]["attributes"]["status_url"]
+
+    def big_state():
+        with urllib.request.urlopen(waker_status, timeout=10) as answer:
+            return json.load(answer)["deployments"]["big-qwen-h100"]
+    stack.env["CODESTACK_CLOCK_SCALE"] = str(CLOCK_SCALE)
+    try:
+        _ok(stack.run("scale.yml", variables, inventory))
+    finally:
+        stack.env.pop("CODESTACK_CLOCK_SCALE")
+    machine = big_state()["resource_id"]
+    _wait_for(lambda: big_state()["state"] == "stopped", 60, "the waker to stop the idle machine")
+    host_copy = json.loads(host.exec(["cat", HOST_DIR + "/state.json"]).stdout)
+    assert [r.get("stopped_at") for r in host_copy["resources"] if r["id"] == machine][0]
+    assert _ask(proxy["urls"]["gateway"], ide_key, "architect", trusted)["choices"][0]["message"]["content"]
+    assert big_state()["wakes"] == 1 and big_state()["stops"] >= 1
+
     # The guard's settings (the teardown credentials among them) are 0600 files of its own.
     settings = HOST_DIR + "/budget-guard/%s.json" % STACK_ID
     assert host.exec(["stat", "-c", "%a %U", settings]).stdout.split() == ["600", "root"]
@@ -243,6 +279,9 @@ def _build_check_guard_teardown(stack, plan_file, host):
     # Hours of billing in seconds: once this controller run has exited, the guard alone stops
     # the rented GPUs at the budget.
     _ok(stack.run("guard.yml", dict(variables, codestack_budget_clock_scale=200000), inventory))
+    # The stage took back what the waker recorded on the host: the stop, now an interval.
+    record = next(r for r in stack.state()["resources"] if r["id"] == machine)
+    assert len(record.get("stopped_intervals") or []) >= 1, record
     _wait_for(lambda: stack.live()["runpod_cost_per_hr"] == 0 and stack.live()["vast_dph_running"] == 0,
               180, "the guard on the control host to stop the rented GPUs")
 

@@ -339,12 +339,18 @@ class ProviderOps:
         _statefile.update(self.conf["state_file"], self.conf["stack_id"], "absent", self._key(dep, resource_id))
 
     def ssl_for(self, dep):
-        ca = dep.conf.get("ca_file") or ""
+        # The authority itself (ca_pem, as the controller read it: a control host other than the
+        # controller has no copy of its file), else the file, else the system's trust store.
+        pem, ca = dep.conf.get("ca_pem") or "", dep.conf.get("ca_file") or ""
         if not dep.conf["upstream"].startswith("https"):
             return None
-        if ca not in self.ssl:
-            self.ssl[ca] = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
-        return self.ssl[ca]
+        key = pem or ca
+        if key not in self.ssl:
+            if pem:
+                self.ssl[key] = ssl.create_default_context(cadata=pem)
+            else:
+                self.ssl[key] = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+        return self.ssl[key]
 
     async def ready(self, dep):
         url = dep.conf["upstream"].rstrip("/") + "/models"

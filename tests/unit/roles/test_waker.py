@@ -4,6 +4,7 @@ concurrent first requests, policies, refused resume -> replacement, wake timeout
 import asyncio
 import importlib.util
 import os
+import types
 
 import pytest
 
@@ -303,3 +304,42 @@ def test_a_stream_waiting_for_a_wake_is_kept_alive_then_relayed_and_fallback_ans
     status, _ctype, head_s, body, state, wakes, resumes = run(scenario("fallback"))
     assert status == 503 and "waking" in body and head_s < 0.35
     assert (state, wakes, resumes) == (waker.RUNNING, 1, [("resume", "d")])
+
+
+def _self_signed_pem():
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "codestack test CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_the_model_servers_authority_travels_in_the_config_for_a_waker_on_another_host(tmp_path):
+    """A Vast.ai server with its own TLS: the controller reads its CA into the waker's settings
+    (ca_pem), so a waker on a control host without the controller's file still trusts it."""
+    from ansible_collections.llmops.codestack.plugins.module_utils import _stack
+    pem = _self_signed_pem()
+    (tmp_path / "ca.pem").write_text(pem)
+    plan = {"deployments": [{"name": "small", "provider": "vast", "offer_id": "vast:4090",
+                             "gpu": {"name": "RTX 4090", "count": 1}, "model": {"key": "qwen"}}]}
+    state = {"resources": [{"provider": "vast", "kind": "instance", "id": "7", "name": "small",
+                            "attributes": {"deployment": "small", "endpoint_url": "https://203.0.113.7:8000/v1",
+                                           "offer_id": "vast:4090", "tls_ca_file": str(tmp_path / "ca.pem")}}]}
+    conf = _stack.waker_deployments(plan, state)["small"]
+    assert conf["ca_pem"] == pem and conf["ca_file"] == str(tmp_path / "ca.pem")
+    (tmp_path / "ca.pem").unlink()   # as on the other host: the file is not there
+    ops = waker.ProviderOps({}, {}, None, {})
+    dep = types.SimpleNamespace(conf=conf)
+    context = ops.ssl_for(dep)
+    assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "codestack test CA"),),)]
+    assert ops.ssl_for(dep) is context   # one context per authority
+    # without the file on the controller either: the waker opens ca_file itself (as before)
+    assert _stack.waker_deployments(plan, state)["small"]["ca_pem"] == ""
