@@ -8,7 +8,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import json
 import os
 import tempfile
 
@@ -23,6 +22,7 @@ from ansible_collections.llmops.codestack.plugins.module_utils._http import ApiE
 from ansible_collections.llmops.codestack.plugins.module_utils._price_refresh import (
     carried_entries,
     gpu_map_from_offers,
+    hetzner_addresses,
     hetzner_entries,
     previous_refresh,
     runpod_entries,
@@ -59,8 +59,6 @@ HCLOUD_TRANSIENT = ("unavailable", "timeout", "maintenance", "conflict", "locked
 PROVIDERS = ("runpod", "vast", "hetzner")
 CATALOG_PREFIX = "catalog-refresh-"
 CATALOG_SUFFIX = ".yml"
-SERVERS_PREFIX = "hetzner-server-types-"
-SERVERS_SUFFIX = ".json"
 
 ARGUMENT_SPEC = dict(
     dest=dict(type="path", required=True),
@@ -156,6 +154,8 @@ class ActionModule(ActionBase):
                                application_name="llmops.codestack")
         try:
             types = client.server_types.get_all()
+            # the primary IPv4 every server gets is billed on its own line: its price per location
+            pricing = client.request("GET", "/pricing")
         except hcloud.APIException as exc:
             status = HCLOUD_STATUS.get(exc.code, 503 if exc.code in HCLOUD_TRANSIENT else 400)
             raise ApiError(status, "Hetzner Cloud: %s (%s)" % (exc.message, exc.code), code=exc.code)
@@ -164,32 +164,30 @@ class ActionModule(ActionBase):
         raw = [{"name": t.name, "cores": t.cores, "memory": t.memory, "disk": t.disk,
                 "architecture": t.architecture, "cpu_type": t.cpu_type, "prices": t.prices,
                 "deprecation": bool(t.deprecation)} for t in types]
-        source = "Hetzner Cloud GET %s/server_types via hcloud %s" % (
+        source = "Hetzner Cloud GET %s/server_types and /pricing (primary_ips) via hcloud %s" % (
             endpoint.rstrip("/"), getattr(hcloud, "__version__", ""))
-        return hetzner_entries(raw, as_of, source)
+        return hetzner_entries(raw, as_of, source, hetzner_addresses(pricing))
 
     def _keep(self, provider, dest, as_of, exc, warnings):
         """The entries of ``provider`` from the newest earlier refresh in ``dest`` (unchanged:
         their source and as_of say when they were read), and a warning saying so."""
         names = os.listdir(dest) if os.path.isdir(dest) else []
-        hetzner = provider == "hetzner"
-        prefix, suffix = (SERVERS_PREFIX, SERVERS_SUFFIX) if hetzner else (CATALOG_PREFIX, CATALOG_SUFFIX)
-        name = previous_refresh(names, as_of, prefix, suffix)
+        section = "control_servers" if provider == "hetzner" else "offers"
+        name = previous_refresh(names, as_of, CATALOG_PREFIX, CATALOG_SUFFIX)
         entries = []
         if name:
-            text = _read(os.path.join(dest, name)) or ""
             try:
-                doc = json.loads(text) if hetzner else yaml.safe_load(text)
-            except ValueError:
+                doc = yaml.safe_load(_read(os.path.join(dest, name)) or "")
+            except yaml.YAMLError:
                 doc = None
             doc = doc if isinstance(doc, dict) else {}
-            entries = list(doc.get("server_types") or []) if hetzner else \
-                carried_entries(doc.get("offers"), provider)
+            entries = carried_entries(doc.get(section), provider)
         dates = sorted(set(str(e.get("as_of")) for e in entries if isinstance(e, dict)))
         if entries:
             where = "kept its %d entries of %s (as of %s)" % (len(entries), name, ", ".join(dates))
-        elif hetzner:
-            where = "no earlier server type file in %s: none written" % dest
+        elif provider == "hetzner":
+            where = ("no earlier refresh in %s: the bundled catalog's Hetzner server types stay in "
+                     "effect (see their as_of)" % dest)
         else:
             where = ("no earlier refresh in %s: the catalogs' own %s prices stay in effect (see "
                      "their as_of)" % (dest, provider))
@@ -198,7 +196,7 @@ class ActionModule(ActionBase):
                         % (provider, reason, where))
         info = {"reason": reason, "from": os.path.join(dest, name) if entries else None,
                 "entries": len(entries), "as_of": dates}
-        info["server_types" if hetzner else "offers"] = entries
+        info[section] = entries
         return info
 
     # ---------------------------------------------------------------- run
@@ -220,7 +218,6 @@ class ActionModule(ActionBase):
         gpu_map = gpu_map_from_offers(list(base.offers.values()), args["gpu_map"])
         dest = args["dest"]
         catalog_path = os.path.join(dest, "%s%s%s" % (CATALOG_PREFIX, as_of, CATALOG_SUFFIX))
-        servers_path = os.path.join(dest, "%s%s%s" % (SERVERS_PREFIX, as_of, SERVERS_SUFFIX))
         offers, skipped, servers, counts, kept, warnings = [], [], [], {}, {}, []
         for provider in [p for p in PROVIDERS if p in args["providers"]]:
             try:
@@ -237,7 +234,7 @@ class ActionModule(ActionBase):
                 # A rate limit or outage keeps the figures already known, with their own date.
                 kept[provider] = self._keep(provider, dest, as_of, exc, warnings)
                 if provider == "hetzner":
-                    servers = kept[provider].pop("server_types")
+                    servers = kept[provider].pop("control_servers")
                 else:
                     offers += kept[provider].pop("offers")
                 continue
@@ -256,21 +253,20 @@ class ActionModule(ActionBase):
         if kept:
             header += ("# Not answered, figures kept from an earlier refresh with their own as_of: "
                        "%s.\n" % ", ".join(sorted(kept)))
-        text = header + yaml.safe_dump({"offers": offers}, sort_keys=False, default_flow_style=False,
+        body = {"offers": offers}
+        if servers:
+            body["control_servers"] = servers
+        text = header + yaml.safe_dump(body, sort_keys=False, default_flow_style=False,
                                        allow_unicode=True, width=120)
         # The refreshed file must load over the bundled one exactly as the planner loads it.
         try:
             load_catalog(list(args["catalog"]), data=[yaml.safe_load(text)])
         except CatalogError as exc:
             raise AnsibleActionFail("the refreshed catalog does not validate: %s" % exc)
-        servers_text = json.dumps({"as_of": as_of, "server_types": servers}, indent=1,
-                                  sort_keys=True, default=str) + "\n" if servers else None
 
         changed = False
         diffs = []
-        for path, new in ((catalog_path, text), (servers_path, servers_text)):
-            if new is None:
-                continue
+        for path, new in ((catalog_path, text),):
             old = _read(path)
             if old != new:
                 changed = True
@@ -282,8 +278,8 @@ class ActionModule(ActionBase):
                       counts=counts, as_of=as_of, kept=kept)
         if warnings:
             result["warnings"] = warnings
-        if servers_text is not None:
-            result.update(server_types_path=servers_path, server_types=servers)
+        if servers:
+            result.update(control_servers=servers)
         if self._task.diff and diffs:
             result["diff"] = diffs
         return result

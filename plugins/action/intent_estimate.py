@@ -50,6 +50,7 @@ ARGUMENT_SPEC = dict(
     intent_timeout=dict(type="int", default=60),
     usd_per_eur=dict(type="float"),
     max_alternatives=dict(type="int", default=3),
+    control_server=dict(type="dict", default={}),
 )
 
 
@@ -110,7 +111,8 @@ class ActionModule(ActionBase):
             catalog = load_catalog([self._find(p) for p in args["catalog"]])
             intent = self._intent(args, blueprint, catalog)
             plan = build_plan(blueprint, intent, catalog, usd_per_eur=args["usd_per_eur"],
-                              max_alternatives=args["max_alternatives"])
+                              max_alternatives=args["max_alternatives"],
+                              control_server=args["control_server"])
             place(plan, catalog)   # deployments on a user's cluster carry its placement
         except tuple(errors) as exc:
             result.update(failed=True, msg=to_native(exc))

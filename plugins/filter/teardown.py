@@ -282,6 +282,13 @@ def teardown_report(targets, results=None, mode="destroy", now=None, billed=None
                           "always_on_cost_usd": totals.get("always_on_cost_usd"),
                           "billed_usd": report["total_usd"],
                           "deployments": _by_deployment(plan, lines)}
+        control = plan.get("control_plane")
+        if control:
+            # the created control server: what the plan priced beside what its lines were billed
+            servers = [line["usd"] for line in lines if line["kind"] == "server" and line["usd"] is not None]
+            report["plan"]["control_plane"] = {
+                "planned_usd": control.get("cost_usd"), "server_type": control.get("server_type"),
+                "billed_usd": round(sum(servers), 4) if servers else None}
     return report
 
 

@@ -144,3 +144,48 @@ def role_policy(roles, overrides, default_idle_s, default_policy):
         policies.append(entry.get("wake_policy") or default_policy)
     policy = "fallback" if policies and all(p == "fallback" for p in policies) else "wait"
     return (default_idle_s if idle is None else idle), policy
+
+
+CONTROL_BILLING = ("per_second", "per_hour", "per_started_hour")
+
+
+def _hourly_bill(hours, price, billing, cap):
+    """(billed hours, cost) of ``hours`` of existence at ``price`` an hour."""
+    if billing == "per_second":
+        return hours, hours * price
+    billed = float(math.ceil(hours - 1e-9)) if hours > 0 else 0.0
+    cost, left = 0.0, billed
+    while left > 0:
+        month = min(left, HOURS_PER_MONTH)
+        part = math.ceil(month - 1e-9) * price
+        cost += min(part, float(cap)) if cap else part
+        left -= month
+    return billed, cost
+
+
+def control_server_bill(hours, price_per_hour, billing, price_per_month=None, disk_gb=0.0,
+                        disk_price_per_gb_hour=0.0, address_price_per_hour=0.0,
+                        address_price_per_month=None):
+    """What a control server (docs/control-host.md) is billed from creation until teardown,
+    ``hours`` later, in its provider's currency; it bills whether it runs or not.
+
+    - ``per_second`` (Exoscale): ``hours x price_per_hour``;
+    - ``per_hour``, ``per_started_hour`` (Hetzner Cloud: a partial hour is billed as a full
+      one): ``ceil(hours) x price_per_hour``, never more than ``price_per_month`` in one month
+      (Hetzner's cap; a month here is ``HOURS_PER_MONTH`` hours, calendar months vary);
+    - plus its public IPv4 address where it is billed on its own line (Hetzner's primary IP:
+      the same rule at ``address_price_per_hour``, capped at ``address_price_per_month``);
+    - plus the root disk per GB-hour, while the server exists (Exoscale).
+
+    Returns ``{"billed_hours", "compute", "address", "disk", "cost"}``.
+    """
+    if billing not in CONTROL_BILLING:
+        raise ValueError("control server billing must be one of %s, not %r"
+                         % (", ".join(CONTROL_BILLING), billing))
+    hours = max(0.0, float(hours))
+    billed, compute = _hourly_bill(hours, float(price_per_hour), billing, price_per_month)
+    address = _hourly_bill(hours, float(address_price_per_hour or 0.0), billing,
+                           address_price_per_month)[1]
+    disk = hours * float(disk_gb or 0.0) * float(disk_price_per_gb_hour or 0.0)
+    return {"billed_hours": billed, "compute": compute, "address": address, "disk": disk,
+            "cost": compute + address + disk}

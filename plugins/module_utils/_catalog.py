@@ -171,16 +171,27 @@ if HAS_PYDANTIC:
     class ControlServer(_Entry):
         """A CPU server type the stack can create for its control plane, at a provider whose
         API lists no price (id: ``<provider>:<type>``; docs/control-host.md)."""
-        provider: Literal["exoscale"]
+        provider: Literal["exoscale", "hetzner"]
         name: str = Field(min_length=1)
         cpus: int = Field(gt=0)
         memory_gib: float = Field(gt=0)
+        # what is billed per hour (Hetzner: the gross price, VAT included, as the role records it)
         price_per_hour: float = Field(gt=0)
+        # the most one month costs (Hetzner's monthly cap); None: no cap
+        price_per_month: Optional[float] = Field(default=None, gt=0)
         currency: str = Field(min_length=3, max_length=3)
         # the root disk, billed per GB-hour while the server exists, and the size it is created with
+        # (Hetzner: included in the server's price, so 0 per GB-hour)
         disk_price_per_gb_hour: float = Field(ge=0)
         disk_size_gb: int = Field(ge=10)
-        billing: Literal["per_second", "per_hour"]
+        billing: Literal["per_second", "per_hour", "per_started_hour"]
+        # the public IPv4 address, where the provider bills it on a line of its own (Hetzner's
+        # primary IP), billed like the server while the server exists
+        address_price_per_hour: float = Field(default=0.0, ge=0)
+        address_price_per_month: Optional[float] = Field(default=None, gt=0)
+        # the location the price holds at (Hetzner prices by location; id <provider>:<type>:<location>)
+        location: Optional[str] = None
+        architecture: Optional[str] = None
 
     class Scaling(_Entry):
         """How a provider's deployments scale to zero and what it bills meanwhile (id: the

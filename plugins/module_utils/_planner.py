@@ -26,7 +26,7 @@ import itertools
 import math
 import re
 
-from ansible_collections.llmops.codestack.plugins.module_utils import _billing
+from ansible_collections.llmops.codestack.plugins.module_utils import _billing, _control
 from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import (
     validate_blueprint,
 )
@@ -602,6 +602,22 @@ class _Context(object):
     def to_currency(self, usd):
         return usd if self.currency == "USD" else usd / self.usd_per_eur
 
+    control_entry = None
+    control_rate = 1.0
+
+    def control(self, deadline=None):
+        """plan.json ``control_plane`` for a stack that lives ``deadline`` hours (default the
+        blueprint's): the created control server, billed from creation until teardown; None
+        when the stack creates none."""
+        if self.control_entry is None:
+            return None
+        return _control.price(self.control_entry, self.deadline if deadline is None else deadline,
+                              self.control_rate)
+
+    def control_usd(self, deadline=None):
+        found = self.control(deadline)
+        return found["cost_usd"] if found else 0.0
+
 
 def _weighted_quality(params, blocks):
     """Role-weighted mean quality (architect/reviewer count more than coder/debugger)."""
@@ -617,7 +633,8 @@ def _summarise(ctx, blocks, label, budget_usd=None, deadline=None, threshold=Non
     deadline = ctx.deadline if deadline is None else deadline
     threshold = ctx.threshold if threshold is None else threshold
     hours = max(b["hours"] for b in blocks)
-    cost = sum(b["cost"] for b in blocks)
+    # a created control server bills over the same window: every plan's figure includes it
+    cost = sum(b["cost"] for b in blocks) + ctx.control_usd(deadline)
     lowest = min(b["option"].quality for b in blocks)
     return {
         "label": label,
@@ -673,6 +690,9 @@ class _Solution(object):
     """The four named plans of one workload and one set of limits."""
 
     def __init__(self, ctx, tokens, budget_usd, deadline, quality, options=None, like=None):
+        # ``budget_usd`` is the whole budget: a created control server takes its share first
+        control_usd = ctx.control_usd(deadline)
+        budget_usd = max(budget_usd - control_usd, 1e-9)
         if like is not None and abs(deadline - like.problem.deadline) < 1e-12:
             # same workload, options and rental window: only the limits differ
             self.problem = like.problem.with_limits(
@@ -696,7 +716,7 @@ class _Solution(object):
             self.plans[objective] = _blocks_of(plan)
             self.met[objective] = met
         self.fits = self.met["balanced"] == FALLBACKS["balanced"][0]
-        self.cost = sum(b["cost"] for b in self.plans["balanced"])
+        self.cost = sum(b["cost"] for b in self.plans["balanced"]) + control_usd
         self.hours = max(b["hours"] for b in self.plans["balanced"])
 
 
@@ -759,8 +779,8 @@ def _tradeoffs(ctx, solution, features):
                     ", ".join("'%s'" % n for n in names), ctx.money(trial.cost), trial.hours)))
     # 2. raise the budget to what the cheapest plan within deadline and quality costs
     if plans["cheapest"] and solution.met["cheapest"] == FALLBACKS["cheapest"][0] and \
-            not plans_fit_budget(plans["balanced"], ctx.budget_usd):
-        need = _ceil(ctx.to_currency(sum(b["cost"] for b in plans["cheapest"])))
+            solution.cost > ctx.budget_usd + 1e-9:
+        need = _ceil(ctx.to_currency(sum(b["cost"] for b in plans["cheapest"]) + ctx.control_usd()))
         need_usd = need if ctx.currency == "USD" else need * ctx.usd_per_eur
         trial = _Solution(ctx, ctx.tokens, max(need_usd, 1e-6), ctx.deadline, ctx.quality,
                           like=solution)
@@ -809,10 +829,6 @@ def _tradeoffs(ctx, solution, features):
                                "higher budget, a later deadline, a lower quality level, more "
                                "providers) makes the blueprint fit."})
     return out
-
-
-def plans_fit_budget(blocks, budget_usd):
-    return sum(b["cost"] for b in blocks) <= budget_usd + 1e-9
 
 
 def _alternatives(ctx, block, problem, limit):
@@ -882,6 +898,20 @@ def build_plan(blueprint, intent, catalog, **options):
     ctx.budget_usd, ctx.deadline = budget_usd, constraints.deadline_hours
     ctx.quality = constraints.quality
     ctx.billing = Billing.of(blueprint)
+    request = options.get("control_server")
+    try:
+        wanted = _control.requested(request)
+        if wanted is not None:
+            ctx.control_entry = _control.catalog_entry(catalog.control_servers, *wanted)
+            unit = ctx.control_entry.currency
+            rate = usd_per_eur if unit == "EUR" else (
+                catalog.currencies[unit].usd_per_unit if unit in catalog.currencies else 0)
+            if not rate:
+                raise PlanError("no exchange rate for %s (control server %s): add currency %r to "
+                                "the catalog" % (unit, ctx.control_entry.id, unit))
+            ctx.control_rate = float(rate)
+    except _control.ControlPlaneError as exc:
+        raise PlanError(str(exc))
     ctx.threshold = params.quality_thresholds[constraints.quality]
     ctx.tasks = intent["tasks"]
     ctx.tokens = _role_tokens(ctx.tasks)
@@ -959,7 +989,9 @@ def build_plan(blueprint, intent, catalog, **options):
                 "sensitive": ctx.policy[role]["sensitive"],
                 "tier": ctx.policy[role]["tier"],
             }
-    total_cost = sum(b["cost"] for b in chosen)
+    control = ctx.control()
+    control_usd = control["cost_usd"] if control else 0.0
+    total_cost = sum(b["cost"] for b in chosen) + control_usd
     wall = max(b["hours"] for b in chosen)
     gpu_hours = sum(b["billed_hours"] * b["option"].offer.count for b in chosen)
     achieved = min(b["option"].quality for b in chosen)
@@ -997,6 +1029,9 @@ def build_plan(blueprint, intent, catalog, **options):
                         options_too_big=rejected),
         "roles": dict((role, role_docs[role]) for role in ROLES),
         "deployments": deployments,
+        # the server the stack creates for its gateway, guard and IDE (None: the controller or
+        # an inventory host, which the stack does not bill)
+        "control_plane": control,
         "totals": {
             "hours": _r(wall, 3),
             "gpu_hours": _r(gpu_hours, 3),
@@ -1004,7 +1039,8 @@ def build_plan(blueprint, intent, catalog, **options):
             "cost_eur": _r(total_cost / usd_per_eur, 4),
             # the upper bound when nothing scales to zero: every deployment up until the deadline
             # (per-token APIs: their tokens, nothing idles)
-            "always_on_cost_usd": _r(sum(b["always_on_cost"] for b in chosen), 4),
+            "always_on_cost_usd": _r(sum(b["always_on_cost"] for b in chosen) + control_usd, 4),
+            "control_plane_usd": _r(control_usd, 4),
             "usd_per_eur": usd_per_eur,
         },
         "checks": {

@@ -103,10 +103,30 @@ def vast_entries(found, gpu_map, as_of, source_template):
     return entries, skipped
 
 
-def hetzner_entries(server_types, as_of, source):
-    """One CPU server entry per Hetzner Cloud server type and location (prices in EUR, net).
+def hetzner_addresses(pricing):
+    """``{location: (hourly, monthly)}``, the gross EUR price of a primary IPv4 address, from
+    Hetzner's ``GET /pricing`` answer (its ``pricing`` object, or the whole answer)."""
+    pricing = (pricing or {}).get("pricing", pricing) or {}
+    out = {}
+    for entry in pricing.get("primary_ips") or []:
+        if entry.get("type") != "ipv4":
+            continue
+        for price in entry.get("prices") or []:
+            hourly = (price.get("price_hourly") or {}).get("gross")
+            monthly = (price.get("price_monthly") or {}).get("gross")
+            if price.get("location") and hourly is not None:
+                out[price["location"]] = (float(hourly), float(monthly) if monthly else None)
+    return out
 
-    Hetzner Cloud has no GPU server types: these price the CPU side (gateway, IDE).
+
+def hetzner_entries(server_types, as_of, source, addresses=None):
+    """The catalog's ``control_servers`` entries (``_catalog.ControlServer``) of Hetzner Cloud's
+    server types, one per type and location: id ``hetzner:<type>:<location>``, the gross EUR
+    price per hour (what is billed, as the control_server role records it) and the monthly cap,
+    billed per started hour. Deprecated types are left out. ``addresses`` (``hetzner_addresses``)
+    adds the primary IPv4 address every server gets, which Hetzner bills on its own line.
+
+    Hetzner Cloud has no GPU server types: these price the control plane (gateway, IDE).
     """
     entries = []
     for stype in server_types:
@@ -115,18 +135,26 @@ def hetzner_entries(server_types, as_of, source):
         for price in stype.get("prices") or []:
             hourly = price.get("price_hourly") or {}
             monthly = price.get("price_monthly") or {}
-            entries.append({
-                "id": "hetzner:%s:on_demand:%s" % (stype.get("name"), price.get("location")),
-                "provider": "hetzner", "pricing": "on_demand",
-                "server_type": stype.get("name"), "location": price.get("location"),
-                "cores": stype.get("cores"), "memory_gb": stype.get("memory"),
-                "disk_gb": stype.get("disk"), "architecture": stype.get("architecture"),
-                "cpu_type": stype.get("cpu_type"),
-                "price_per_hour": float(hourly.get("net")),
-                "price_per_hour_gross": float(hourly.get("gross")),
-                "price_per_month": float(monthly.get("net")) if monthly.get("net") else None,
-                "currency": "EUR", "source": source, "as_of": as_of,
-            })
+            entry = {
+                "id": "hetzner:%s:%s" % (stype.get("name"), price.get("location")),
+                "provider": "hetzner", "name": stype.get("name"),
+                "location": price.get("location"),
+                "cpus": stype.get("cores"), "memory_gib": stype.get("memory"),
+                "architecture": stype.get("architecture"),
+                "price_per_hour": float(hourly.get("gross")),
+                "currency": "EUR",
+                "disk_price_per_gb_hour": 0.0, "disk_size_gb": stype.get("disk"),
+                "billing": "per_started_hour",
+                "source": source, "as_of": as_of,
+            }
+            if monthly.get("gross"):
+                entry["price_per_month"] = float(monthly["gross"])
+            address = (addresses or {}).get(price.get("location"))
+            if address:
+                entry["address_price_per_hour"] = address[0]
+                if address[1]:
+                    entry["address_price_per_month"] = address[1]
+            entries.append(entry)
     return entries
 
 

@@ -211,6 +211,17 @@ def render_markdown(plan, chart_file=CHART_FILE):
            plan["totals"]["cost_eur"], plan["totals"]["always_on_cost_usd"]),
         "",
     ]
+    control = plan.get("control_plane")   # plans made before it have none
+    if control:
+        lines += ["Control server (gateway, guard, IDE): %s %s%s, %s %.6f an hour billed %s, "
+                  "%.0f h from creation until teardown at the deadline: %s (in the totals; prices "
+                  "as of %s%s)." % (
+                      control["provider"], control["server_type"],
+                      " at %s" % control["location"] if control["location"] else "",
+                      control["currency"], control["price_per_hour"],
+                      control["billing"].replace("_", " "), control["billed_hours"],
+                      _money(plan, control["cost_usd"]), control["as_of"],
+                      ", unverified: refresh the catalog" if control["unverified"] else ""), ""]
     classes = plan.get("provider_classes") or {}
     if classes.get("why"):   # plans made before per-token APIs have none
         lines += ["Provider classes: %s" % classes["why"], ""]

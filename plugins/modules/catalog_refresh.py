@@ -21,8 +21,8 @@ description:
   - Vast.ai, through offer searches (C(POST /api/v0/bundles/)); the cheapest verified, reliable
     single-GPU on-demand offer and the lowest minimum bid of each GPU model.
   - Hetzner Cloud, through the C(hcloud) library's C(server_types); Hetzner Cloud has no GPU
-    server types, so these CPU prices (EUR, per location) go to a second dated file,
-    C(hetzner-server-types-<date>.json), for the CPU side of a stack (gateway, IDE).
+    server types, so these CPU prices (gross EUR, per location) go to the same file's
+    C(control_servers) section, which prices a created control server.
   - Provider GPU names are mapped to catalog GPUs through the catalog's existing offers
     (C(provider_gpu_id) to C(gpu)) and O(gpu_map); unknown GPUs are reported in C(not_priced).
   - The refreshed file is validated with the planner's own catalog loader before it is written.
@@ -170,16 +170,17 @@ as_of:
   returned: success
   type: str
   sample: "2026-11-22"
-server_types_path:
-  description: The dated Hetzner Cloud server type file.
-  returned: when provider hetzner was read
-  type: str
-  sample: /home/me/.config/codestack/catalog/hetzner-server-types-2026-11-22.json
-server_types:
-  description: Hetzner Cloud server types, one entry per location, net prices in EUR.
+control_servers:
+  description:
+    - Hetzner Cloud server types as the catalog's C(control_servers) entries, one per type and
+      location, written to the same dated file; the planner prices a created control server with
+      them (docs/control-host.md). Prices are gross EUR (what is billed), per started hour, with
+      the monthly cap.
   returned: when provider hetzner was read
   type: list
   elements: dict
-  sample: [{"id": "hetzner:cx22:on_demand:fsn1", "server_type": "cx22", "cores": 2, "memory_gb": 4.0,
-            "price_per_hour": 0.006, "currency": "EUR", "location": "fsn1", "as_of": "2026-11-22"}]
+  sample: [{"id": "hetzner:cx22:fsn1", "provider": "hetzner", "name": "cx22", "location": "fsn1", "cpus": 2,
+            "memory_gib": 4.0, "price_per_hour": 0.00714, "price_per_month": 4.5101, "currency": "EUR",
+            "disk_price_per_gb_hour": 0.0, "disk_size_gb": 40, "billing": "per_started_hour",
+            "as_of": "2026-11-22"}]
 """

@@ -88,6 +88,18 @@ options:
       - How many fallback options to list per deployment (capacity fallbacks).
     type: int
     default: 3
+  control_server:
+    description:
+      - The control server the stack creates for its gateway, guard and IDE, as
+        C(codestack_control_server) describes it (C(provider), C(server_type), C(location); the
+        other keys are ignored here). The plan prices it from the catalog's C(control_servers)
+        (C(<provider>:<type>:<location>), else C(<provider>:<type>)) from creation until
+        teardown at the deadline, billed as its provider bills, into C(control_plane) and the
+        totals; a type the catalog does not price fails the plan, naming the types it lists.
+      - Empty (the default) when the controller or an inventory host runs the control plane;
+        the stack bills nothing for it.
+    type: dict
+    default: {}
 notes:
   - The bundled catalog's prices are indicative; refresh them with a user catalog file.
 seealso:

@@ -9,6 +9,8 @@ key and its firewall, as documented at https://docs.hetzner.cloud/:
   ``name, description, cores, memory, disk, architecture, cpu_type, storage_type, category,
   deprecation, locations, prices:[{location, price_hourly:{net, gross}, price_monthly:{...},
   included_traffic, price_per_tb_traffic}]`` with prices as strings (EUR), as the API sends them.
+- ``GET /v1/pricing``: ``{"pricing": {currency, vat_rate, primary_ips:[{type, prices:[{location,
+  price_hourly, price_monthly}]}], server_types:[{id, name, prices}], ...}}``.
 - ``GET /v1/locations`` (and ``/{id}``), ``GET /v1/images`` (``name``, ``architecture``) and
   ``/{id}``.
 - ``GET|POST /v1/servers``, ``GET|PUT|DELETE /v1/servers/{id}``: ``POST`` takes ``name,
@@ -33,21 +35,32 @@ key and its firewall, as documented at https://docs.hetzner.cloud/:
 ``server_ipv4`` sets the public address handed to created servers (tests: the loopback address
 of the podman container that stands for the server). Prices here are test data (shaped like the
 real list, not a price source). ``GET|POST /_control`` reads counters / changes settings.
+
+Billing (``GET /_control`` key ``ledger``), as https://docs.hetzner.com/cloud/billing/faq says:
+a server bills from its creation until its deletion whatever its status (off included), at its
+type's gross hourly price at its location, every partial hour rounded up to a full one, never
+more than the monthly price in one calendar month (UTC); its primary IPv4 address the same way on
+a line of its own (``GET /v1/pricing`` lists its price), until the server is deleted with it. ``clock_scale`` (provider seconds per
+wall second, default ``CODESTACK_CLOCK_SCALE`` or 1) and ``advance_s`` (jump the clock) drive
+the billing clock as in the RunPod fake.
 Standalone: ``python tests/fakes/hetzner_fake.py --port 8767``.
 """
 
 import argparse
 import base64
 import binascii
+import calendar
 import copy
 import hashlib
 import json
+import math
 import re
 import threading
 import time
 from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from _billing import SimClock
 from _fakehttp import JsonHandler
 
 LOCATIONS = [
@@ -109,6 +122,11 @@ DEFAULTS = {
     "server_ipv4": None,
     "fail_next": [],
     "server_types": DEFAULT_SERVER_TYPES,
+    "clock_scale": None,
+    # The primary IPv4 every created server gets (billed on its own line, deleted with the server).
+    "primary_ipv4_hourly_net": 0.0008,
+    "primary_ipv4_monthly_net": 0.50,
+    "vat_rate": 19.0,
 }
 
 _LABEL_KEY = re.compile(r"^([a-z0-9A-Z]([a-z0-9A-Z._-]{0,61}[a-z0-9A-Z])?/)?[a-z0-9A-Z]([a-z0-9A-Z._-]{0,61}[a-z0-9A-Z])?$")
@@ -123,6 +141,23 @@ def _error(code, message, details=None):
 
 def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+
+
+def bill_server(start, end, hourly, monthly):
+    """(billed hours, EUR) of a server that existed from ``start`` to ``end`` (epoch seconds):
+    per calendar month (UTC), its partial hours rounded up, at most the monthly price."""
+    hours_total, cost = 0, 0.0
+    at = start
+    while at < end:
+        day = time.gmtime(at)
+        year, month = (day.tm_year + 1, 1) if day.tm_mon == 12 else (day.tm_year, day.tm_mon + 1)
+        boundary = calendar.timegm((year, month, 1, 0, 0, 0))
+        seg = min(end, boundary) - at
+        hours = int(math.ceil(seg / 3600.0 - 1e-9))
+        hours_total += hours
+        cost += min(hours * hourly, monthly)
+        at = min(end, boundary)
+    return hours_total, cost
 
 
 def _invalid(field, message):
@@ -237,6 +272,9 @@ class HetznerFake:
         self.next_id = 5000001
         self.on_server_create = on_server_create
         self.counters = {"requests": 0, "unauthorized": 0, "injected": {}, "paths": {}}
+        self.clock = SimClock(config.pop("clock_scale", None))
+        # one row per server ever created: {id, name, server_type, location, start, end}
+        self.billing = []
         self.configure(**config)
         self._server = None
 
@@ -267,6 +305,11 @@ class HetznerFake:
 
     def configure(self, **config):
         with self.lock:
+            if config.get("clock_scale") is not None:
+                self.clock.set_scale(config.pop("clock_scale"))
+            advance = config.pop("advance_s", None)
+            if advance:
+                self.clock.advance(float(advance))
             for key, value in config.items():
                 if key not in DEFAULTS:
                     raise ValueError("unknown fake setting %r" % key)
@@ -279,7 +322,23 @@ class HetznerFake:
                     "ssh_keys": [copy.deepcopy(k) for k in self.ssh_keys.values()],
                     "firewalls": [self._firewall_view(f) for f in self.firewalls.values()],
                     "deleted": copy.deepcopy(self.deleted),
-                    "counters": copy.deepcopy(self.counters)}
+                    "counters": copy.deepcopy(self.counters),
+                    "ledger": self.ledger()}
+
+    def ledger(self):
+        """What each server is billed up to now (EUR, gross) and the total."""
+        with self.lock:
+            now = self.clock.now()
+            rows = []
+            for row in self.billing:
+                end = row["end"] if row["end"] is not None else now
+                hours, cost = bill_server(row["start"], end, row["hourly"], row["monthly"])
+                rows.append({"id": row["id"], "name": row["name"], "server_type": row["server_type"],
+                             "location": row["location"], "live": row["end"] is None,
+                             "seconds": round(end - row["start"], 3), "billed_hours": hours,
+                             "cost_eur": round(cost, 6)})
+            return {"currency": "EUR", "servers": rows,
+                    "total_eur": round(sum(r["cost_eur"] for r in rows), 6)}
 
     # -------------------------------------------------------------- model
     def _new_id(self):
@@ -361,6 +420,8 @@ class HetznerFake:
             if name:
                 types = [t for t in types if t["name"] == name]
             return self._page(types, "server_types", query)
+        if resource == "pricing" and method == "GET" and not rest:
+            return 200, {"pricing": self._pricing()}
         if resource == "locations" and method == "GET":
             if rest:
                 match = [loc for loc in LOCATIONS if str(loc["id"]) == rest[0]]
@@ -383,6 +444,27 @@ class HetznerFake:
         if resource == "firewalls":
             return self._firewalls(method, rest, query, body)
         return 404, _error("not_found", "no such path")
+
+    def _pricing(self):
+        """``GET /v1/pricing``: the project's price list (strings, EUR, net and gross)."""
+        vat = float(self.config["vat_rate"])
+        ipv4 = [_price(loc["name"], self.config["primary_ipv4_hourly_net"],
+                       self.config["primary_ipv4_monthly_net"], vat / 100.0) for loc in LOCATIONS]
+        for price in ipv4:
+            del price["included_traffic"], price["price_per_tb_traffic"]
+        return {
+            "currency": "EUR", "vat_rate": "%.2f" % vat,
+            "primary_ips": [{"type": "ipv4", "prices": ipv4},
+                            {"type": "ipv6", "prices": [dict(p, price_hourly={"net": "0.0000000000", "gross": "0.0000000000"},
+                                                             price_monthly={"net": "0.0000000000", "gross": "0.0000000000"})
+                                                        for p in ipv4]}],
+            "server_types": [{"id": t["id"], "name": t["name"], "prices": t["prices"]}
+                             for t in self.config["server_types"]],
+            "image": {"price_per_gb_month": {"net": "0.0110000000", "gross": "0.0130900000"}},
+            "volume": {"price_per_gb_month": {"net": "0.0440000000", "gross": "0.0523600000"}},
+            "server_backup": {"percentage": "20.00"},
+            "load_balancer_types": [],
+        }
 
     def _images(self, rest, query):
         images = [dict(i, type="system", status="available", deprecated=None, deleted=None,
@@ -429,6 +511,9 @@ class HetznerFake:
                 return 423, _error("protected", "server is delete protected")
             del self.servers[server_id]
             self.deleted["servers"].append(server_id)
+            for row in self.billing:
+                if row["id"] == server_id and row["end"] is None:
+                    row["end"] = self.clock.now()
             # A deleted server leaves the firewalls it was in (the API removes the application).
             for firewall in self.firewalls.values():
                 firewall["servers"].discard(server_id)
@@ -495,6 +580,17 @@ class HetznerFake:
                                    "ready_at": time.time() + boot}
         for fw_id in firewall_ids:
             self.firewalls[fw_id]["servers"].add(server_id)
+        price = next(p for p in stype["prices"] if p["location"] == location["name"])
+        address = next(p for p in self._pricing()["primary_ips"][0]["prices"] if p["location"] == location["name"])
+        now = self.clock.now()
+        self.billing.append({"id": server_id, "name": body["name"], "server_type": stype["name"],
+                             "location": location["name"], "start": now, "end": None,
+                             "hourly": float(price["price_hourly"]["gross"]),
+                             "monthly": float(price["price_monthly"]["gross"])})
+        self.billing.append({"id": server_id, "name": body["name"], "server_type": "primary_ipv4",
+                             "location": location["name"], "start": now, "end": None,
+                             "hourly": float(address["price_hourly"]["gross"]),
+                             "monthly": float(address["price_monthly"]["gross"])})
         if self.on_server_create is not None:
             self.on_server_create(copy.deepcopy(data), [k["public_key"] for k in keys])
         next_actions = [self._action("apply_firewall", [("server", server_id), ("firewall", fw_id)])

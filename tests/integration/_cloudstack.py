@@ -43,13 +43,16 @@ ide: none
 """
 
 
-def plan_blueprint(tmp_path, env=None):
-    """plan.yml on the blueprint above: a real plan whose options span RunPod and Vast.ai."""
+def plan_blueprint(tmp_path, env=None, control_server=None):
+    """plan.yml on the blueprint above: a real plan whose options span RunPod and Vast.ai
+    (``control_server``: the codestack_control_server the plan prices too)."""
     (tmp_path / "blueprint.yml").write_text(BLUEPRINT)
     out = tmp_path / "planned"
+    variables = {"blueprint": str(tmp_path / "blueprint.yml"), "plan_output": str(out)}
+    if control_server:
+        variables["codestack_control_server"] = control_server
     proc = subprocess.run(
-        ["ansible-playbook", os.path.join(REPO, "playbooks", "plan.yml"),
-         "-e", json.dumps({"blueprint": str(tmp_path / "blueprint.yml"), "plan_output": str(out)})],
+        ["ansible-playbook", os.path.join(REPO, "playbooks", "plan.yml"), "-e", json.dumps(variables)],
         env=dict(os.environ, ANSIBLE_NOCOLOR="1", **(env or {})), capture_output=True, text=True,
         timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

@@ -77,10 +77,12 @@ def test_refresh_catalog_from_three_fakes(fakes, tmp_path):
     assert catalog.offers["vast:RTX 4090:on_demand"].price_per_hour == 0.35
     assert str(catalog.offers["vast:RTX 4090:on_demand"].as_of) == AS_OF
 
-    servers = json.loads((tmp_path / "catalog" / ("hetzner-server-types-%s.json" % AS_OF)).read_text())
-    cx22 = [s for s in servers["server_types"] if s["id"] == "hetzner:cx22:on_demand:fsn1"][0]
-    assert cx22["price_per_hour"] == 0.006 and cx22["currency"] == "EUR" and cx22["cores"] == 2
-    assert cx22["source"].startswith("Hetzner Cloud GET") and servers["as_of"] == AS_OF
+    # Hetzner's server types in the same file, as the catalog's control_servers: gross EUR, what
+    # the control_server role records and the planner prices a created control server at.
+    cx22 = [s for s in data["control_servers"] if s["id"] == "hetzner:cx22:fsn1"][0]
+    assert cx22["price_per_hour"] == 0.00714 and cx22["currency"] == "EUR" and cx22["cpus"] == 2
+    assert cx22["source"].startswith("Hetzner Cloud GET") and str(cx22["as_of"]) == AS_OF
+    assert catalog.control_servers["hetzner:cx22:fsn1"].price_per_month == 4.5101
     assert fakes["hetzner"].snapshot()["counters"]["paths"]["GET /v1/server_types"] >= 1
 
     again = _refresh(fakes, tmp_path)

@@ -134,10 +134,12 @@ def test_control_server_round_trip_hetzner_and_exoscale(tmp_path):
         assert recorded[("hetzner", "server")]["id"] == str(server["id"])
         attrs = recorded[("hetzner", "server")]["attributes"]
         assert (attrs["address"], int(attrs["ssh_port"]), attrs["inventory_name"]) == ("127.0.0.1", banner.port, "control")
-        # The fake's cx22 costs EUR 0.006 net, 0.00714 gross an hour, at the catalog's EUR rate.
+        # The fake's cx22 costs EUR 0.006 net, 0.00714 gross an hour, and its primary IPv4 (billed on its
+        # own line, GET /pricing) EUR 0.0008 net, 0.000952 gross, at the catalog's EUR rate.
         with open(os.path.join(REPO, "catalog", "cost-model.yml")) as handle:
             rate = next(c["usd_per_unit"] for c in yaml.safe_load(handle)["currencies"] if c["id"] == "EUR")
-        assert recorded[("hetzner", "server")]["cost_per_hour"] == pytest.approx(0.006 * 1.19 * rate, rel=1e-4)
+        assert recorded[("hetzner", "server")]["cost_per_hour"] == pytest.approx((0.006 + 0.0008) * 1.19 * rate,
+                                                                                 rel=1e-4)
 
         # A re-run finds what exists: nothing new at the fake, the same records.
         again = _run(create, _env(fake, tmp_path))
@@ -233,23 +235,70 @@ def test_control_server_round_trip_hetzner_and_exoscale(tmp_path):
 # server read the controller's state-file path, which that host lacks; it now has the host's copy.)
 @pytest.mark.remote
 def test_site_builds_on_the_created_hetzner_server(tmp_path, control_host):
-    from _cloudstack import STACK_ID as CLOUD_STACK_ID, CloudStack, plan_blueprint, split_plan  # pylint: disable=import-outside-toplevel
-    from _control_host import HOST_PYTHON_PREFIX  # pylint: disable=import-outside-toplevel
-    from _services import start_llamacpp  # pylint: disable=import-outside-toplevel
-
     def cloud_init(_server, public_keys):
         control_host.exec(["sh", "-c", "cat >> /root/.ssh/authorized_keys"], stdin="\n".join(public_keys) + "\n")
 
-    upstream = start_llamacpp(str(tmp_path / "llamacpp.log"))
     fake = HetznerFake(api_key=TOKEN, server_ipv4="127.0.0.1", action_delay=1.0, running_delay=2.0,
                        on_server_create=cloud_init).start()
-    stack = CloudStack(tmp_path, upstream.url)
-    stack.env.update(HCLOUD_TOKEN=TOKEN, HCLOUD_ENDPOINT=fake.url)
     try:
-        plan = split_plan(plan_blueprint(tmp_path))
-        (tmp_path / "plan.json").write_text(json.dumps(plan))
         request = {"provider": "hetzner", "server_type": "cx22", "location": "fsn1", "image": "debian-12",
                    "ssh_port": control_host.port, "wait_timeout": 120}
+
+        def live():
+            snap = fake.snapshot()
+            return snap, snap["servers"], snap["firewalls"] + snap["ssh_keys"]
+
+        _build_on_created_server(tmp_path, control_host, request, {"HCLOUD_TOKEN": TOKEN, "HCLOUD_ENDPOINT": fake.url},
+                                 live, "hetzner:cx22:fsn1", guard_destroys=True)
+    finally:
+        fake.stop()
+
+
+@pytest.mark.remote
+def test_site_builds_on_the_created_exoscale_server(tmp_path, control_host):
+    def cloud_init(_instance, public_keys):
+        control_host.exec(["sh", "-c", "cat >> /root/.ssh/authorized_keys"], stdin="\n".join(public_keys) + "\n")
+
+    exo = ExoscaleFake(operation_delay=0.5, running_delay=1.0, server_ipv4="127.0.0.1",
+                       on_instance_create=cloud_init).start()
+    try:
+        # The container logs in as root (Exoscale's Debian template: debian with sudo).
+        request = {"provider": "exoscale", "server_type": "standard.medium", "location": "ch-gva-2",
+                   "ssh_port": control_host.port, "ssh_user": "root", "wait_timeout": 120}
+
+        def live():
+            snap = exo.snapshot()
+            return snap, snap["instances"], snap["security_groups"] + snap["ssh_keys"]
+
+        _build_on_created_server(tmp_path, control_host, request,
+                                 {"EXOSCALE_API_KEY": EXOSCALE["api_key"], "EXOSCALE_API_SECRET": EXOSCALE["api_secret"],
+                                  "EXOSCALE_API_ENDPOINT": exo.url}, live, "exoscale:standard.medium")
+    finally:
+        exo.stop()
+
+
+def _build_on_created_server(tmp_path, control_host, request, credentials, live, catalog_id, guard_destroys=False):
+    """site.yml with codestack_control_server: the provider's fake creates the server, which is the
+    podman control host; the stack builds on it, every alias answers, the server is recorded at the
+    price the plan priced it at; teardown removes it, and its bill is within the plan's figure.
+
+    ``guard_destroys``: first the budget guard, in destroy mode, after the controller's run has
+    exited, deletes the rented machines and the server it runs on from there (accelerated clock);
+    the controller's teardown then finds the rest."""
+    from _cloudstack import (  # pylint: disable=import-outside-toplevel
+        STACK_ID as CLOUD_STACK_ID, CloudStack, plan_blueprint, split_plan, wait_for)
+    from _control_host import HOST_PYTHON_PREFIX  # pylint: disable=import-outside-toplevel
+    from _services import start_llamacpp  # pylint: disable=import-outside-toplevel
+
+    provider = request["provider"]
+    upstream = start_llamacpp(str(tmp_path / "llamacpp.log"))
+    stack = CloudStack(tmp_path, upstream.url)
+    stack.env.update(credentials)
+    try:
+        # The plan prices the server it asks for (plan.json control_plane), from the dated catalog.
+        plan = split_plan(plan_blueprint(tmp_path, control_server=request))
+        assert plan["control_plane"]["catalog_id"] == catalog_id
+        (tmp_path / "plan.json").write_text(json.dumps(plan))
         variables = stack.site_vars(tmp_path / "plan.json", codestack_calibrate=False,
                                     codestack_control_server=request,
                                     litellm_gateway_python=HOST_PYTHON_PREFIX + "/bin/python3",
@@ -261,15 +310,15 @@ def test_site_builds_on_the_created_hetzner_server(tmp_path, control_host):
                                    or [len(built.stdout)]) - 3000)
         assert built.returncode == 0, built.stdout[first_failure:first_failure + 6000] + built.stderr[-2000:]
 
-        live = fake.snapshot()
-        (server,), (firewall,), (key,) = live["servers"], live["firewalls"], live["ssh_keys"]
+        snap, (server,), extras = live()
         label = {"codestack-stack": CLOUD_STACK_ID}
-        assert server["labels"] == firewall["labels"] == key["labels"] == label
-        assert firewall["applied_to"] == [{"type": "server", "server": {"id": server["id"]}}]
-        assert sorted(int(r["port"]) for r in firewall["rules"]) == sorted([control_host.port, 443, 8443])
+        assert server["labels"] == label and len(extras) == 2     # its firewall or security group, its key
         state = stack.state()
         kinds = dict(((r["provider"], r["kind"]), r) for r in state["resources"])
-        assert kinds[("hetzner", "server")]["id"] == str(server["id"])
+        assert kinds[(provider, "server")]["id"] == str(server["id"])
+        # recorded at the price the plan priced it at (the fakes' prices are the bundled catalog's)
+        assert kinds[(provider, "server")]["cost_per_hour"] == pytest.approx(
+            plan["control_plane"]["usd_per_hour"], rel=1e-4)
         local = [r for r in state["resources"] if r["provider"] == "local"]
         assert local and {r["attributes"]["host"] for r in local} == {"control"}
         # The gateway runs on the created server, under its systemd, and answers every alias.
@@ -282,15 +331,34 @@ def test_site_builds_on_the_created_hetzner_server(tmp_path, control_host):
                                                                            "Content-Type": "application/json"})
             with urllib.request.urlopen(request_, timeout=120) as answer:
                 assert json.load(answer)["choices"][0]["message"]["content"]
-        print("remote build on the created server: %.1f s" % built.wall_s)
+        print("remote build on the created %s server: %.1f s" % (provider, built.wall_s))
+
+        if guard_destroys:
+            guarded = stack.run("guard.yml", dict(variables, codestack_budget_action="destroy",
+                                                  codestack_budget_clock_scale=200000))
+            assert guarded.returncode == 0, guarded.stdout[-6000:]
+            # what the guard's teardown there needs to delete its own server came with it
+            assert control_host.exec(["test", "-f", "/opt/codestack/collections/ansible_collections/hetzner/hcloud/"
+                                      "MANIFEST.json"], check=False).returncode == 0
+            wait_for(lambda: not live()[1] and stack.live()["runpod_pods"] == 0 and stack.live()["vast_instances"] == 0,
+                     240, "the budget guard on the created server to delete the rented machines and the server")
 
         down = stack.run("teardown.yml", {"codestack_output": str(stack.out)})
         assert down.returncode == 0, down.stdout[-6000:]
-        live = fake.snapshot()
-        assert (live["servers"], live["firewalls"], live["ssh_keys"]) == ([], [], [])
+        snap, servers, extras = live()
+        assert (servers, extras) == ([], [])
+        # The provider's bill for the server: within what the plan priced for it
+        if provider == "hetzner":   # started hours, in EUR
+            billed = [r for r in snap["ledger"]["servers"] if r["server_type"] != "primary_ipv4"]
+            assert len(billed) == 1 and not billed[0]["live"] and billed[0]["billed_hours"] >= 1
+            billed_usd = snap["ledger"]["total_eur"] * plan["totals"]["usd_per_eur"]
+        else:                       # per second, in USD at the catalog's rate
+            billed_usd = snap["ledger"]["total_usd"]
+        assert 0 < billed_usd <= plan["control_plane"]["cost_usd"] + 1e-6
+        report = json.loads((stack.out / "teardown.json").read_text())
+        assert report["plan"]["control_plane"]["planned_usd"] == plan["control_plane"]["cost_usd"]
         assert (stack.live()["runpod_pods"], stack.live()["vast_instances"]) == (0, 0)
         assert control_host.exec(["systemctl", "is-active", "codestack-litellm"], check=False).stdout.strip() != "active"
     finally:
         stack.close()
-        fake.stop()
         upstream.stop()

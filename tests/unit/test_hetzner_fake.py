@@ -110,3 +110,69 @@ def test_errors_are_the_apis(fake, client):
     with pytest.raises(APIException) as err:
         unauthorized.servers.get_all()
     assert err.value.code == "unauthorized"
+
+
+def _priced_server_types(client):
+    """What catalog_refresh reads (hcloud's server_types), shaped as the action plugin shapes it."""
+    return [{"name": t.name, "cores": t.cores, "memory": t.memory, "disk": t.disk,
+             "architecture": t.architecture, "cpu_type": t.cpu_type, "prices": t.prices,
+             "deprecation": bool(t.deprecation)} for t in client.server_types.get_all()]
+
+
+@pytest.mark.parametrize("lives_h", [48.0, 47.2])
+def test_the_created_control_servers_bill_is_what_the_plan_priced(lives_h):
+    """Refresh the prices from the API, plan with the control server, create it, let it live
+    until the deadline (the fake's clock jumps), delete it: the fake's ledger is the plan's
+    control_plane figure. 47.2 h: the partial hour is billed as a full one."""
+    from ansible_collections.llmops.codestack.plugins.module_utils._blueprint import load_blueprint
+    from ansible_collections.llmops.codestack.plugins.module_utils._catalog import load_catalog
+    from ansible_collections.llmops.codestack.plugins.module_utils._estimator import estimate
+    from ansible_collections.llmops.codestack.plugins.module_utils._planner import build_plan
+    from ansible_collections.llmops.codestack.plugins.module_utils._price_refresh import (
+        hetzner_addresses, hetzner_entries)
+    import hetzner_fake
+
+    # prices that are not the bundled catalog's: the refreshed layer must be what prices the plan
+    types = [hetzner_fake._server_type(22, "cx22", 2, 4.0, 40, "x86", "shared", 0.0081, 5.11)]
+    with HetznerFake(api_key="t", action_delay=0.05, running_delay=0.05, server_types=types,
+                     clock_scale=1.0) as fake:
+        client = hcloud.Client(token="t", api_endpoint=fake.url, poll_interval=0.05)
+        refreshed = hetzner_entries(_priced_server_types(client), "2026-12-02", "Hetzner Cloud GET /v1/server_types",
+                                    hetzner_addresses(client.request("GET", "/pricing")))
+        catalog = load_catalog(data=[{"control_servers": refreshed}])
+        blueprint = load_blueprint(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), "blueprints", "small-cli.yml"))
+        plan = build_plan(blueprint, estimate(blueprint, catalog), catalog,
+                          control_server={"provider": "hetzner", "server_type": "cx22", "location": "hel1"})
+        cp = plan["control_plane"]
+        assert cp["catalog_id"] == "hetzner:cx22:hel1" and cp["price_per_hour"] == round(0.0081 * 1.19, 10)
+        assert cp["address_price_per_hour"] == round(0.0008 * 1.19, 10) and cp["address_cost"] > 0
+
+        created = client.servers.create(name="codestack-x-control", server_type=ServerType(name="cx22"),
+                                        image=Image(name="debian-12"), location=hcloud.locations.Location(name="hel1"))
+        created.action.wait_until_finished()
+        client.servers.power_off(created.server).wait_until_finished()   # off: still billed
+        fake.configure(advance_s=lives_h * 3600 - 5)
+        client.servers.delete(created.server).wait_until_finished()
+        fake.configure(advance_s=7200)                                     # deleted: billing ended
+        ledger = fake.snapshot()["ledger"]
+
+    # two lines, as Hetzner bills them: the server and its primary IPv4
+    assert ledger["currency"] == "EUR" and [r["server_type"] for r in ledger["servers"]] == ["cx22", "primary_ipv4"]
+    assert all(r["billed_hours"] == 48 and not r["live"] for r in ledger["servers"])
+    billed_usd = ledger["total_eur"] * plan["totals"]["usd_per_eur"]
+    if lives_h == blueprint.constraints.deadline_hours:
+        assert billed_usd == pytest.approx(cp["cost_usd"], rel=1e-3, abs=1e-4)
+    else:   # torn down before the deadline: never more than the plan said
+        assert billed_usd <= cp["cost_usd"] + 1e-4
+    assert plan["totals"]["cost_usd"] == pytest.approx(cp["cost_usd"], abs=1e-4)   # the engine is local
+
+
+def test_the_fake_bills_each_calendar_month_up_to_its_monthly_price():
+    import calendar
+    from hetzner_fake import bill_server
+    start = calendar.timegm((2026, 11, 1, 0, 0, 0))
+    hours, cost = bill_server(start, start + 1000 * 3600, 0.00714, 4.5101)
+    # November: 720 h, capped at 4.5101; December: 280 h at the hourly price
+    assert hours == 1000 and cost == pytest.approx(4.5101 + 280 * 0.00714)
+    assert bill_server(start, start + 61, 0.00714, 4.5101) == (1, pytest.approx(0.00714))

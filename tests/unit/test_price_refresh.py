@@ -3,7 +3,7 @@
 import datetime
 
 from ansible_collections.llmops.codestack.plugins.module_utils._price_refresh import (
-    carried_entries, gpu_map_from_offers, hetzner_entries, offer_id, previous_refresh, runpod_entries,
+    carried_entries, gpu_map_from_offers, hetzner_addresses, hetzner_entries, offer_id, previous_refresh, runpod_entries,
     transient, vast_entries)
 
 DAY = datetime.date(2026, 11, 23)
@@ -57,9 +57,46 @@ def test_hetzner_prices_are_parsed_from_strings_and_deprecated_types_dropped():
         {"name": "cx11", "deprecation": {"announced": "2024-06-06"}, "prices": []},
     ], DAY, "src")
     assert len(entries) == 1
-    assert entries[0]["id"] == "hetzner:cx22:on_demand:fsn1"
-    assert entries[0]["price_per_hour"] == 0.006 and entries[0]["price_per_month"] == 3.79
-    assert entries[0]["currency"] == "EUR"
+    assert entries[0]["id"] == "hetzner:cx22:fsn1"
+    # the gross figures: what is billed, as the control_server role records it
+    assert entries[0]["price_per_hour"] == 0.00714 and entries[0]["price_per_month"] == 4.5101
+    assert entries[0]["currency"] == "EUR" and entries[0]["billing"] == "per_started_hour"
+    assert entries[0]["cpus"] == 2 and entries[0]["disk_size_gb"] == 40
+
+
+def test_hetzner_primary_ipv4_prices_come_from_the_pricing_answer():
+    pricing = {"pricing": {"currency": "EUR", "primary_ips": [
+        {"type": "ipv4", "prices": [{"location": "fsn1", "price_hourly": {"net": "0.0008000000", "gross": "0.0009520000"},
+                                     "price_monthly": {"net": "0.5000000000", "gross": "0.5950000000"}}]},
+        {"type": "ipv6", "prices": [{"location": "fsn1", "price_hourly": {"net": "0", "gross": "0"},
+                                     "price_monthly": {"net": "0", "gross": "0"}}]}]}}
+    addresses = hetzner_addresses(pricing)
+    assert addresses == {"fsn1": (0.000952, 0.595)}
+    entries = hetzner_entries([
+        {"name": "cx22", "cores": 2, "memory": 4.0, "disk": 40, "architecture": "x86",
+         "prices": [{"location": "fsn1", "price_hourly": {"net": "0.006", "gross": "0.00714"},
+                     "price_monthly": {"net": "3.79", "gross": "4.5101"}},
+                    {"location": "ash", "price_hourly": {"net": "0.006", "gross": "0.00714"},
+                     "price_monthly": {"net": "3.79", "gross": "4.5101"}}]}], DAY, "src", addresses)
+    by_id = dict((e["id"], e) for e in entries)
+    assert by_id["hetzner:cx22:fsn1"]["address_price_per_hour"] == 0.000952
+    assert by_id["hetzner:cx22:fsn1"]["address_price_per_month"] == 0.595
+    assert "address_price_per_hour" not in by_id["hetzner:cx22:ash"]
+
+
+def test_hetzner_entries_load_as_catalog_control_servers():
+    """What the refresh writes is what the planner reads: the loader takes the entries as they are."""
+    from ansible_collections.llmops.codestack.plugins.module_utils._catalog import load_catalog
+    entries = hetzner_entries([
+        {"name": "cx32", "cores": 4, "memory": 8.0, "disk": 80, "architecture": "x86",
+         "cpu_type": "shared", "prices": [{"location": "hel1",
+                                           "price_hourly": {"net": "0.0109000000", "gross": "0.0129710000"},
+                                           "price_monthly": {"net": "6.8000000000", "gross": "8.0920000000"}}]},
+    ], DAY, "Hetzner Cloud GET /v1/server_types")
+    catalog = load_catalog(data=[{"control_servers": entries}])
+    entry = catalog.control_servers["hetzner:cx32:hel1"]
+    assert entry.price_per_hour == 0.012971 and entry.price_per_month == 8.092
+    assert entry.location == "hel1" and entry.billing == "per_started_hour"
 
 
 def test_only_rate_limits_server_and_network_errors_keep_the_old_entries():

@@ -66,6 +66,41 @@ def test_price_is_the_gross_hourly_price_at_the_location_in_usd():
         control_server.control_server_price([{"location": "fsn1", "price_hourly": {}}], "fsn1", 1.0)
 
 
+def test_price_adds_the_primary_ipv4_that_hetzner_bills_on_its_own_line():
+    pricing = {"pricing": {"primary_ips": [{"type": "ipv4", "prices": [
+        {"location": "hel1", "price_hourly": {"net": "0.0008", "gross": "0.000952"},
+         "price_monthly": {"net": "0.5", "gross": "0.595"}}]}]}}
+    assert control_server.control_server_price(PRICES, "hel1", 1.08, pricing) == pytest.approx(
+        (0.005950 + 0.000952) * 1.08, abs=1e-6)
+    with pytest.raises(AnsibleFilterError, match="no primary IPv4 price at location 'fsn1'"):
+        control_server.control_server_price(PRICES, "fsn1", 1.08, pricing)
+
+
+PLANNED = {"provider": "hetzner", "server_type": "cx22", "location": "fsn1", "usd_per_hour": 0.0095,
+           "as_of": "2026-12-02"}
+
+
+@pytest.mark.parametrize("planned, live, says", [
+    (PLANNED, None, ""),
+    (PLANNED, 0.0095, ""),
+    (PLANNED, 0.0094, ""),                                   # cheaper than planned: fine
+    (PLANNED, 0.0100, "now costs USD 0.010000 an hour at its provider, above the plan's USD 0.009500"),
+    (None, None, "that the plan does not price: plan again with codestack_control_server set"),
+    (dict(PLANNED, server_type="cx32"), None, "the plan priced a control server hetzner cx32 at fsn1"),
+    (dict(PLANNED, location="nbg1"), None, "asks for hetzner cx22 at fsn1"),
+])
+def test_unplanned_says_why_the_server_is_not_the_one_the_plan_priced(planned, live, says):
+    spec = control_server.control_server_spec({"provider": "hetzner"}, "codestack-x", [443, 8443])
+    why = control_server.control_server_unplanned(spec, planned, live)
+    assert (says in why) if says else why == ""
+
+
+def test_unplanned_takes_a_zone_wide_catalog_price():
+    spec = control_server.control_server_spec({"provider": "exoscale"}, "codestack-x", [443, 8443])
+    planned = {"provider": "exoscale", "server_type": "standard.medium", "location": None, "usd_per_hour": 0.1}
+    assert control_server.control_server_unplanned(spec, planned) == ""
+
+
 def test_spec_exoscale_logs_in_as_debian_and_lists_the_inbound_rules():
     spec = control_server.control_server_spec({"provider": "exoscale", "public_sources": ["198.51.100.0/24"]},
                                               "s1", [443, 8443])
@@ -102,7 +137,7 @@ def test_the_collections_catalog_prices_every_exoscale_type():
         entries = yaml.safe_load(handle)["control_servers"]
     assert all(e["as_of"] and e["source"] and "price_per_hour" in e["unverified"] for e in entries)
     prices = [control_server.control_server_catalog_entry(entries, "exoscale", e["name"], 1.0)["usd_per_hour"]
-              for e in entries]
+              for e in entries if e["provider"] == "exoscale"]
     assert prices == sorted(prices) and all(p > 0 for p in prices)
     assert "exoscale:standard.medium" in catalog.control_servers
 
@@ -117,3 +152,45 @@ def test_the_collections_catalog_prices_every_exoscale_type():
 ])
 def test_credential_names_follow_the_recorded_control_server(resources, names):
     assert control_server.control_server_credential_names({"resources": resources}) == names
+
+
+@pytest.mark.parametrize("resources, action, needs", [
+    ([{"provider": "hetzner", "kind": "server", "id": "1"}], "destroy",
+     {"python": ["hcloud"], "collections": ["hetzner.hcloud"]}),
+    ([{"provider": "exoscale", "kind": "server", "id": "i"}], "destroy", {"python": ["exoscale"], "collections": []}),
+    ([{"provider": "hetzner", "kind": "server", "id": "1"}], "stop", {"python": [], "collections": []}),
+    ([{"provider": "runpod", "kind": "pod", "id": "p"}], "destroy", {"python": [], "collections": []}),
+])
+def test_teardown_needs_are_the_created_servers_provider_libraries_in_destroy_mode(resources, action, needs):
+    assert control_server.control_server_teardown_needs({"resources": resources}, action) == needs
+
+
+def test_teardown_needs_reject_a_bad_action_or_state():
+    with pytest.raises(AnsibleFilterError, match="stop or destroy"):
+        control_server.control_server_teardown_needs({"resources": []}, "nuke")
+    with pytest.raises(AnsibleFilterError, match="must be a dict"):
+        control_server.control_server_teardown_needs([], "destroy")
+
+
+def test_galaxy_collection_paths_take_the_first_installation_listed():
+    import json  # pylint: disable=import-outside-toplevel
+    results = [{"item": "hetzner.hcloud", "stdout": json.dumps({
+        "/a/ansible_collections": {"hetzner.hcloud": {"version": "5.4.0"}},
+        "/b/ansible_collections": {"hetzner.hcloud": {"version": "4.0.0"}}})}]
+    assert control_server.galaxy_collection_paths(results) == [
+        {"name": "hetzner.hcloud", "src": "/a/ansible_collections/hetzner/hcloud"}]
+    with pytest.raises(AnsibleFilterError, match="has no hetzner.hcloud collection.*ansible-galaxy collection install"):
+        control_server.galaxy_collection_paths([{"item": "hetzner.hcloud", "stdout": "{}"}])
+    with pytest.raises(AnsibleFilterError, match="not JSON"):
+        control_server.galaxy_collection_paths([{"item": "hetzner.hcloud", "stdout": "[WARNING] ..."}])
+
+
+def test_python_requirements_missing_pins_what_the_host_lacks_or_has_at_another_version():
+    wanted = {"hcloud": "2.27.0", "exoscale": "0.16.4"}
+    assert control_server.python_requirements_missing(wanted, {"hcloud": "2.27.0", "exoscale": None}) == [
+        "exoscale==0.16.4"]
+    assert control_server.python_requirements_missing(wanted, {"hcloud": "2.1.0"}) == [
+        "exoscale==0.16.4", "hcloud==2.27.0"]
+    assert control_server.python_requirements_missing(wanted, dict(wanted)) == []
+    with pytest.raises(AnsibleFilterError, match="controller's Python lacks hcloud"):
+        control_server.python_requirements_missing({"hcloud": None}, {})

@@ -105,6 +105,18 @@ def test_report_prices_serverless_from_the_ledger_and_resumed_pods_by_running_ho
     assert "plan" not in bare and bare["unpriced"] == 1
 
 
+def test_report_puts_the_control_servers_planned_cost_beside_its_bill():
+    state = {"stack_id": "s", "resources": [
+        {"provider": "hetzner", "kind": "server", "id": "42", "name": "s-control", "cost_per_hour": 0.0095,
+         "created_at": "2026-11-29T00:00:00Z"},
+        {"provider": "hetzner", "kind": "firewall", "id": "7", "name": "s-control", "created_at": "2026-11-29T00:00:00Z"}]}
+    targets = teardown.teardown_targets(state, {}, {})
+    plan = {"totals": {"cost_usd": 0.23, "always_on_cost_usd": 0.23},
+            "control_plane": {"cost_usd": 0.2283, "server_type": "cx22"}}
+    report = teardown.teardown_report(targets, [], "destroy", "2026-11-30T00:00:00Z", None, plan)
+    assert report["plan"]["control_plane"] == {"planned_usd": 0.2283, "server_type": "cx22", "billed_usd": 0.228}
+
+
 def test_report_bills_the_disk_while_stopped_and_compares_each_deployment_with_the_plan():
     """A pod that ran 1.5 of 3 h keeps 50 GB at 0.1 (running) / 0.2 (stopped) USD per GB-month:
     its bill is GPU hours plus the disk both ways, set beside its deployment's billed estimate."""

@@ -217,3 +217,41 @@ def test_repricing_keeps_the_scaling_policy(catalog):
     del old["cost_terms"]["scaling"]   # a plan from before scaling: the work alone
     _hours, work_only = reprice_deployment(plan, old)
     assert work_only < cost
+
+
+@pytest.mark.parametrize("hours, want_hours, want", [
+    (0.0, 0, 0.0),
+    (0.1, 1, 0.00714),           # a few minutes bill a full hour
+    (1.0, 1, 0.00714),
+    (1.5, 2, 0.01428),
+    (48.0, 48, 48 * 0.00714),
+    (700.0, 700, 4.5101),        # capped at the monthly price
+])
+def test_a_hetzner_control_server_bills_started_hours_up_to_the_monthly_cap(hours, want_hours, want):
+    bill = _billing.control_server_bill(hours, 0.00714, "per_started_hour", 4.5101)
+    assert bill["billed_hours"] == want_hours
+    assert bill["cost"] == pytest.approx(want)
+
+
+def test_a_hetzner_primary_ipv4_bills_beside_the_server_by_the_same_rule():
+    bill = _billing.control_server_bill(1.5, 0.00714, "per_started_hour", 4.5101,
+                                        address_price_per_hour=0.000952, address_price_per_month=0.595)
+    assert bill["address"] == pytest.approx(2 * 0.000952)
+    assert bill["cost"] == pytest.approx(2 * (0.00714 + 0.000952))
+    month = _billing.control_server_bill(700, 0.00714, "per_started_hour", 4.5101,
+                                         address_price_per_hour=0.000952, address_price_per_month=0.595)
+    assert month["address"] == pytest.approx(0.595) and month["cost"] == pytest.approx(4.5101 + 0.595)
+
+
+def test_a_control_server_past_a_month_pays_each_month_up_to_its_cap():
+    bill = _billing.control_server_bill(_billing.HOURS_PER_MONTH + 10, 0.00714, "per_started_hour", 4.5101)
+    assert bill["cost"] == pytest.approx(4.5101 + 10 * 0.00714)
+
+
+def test_an_exoscale_control_server_bills_per_second_and_its_disk_while_it_exists():
+    bill = _billing.control_server_bill(1.5, 0.05556, "per_second", None, 20, 0.000137)
+    assert bill["billed_hours"] == 1.5
+    assert bill["compute"] == pytest.approx(1.5 * 0.05556)
+    assert bill["disk"] == pytest.approx(1.5 * 20 * 0.000137)
+    with pytest.raises(ValueError, match="per_second, per_hour, per_started_hour"):
+        _billing.control_server_bill(1, 0.1, "monthly")

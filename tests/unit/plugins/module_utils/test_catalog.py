@@ -48,7 +48,7 @@ def test_every_entry_is_dated_and_sourced(catalog):
                 # a source that admits doubt must say which figures are in doubt
                 assert entry.unverified, "%s: source says unverified, 'unverified' is empty" % entry.id
     summary = catalog.summary()
-    assert summary["as_of"] == "2026-12-01"
+    assert summary["as_of"] == "2026-12-02"
     assert all(p.startswith("bundled:catalog/") for p in summary["paths"])
 
 

@@ -323,3 +323,79 @@ def test_user_catalog_changes_the_choice(catalog, tmp_path):
     mine = load_catalog([str(path)])
     plan = _plan(mine, blueprint())
     assert all(d["offer_id"] == "vast:H100 SXM:on_demand" for d in plan["deployments"])
+
+
+def test_a_created_control_server_is_priced_into_the_plan(catalog):
+    """The server bills from creation until teardown at the deadline: the plan says so."""
+    bp = load_blueprint(os.path.join(BLUEPRINTS, "medium-webapp.yml"))
+    without = _plan(catalog, bp)
+    plan = _plan(catalog, bp, control_server={"provider": "hetzner", "server_type": "cx22",
+                                               "location": "nbg1", "image": "debian-12"})
+    cp = plan["control_plane"]
+    entry = catalog.control_servers["hetzner:cx22:nbg1"]
+    rate = plan["totals"]["usd_per_eur"]
+    assert cp["catalog_id"] == "hetzner:cx22:nbg1" and cp["billing"] == "per_started_hour"
+    assert cp["hours"] == 24 and cp["billed_hours"] == 24      # medium-webapp: a 24 h deadline
+    # the server and its primary IPv4, both billed per started hour
+    assert cp["cost_usd"] == pytest.approx(24 * (entry.price_per_hour + entry.address_price_per_hour) * rate,
+                                           abs=1e-4)
+    assert cp["usd_per_hour"] == pytest.approx((entry.price_per_hour + entry.address_price_per_hour) * rate, abs=1e-6)
+    assert cp["as_of"] == entry.as_of.isoformat() and cp["source"] == entry.source
+    gpus = sum(d["cost_usd"] for d in plan["deployments"])
+    assert plan["totals"]["control_plane_usd"] == cp["cost_usd"]
+    assert plan["totals"]["cost_usd"] == pytest.approx(gpus + cp["cost_usd"], abs=1e-3)
+    assert plan["totals"]["always_on_cost_usd"] == pytest.approx(
+        without["totals"]["always_on_cost_usd"] + cp["cost_usd"], abs=1e-3)
+    assert plan["checks"]["budget"]["estimate"] == pytest.approx(plan["totals"]["cost_usd"], abs=1e-3)
+    chosen = [p for p in plan["pareto"] if p["kind"] == "chosen"][0]
+    assert chosen["cost_usd"] == pytest.approx(plan["totals"]["cost_usd"], abs=1e-3)
+    # defaults: the control_server role's (hetzner cx22 at fsn1)
+    default = _plan(catalog, bp, control_server={"provider": "hetzner"})["control_plane"]
+    assert default["catalog_id"] == "hetzner:cx22:fsn1"
+    assert without["control_plane"] is None and without["totals"]["control_plane_usd"] == 0
+
+
+def test_an_exoscale_control_server_is_priced_per_second_with_its_disk(catalog):
+    bp = load_blueprint(os.path.join(BLUEPRINTS, "small-cli.yml"))
+    plan = _plan(catalog, bp, control_server={"provider": "exoscale", "server_type": "standard.small"})
+    entry = catalog.control_servers["exoscale:standard.small"]
+    cp = plan["control_plane"]
+    hours = bp.constraints.deadline_hours
+    assert cp["catalog_id"] == "exoscale:standard.small" and cp["location"] is None
+    assert cp["cost"] == pytest.approx(hours * (entry.price_per_hour + 20 * entry.disk_price_per_gb_hour),
+                                       abs=1e-4)
+    # the embedded default's engine is free: the server is the whole bill
+    assert plan["totals"]["cost_usd"] == cp["cost_usd"] > 0
+
+
+def test_the_control_server_takes_its_share_of_the_budget_first(catalog):
+    """The GPUs get what the server leaves of the budget; a budget the server alone eats does
+    not fit, and the raised budget the plan proposes pays for both."""
+    bp = load_blueprint(os.path.join(BLUEPRINTS, "medium-webapp.yml"))
+    server = {"provider": "hetzner", "server_type": "cx32"}
+    gpus = _plan(catalog, bp)["totals"]["cost_usd"]
+    control = _plan(catalog, bp, control_server=server)["totals"]["control_plane_usd"]
+    tight = copy.deepcopy(bp)
+    tight.constraints.budget_usd = round(gpus + control / 2, 4)
+    plan = _plan(catalog, tight, control_server=server)
+    assert plan["fits"] and plan["totals"]["cost_usd"] <= tight.constraints.budget_usd
+    assert plan["totals"]["cost_usd"] - control < gpus, "a cheaper GPU plan, to leave the server its share"
+
+    tight.constraints.budget_usd = round(control / 2, 4)
+    plan = _plan(catalog, tight, control_server=server)
+    assert not plan["fits"] and not plan["checks"]["budget"]["ok"]
+    raised = [t for t in plan["tradeoffs"] if t["kind"] == "raise_budget"][0]
+    cheapest = [p for p in plan["pareto"] if p["kind"] == "cheapest"][0]
+    assert raised["changes"]["budget_usd"] >= cheapest["cost_usd"] > control
+    assert raised["cost_usd"] <= raised["changes"]["budget_usd"] + 1e-6
+
+
+def test_a_control_server_the_catalog_does_not_price_fails_the_plan_naming_what_it_lists(catalog):
+    bp = load_blueprint(os.path.join(BLUEPRINTS, "small-cli.yml"))
+    with pytest.raises(PlanError) as err:
+        _plan(catalog, bp, control_server={"provider": "hetzner", "server_type": "cx22", "location": "ash"})
+    text = str(err.value)
+    assert "prices no hetzner server type 'cx22' at 'ash'" in text and "hetzner:cx22:fsn1" in text
+    assert "refresh_catalog.yml" in text
+    with pytest.raises(PlanError, match="provider must be one of exoscale, hetzner"):
+        _plan(catalog, bp, control_server={"provider": "aws"})
