@@ -97,6 +97,20 @@ def stack_state_merge(state, copies):
         raise AnsibleFilterError("stack_state_merge: %s" % exc)
 
 
+def stack_state_hosts(state, known=None):
+    """The control hosts that hold a copy of the state file, among ``known`` (inventory hosts)."""
+    if not isinstance(state, dict):
+        raise AnsibleFilterError("stack_state_hosts: the state must be a dict (state.json), not %r" % (state,))
+    return _statefile.copy_hosts(state, None if known is None else list(known))
+
+
+def stack_created_servers(state):
+    """The created control servers of the state file that joined the inventory."""
+    if not isinstance(state, dict):
+        raise AnsibleFilterError("stack_created_servers: the state must be a dict (state.json), not %r" % (state,))
+    return _statefile.created_servers(state)
+
+
 def stack_summary(state, plan, directory):
     """The lines that end site.yml: where the plan, gateway, IDE and guard are, and teardown."""
     return _stack.summary(plan or {}, state or {}, directory)
@@ -182,5 +196,7 @@ class FilterModule(object):
                 "stack_summary": stack_summary, "stack_would_create": stack_would_create,
                 "stack_host_conflicts": stack_host_conflicts, "stack_waker": stack_waker,
                 "stack_state_merge": stack_state_merge,
+                "stack_state_hosts": stack_state_hosts,
+                "stack_created_servers": stack_created_servers,
                 "plan_storage": plan_storage, "plan_clusters": plan_clusters,
                 "stack_rendered_only": stack_rendered_only}

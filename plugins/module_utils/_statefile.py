@@ -224,3 +224,30 @@ def merge(doc, others):
         stamps = [s for s in (merged.get("updated_at"), other.get("updated_at")) if s]
         merged["updated_at"] = max(stamps) if stamps else None
     return merged
+
+
+# The local services that work from a control host's copy of the state file.
+COPY_READERS = ("waker", "budget-guard")
+SERVER_PROVIDERS = ("hetzner", "exoscale")
+
+
+def copy_hosts(doc, known=None):
+    """The control hosts that hold a copy of the state file (the hosts of its waker and budget
+    guard records, not the controller), in order, each once; only those in ``known`` (the
+    inventory's hosts) when it is given."""
+    hosts = []
+    for res in (doc or {}).get("resources") or []:
+        if not isinstance(res, dict) or res.get("provider") != "local" or res.get("id") not in COPY_READERS:
+            continue
+        host = (res.get("attributes") or {}).get("host")
+        if host and host != "localhost" and host not in hosts and (known is None or host in known):
+            hosts.append(host)
+    return hosts
+
+
+def created_servers(doc):
+    """The created control servers the state file records (Hetzner, Exoscale) that joined the
+    inventory (``attributes.inventory_name``)."""
+    return [res for res in (doc or {}).get("resources") or []
+            if isinstance(res, dict) and res.get("kind") == "server" and res.get("provider") in SERVER_PROVIDERS
+            and (res.get("attributes") or {}).get("inventory_name")]

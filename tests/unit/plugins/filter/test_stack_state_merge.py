@@ -96,3 +96,31 @@ def test_the_guards_teardown_on_the_host_comes_back():
 def test_a_copy_of_another_stack_fails():
     with pytest.raises(AnsibleFilterError, match="stack 'other'"):
         stack.stack_state_merge(_doc([]), dict(_doc([]), stack_id="other"))
+
+
+HOSTS_STATE = {"stack_id": "s", "resources": [
+    {"provider": "local", "kind": "service", "id": "litellm", "attributes": {"host": "gw"}},
+    {"provider": "local", "kind": "service", "id": "waker", "attributes": {"host": "control"}},
+    {"provider": "local", "kind": "guard", "id": "budget-guard", "attributes": {"host": "control"}},
+    {"provider": "local", "kind": "guard", "id": "budget-guard", "attributes": {"host": "localhost"}},
+    {"provider": "local", "kind": "service", "id": "waker", "attributes": {"host": "other"}},
+    {"provider": "hetzner", "kind": "server", "id": "1", "name": "s-control",
+     "attributes": {"inventory_name": "control", "address": "203.0.113.5"}},
+    {"provider": "hetzner", "kind": "firewall", "id": "2", "attributes": {}},
+    {"provider": "exoscale", "kind": "server", "id": "i", "attributes": {}},
+]}
+
+
+def test_state_hosts_are_the_waker_and_guard_hosts_off_the_controller_each_once():
+    assert stack.stack_state_hosts(HOSTS_STATE) == ["control", "other"]
+    assert stack.stack_state_hosts(HOSTS_STATE, ["control", "localhost"]) == ["control"]
+    assert stack.stack_state_hosts({"resources": []}, ["control"]) == []
+    with pytest.raises(AnsibleFilterError, match="must be a dict"):
+        stack.stack_state_hosts([], [])
+
+
+def test_created_servers_are_the_joined_hetzner_and_exoscale_servers():
+    assert [r["id"] for r in stack.stack_created_servers(HOSTS_STATE)] == ["1"]
+    assert stack.stack_created_servers({}) == []
+    with pytest.raises(AnsibleFilterError, match="must be a dict"):
+        stack.stack_created_servers(None)
