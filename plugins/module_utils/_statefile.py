@@ -13,10 +13,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import datetime
 import json
 import os
 import tempfile
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
 
 
 # The options of the stack_state module, and of its action plugin (one spec, so they cannot drift).
@@ -73,6 +79,29 @@ def write(path, doc):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise StateFileError("cannot write stack state file %s: %s" % (path, exc))
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold the state file's lock (``flock`` on ``<path>.lock``, 0600) for one read-change-write:
+    on a control host the waker and the budget guard's teardown both rewrite the host's copy, and
+    each change must start from the other's last write. Every writer through this module takes it."""
+    if fcntl is None:  # pragma: no cover - not POSIX
+        yield
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o700)
+    try:
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except (IOError, OSError) as exc:
+        raise StateFileError("cannot lock stack state file %s: %s" % (path, exc))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def find(doc, key):
@@ -138,12 +167,13 @@ def apply(doc, state, key, desired=None):
 def update(path, stack_id, state, key, desired_fn=None):
     """Read, apply one change and write ``path``; ``desired_fn(current)`` builds the record for
     ``present``. Returns the record after the change (None when absent)."""
-    doc = read(path, stack_id)
-    _index, current = find(doc, key)
-    desired = desired_fn(current) if desired_fn else None
-    changed, _before, after = apply(doc, state, key, desired)
-    if changed:
-        write(path, doc)
+    with locked(path):
+        doc = read(path, stack_id)
+        _index, current = find(doc, key)
+        desired = desired_fn(current) if desired_fn else None
+        changed, _before, after = apply(doc, state, key, desired)
+        if changed:
+            write(path, doc)
     return after
 
 
@@ -151,14 +181,16 @@ def record(params, check_mode=False, diff=False):
     """What llmops.codestack.stack_state does with its (validated) ``params``: the result dict
     (``changed``, ``stack_state``, ``diff`` when asked); writes unless ``check_mode``."""
     key = (params["provider"], params["kind"], params["resource_id"])
-    doc = read(params["path"], params["stack_id"])
-    _index, current = find(doc, key)
-    desired = (entry(params["provider"], params["kind"], params["resource_id"], params["name"],
-                     params["cost_per_hour"], params["attributes"], current)
-               if params["state"] == "present" else None)
-    changed, current, after = apply(doc, params["state"], key, desired)
-    if changed and not check_mode:
-        write(params["path"], doc)
+    # check mode writes nothing, not even the lock file
+    with (contextlib.nullcontext() if check_mode else locked(params["path"])):
+        doc = read(params["path"], params["stack_id"])
+        _index, current = find(doc, key)
+        desired = (entry(params["provider"], params["kind"], params["resource_id"], params["name"],
+                         params["cost_per_hour"], params["attributes"], current)
+                   if params["state"] == "present" else None)
+        changed, current, after = apply(doc, params["state"], key, desired)
+        if changed and not check_mode:
+            write(params["path"], doc)
     result = {"changed": changed, "stack_state": doc}
     if diff:
         result["diff"] = {"before": current or {}, "after": after or {}}

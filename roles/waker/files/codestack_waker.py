@@ -324,15 +324,16 @@ class ProviderOps:
     def _record_new(self, dep, pod, option, url):
         from ansible_collections.llmops.codestack.plugins.module_utils import _statefile
         path, stack_id = self.conf["state_file"], self.conf["stack_id"]
-        doc = _statefile.read(path, stack_id)
-        _index, old = _statefile.find(doc, self._key(dep))
-        attrs = dict((old or {}).get("attributes") or {})
-        attrs.update(endpoint_url=url, offer_id=option.get("offer_id"), gpu=option.get("gpu") or attrs.get("gpu"),
-                     replaces=dep.conf["resource_id"], stopped_s=0)
-        entry = _statefile.entry("runpod", "pod", pod["id"], (old or {}).get("name") or dep.name,
-                                 pod.get("costPerHr") or option.get("price_per_hour_usd") or 0, attrs)
-        _statefile.apply(doc, "present", ("runpod", "pod", pod["id"]), entry)
-        _statefile.write(path, doc)
+        with _statefile.locked(path):   # the guard's teardown may rewrite the same copy meanwhile
+            doc = _statefile.read(path, stack_id)
+            _index, old = _statefile.find(doc, self._key(dep))
+            attrs = dict((old or {}).get("attributes") or {})
+            attrs.update(endpoint_url=url, offer_id=option.get("offer_id"), gpu=option.get("gpu") or attrs.get("gpu"),
+                         replaces=dep.conf["resource_id"], stopped_s=0)
+            entry = _statefile.entry("runpod", "pod", pod["id"], (old or {}).get("name") or dep.name,
+                                     pod.get("costPerHr") or option.get("price_per_hour_usd") or 0, attrs)
+            _statefile.apply(doc, "present", ("runpod", "pod", pod["id"]), entry)
+            _statefile.write(path, doc)
 
     def _remove(self, dep, resource_id):
         from ansible_collections.llmops.codestack.plugins.module_utils import _statefile

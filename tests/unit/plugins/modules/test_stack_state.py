@@ -103,3 +103,40 @@ def test_stopped_unknown_resource_fails(call):
     result = call(state="stopped", resource_id="ghost")
     assert result["failed"] is True
     assert "ghost" in result["msg"] and "not recorded" in result["msg"]
+
+
+def test_concurrent_writers_of_one_copy_lose_no_change(tmp_path):
+    """The waker and the budget guard's teardown rewrite the same host copy: each change starts
+    from the other's last write (the file's lock), so none is lost."""
+    import threading  # pylint: disable=import-outside-toplevel
+    from ansible_collections.llmops.codestack.plugins.module_utils import _statefile  # pylint: disable=import-outside-toplevel
+
+    path = str(tmp_path / "state.json")
+    errors = []
+
+    def writer(name):
+        try:
+            for n in range(40):
+                _statefile.update(path, "s", "present", ("runpod", "pod", "%s-%d" % (name, n)),
+                                  lambda current, n=n: _statefile.entry("runpod", "pod", "%s-%d" % (name, n), name,
+                                                                        1.0, {}, current))
+        except Exception as exc:  # pylint: disable=broad-except
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(name,)) for name in ("waker", "guard", "third")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    doc = _statefile.read(path, "s")
+    assert len(doc["resources"]) == 120
+    assert oct(os.stat(path + ".lock").st_mode & 0o777) == "0o600"
+
+
+def test_check_mode_takes_no_lock_and_writes_nothing(tmp_path):
+    from ansible_collections.llmops.codestack.plugins.module_utils import _statefile  # pylint: disable=import-outside-toplevel
+    params = {"path": str(tmp_path / "d" / "state.json"), "stack_id": "s", "state": "present", "provider": "runpod",
+              "kind": "pod", "resource_id": "p1", "name": "p", "cost_per_hour": 1.0, "attributes": {}}
+    result = _statefile.record(params, check_mode=True)
+    assert result["changed"] and not (tmp_path / "d").exists()
