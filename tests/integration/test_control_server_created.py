@@ -19,6 +19,7 @@ the server, its firewall and its key.
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -291,6 +292,8 @@ def _build_on_created_server(tmp_path, control_host, request, credentials, live,
     from _services import start_llamacpp  # pylint: disable=import-outside-toplevel
 
     provider = request["provider"]
+    # A created server is a fresh machine: nothing of an earlier test's stack on the shared container.
+    control_host.exec(["rm", "-rf", "/var/lib/codestack", "/var/lib/codestack-proxy", "/opt/codestack"])
     upstream = start_llamacpp(str(tmp_path / "llamacpp.log"))
     stack = CloudStack(tmp_path, upstream.url)
     stack.env.update(credentials)
@@ -321,15 +324,21 @@ def _build_on_created_server(tmp_path, control_host, request, credentials, live,
             plan["control_plane"]["usd_per_hour"], rel=1e-4)
         local = [r for r in state["resources"] if r["provider"] == "local"]
         assert local and {r["attributes"]["host"] for r in local} == {"control"}
-        # The gateway runs on the created server, under its systemd, and answers every alias.
+        # The gateway runs on the created server, under its systemd, and answers every alias through
+        # the reverse proxy's TLS port (the firewall's public ports), trusting the proxy's CA that
+        # the run fetched and nothing else (this stack has no IDE: the gateway's key; the IDE's
+        # scoped key through TLS is test_site_remote's).
         assert control_host.exec(["systemctl", "is-active", "codestack-litellm"], check=False).stdout.strip() == "active"
+        proxy = next(r for r in local if r["id"] == "reverse-proxy")["attributes"]
+        assert proxy["urls"]["gateway"] == "https://127.0.0.1:443"
+        trusted = ssl.create_default_context(cafile=proxy["ca_file"])
         master = control_host.exec(["cat", "/var/lib/codestack/%s/litellm/master_key" % CLOUD_STACK_ID]).stdout.strip()
         for alias in ("architect", "coder", "debugger", "reviewer"):
             body = json.dumps({"model": alias, "max_tokens": 8, "messages": [{"role": "user", "content": "Say hi."}]})
-            request_ = urllib.request.Request("http://127.0.0.1:%d/v1/chat/completions" % stack.gateway_port,
+            request_ = urllib.request.Request(proxy["urls"]["gateway"] + "/v1/chat/completions",
                                               data=body.encode(), headers={"Authorization": "Bearer " + master,
                                                                            "Content-Type": "application/json"})
-            with urllib.request.urlopen(request_, timeout=120) as answer:
+            with urllib.request.urlopen(request_, timeout=120, context=trusted) as answer:
                 assert json.load(answer)["choices"][0]["message"]["content"]
         print("remote build on the created %s server: %.1f s" % (provider, built.wall_s))
 
