@@ -329,8 +329,8 @@ def test_a_created_control_server_is_priced_into_the_plan(catalog):
     """The server bills from creation until teardown at the deadline: the plan says so."""
     bp = load_blueprint(os.path.join(BLUEPRINTS, "medium-webapp.yml"))
     without = _plan(catalog, bp)
-    plan = _plan(catalog, bp, control_server={"provider": "hetzner", "server_type": "cx22",
-                                               "location": "nbg1", "image": "debian-12"})
+    server = {"provider": "hetzner", "server_type": "cx22", "location": "nbg1", "image": "debian-12"}
+    plan = _plan(catalog, bp, control_server=server)
     cp = plan["control_plane"]
     entry = catalog.control_servers["hetzner:cx22:nbg1"]
     rate = plan["totals"]["usd_per_eur"]
