@@ -48,12 +48,20 @@ def test_vast_takes_cheapest_and_reports_missing_pricing():
     assert reasons == [("GTX 1080", "no catalog"), ("RTX 5090", "no rentabl")]
 
 
+def _hourly(location, hourly_net, hourly_gross, monthly_net, monthly_gross):
+    """One entry of a server type's ``prices`` as Hetzner's API sends it (strings, EUR)."""
+    return {"location": location, "price_hourly": {"net": hourly_net, "gross": hourly_gross},
+            "price_monthly": {"net": monthly_net, "gross": monthly_gross}}
+
+
+def _server_type(name, cores, memory, disk, prices):
+    return {"name": name, "cores": cores, "memory": memory, "disk": disk, "architecture": "x86",
+            "cpu_type": "shared", "prices": prices}
+
+
 def test_hetzner_prices_are_parsed_from_strings_and_deprecated_types_dropped():
     entries = hetzner_entries([
-        {"name": "cx22", "cores": 2, "memory": 4.0, "disk": 40, "architecture": "x86",
-         "cpu_type": "shared", "prices": [{"location": "fsn1",
-                                           "price_hourly": {"net": "0.0060000000", "gross": "0.0071400000"},
-                                           "price_monthly": {"net": "3.7900000000", "gross": "4.5101000000"}}]},
+        _server_type("cx22", 2, 4.0, 40, [_hourly("fsn1", "0.0060000000", "0.0071400000", "3.7900000000", "4.5101000000")]),
         {"name": "cx11", "deprecation": {"announced": "2024-06-06"}, "prices": []},
     ], DAY, "src")
     assert len(entries) == 1
@@ -73,11 +81,8 @@ def test_hetzner_primary_ipv4_prices_come_from_the_pricing_answer():
     addresses = hetzner_addresses(pricing)
     assert addresses == {"fsn1": (0.000952, 0.595)}
     entries = hetzner_entries([
-        {"name": "cx22", "cores": 2, "memory": 4.0, "disk": 40, "architecture": "x86",
-         "prices": [{"location": "fsn1", "price_hourly": {"net": "0.006", "gross": "0.00714"},
-                     "price_monthly": {"net": "3.79", "gross": "4.5101"}},
-                    {"location": "ash", "price_hourly": {"net": "0.006", "gross": "0.00714"},
-                     "price_monthly": {"net": "3.79", "gross": "4.5101"}}]}], DAY, "src", addresses)
+        _server_type("cx22", 2, 4.0, 40, [_hourly(loc, "0.006", "0.00714", "3.79", "4.5101") for loc in ("fsn1", "ash")]),
+    ], DAY, "src", addresses)
     by_id = dict((e["id"], e) for e in entries)
     assert by_id["hetzner:cx22:fsn1"]["address_price_per_hour"] == 0.000952
     assert by_id["hetzner:cx22:fsn1"]["address_price_per_month"] == 0.595
@@ -88,10 +93,7 @@ def test_hetzner_entries_load_as_catalog_control_servers():
     """What the refresh writes is what the planner reads: the loader takes the entries as they are."""
     from ansible_collections.llmops.codestack.plugins.module_utils._catalog import load_catalog
     entries = hetzner_entries([
-        {"name": "cx32", "cores": 4, "memory": 8.0, "disk": 80, "architecture": "x86",
-         "cpu_type": "shared", "prices": [{"location": "hel1",
-                                           "price_hourly": {"net": "0.0109000000", "gross": "0.0129710000"},
-                                           "price_monthly": {"net": "6.8000000000", "gross": "8.0920000000"}}]},
+        _server_type("cx32", 4, 8.0, 80, [_hourly("hel1", "0.0109000000", "0.0129710000", "6.8000000000", "8.0920000000")]),
     ], DAY, "Hetzner Cloud GET /v1/server_types")
     catalog = load_catalog(data=[{"control_servers": entries}])
     entry = catalog.control_servers["hetzner:cx32:hel1"]
