@@ -46,8 +46,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(REPO, "tests"))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+# tests/ before tests/integration/: ``import conftest`` must be tests/conftest.py (the one that
+# makes the checkout importable as llmops.codestack), not the integration tier's.
+sys.path.insert(0, os.path.join(REPO, "tests"))
 
 import conftest  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
 from _benchlib import (  # noqa: E402  pylint: disable=wrong-import-position

@@ -19,8 +19,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
-sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
+sys.path.insert(0, str(REPO / "tests"))  # first: ``import conftest`` is tests/conftest.py
 
 # conftest makes ansible_collections.llmops.codestack importable for the playbook runs.
 import conftest  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position

@@ -1,5 +1,13 @@
-"""site.yml against zero-latency fakes: wall time of a full build and of the no-change re-run,
-and where the time goes.
+"""site.yml's wall time of a full build and of the no-change re-run, and where the time goes.
+
+Two stacks (``--stack``):
+
+- ``embedded`` (the issue's figure): the embedded default exactly as ``scripts/quickstart.sh``
+  builds it, nothing paid: llama.cpp with SmolLM2 on this machine, the LiteLLM gateway,
+  code-server with KiloCode; private ports, directories and IDE user, as the slow tier's
+  tests/integration/test_site_embedded.py uses them;
+- ``cloud``: rented GPUs at zero-latency fakes (below), so that the provisioning and serving
+  roles' tasks are counted too.
 
 The RunPod and Vast.ai fakes answer at once and their machines are "running" the moment they
 are created; the model behind them is tests/fakes/openai_backend_fake.py (answers instantly).
@@ -22,7 +30,7 @@ A third figure is the floor Ansible itself sets: a bare ``ansible-playbook`` run
 no-op tasks (``ansible.builtin.debug``, one play, no facts) as the re-run executed, which is
 what the re-run would cost if every one of its tasks did nothing.
 
-    python3 benchmarks/site_bench.py [--runs 3]
+    python3 benchmarks/site_bench.py [--stack embedded|cloud] [--runs 3]
 
 It makes the checkout importable as ``llmops.codestack`` itself (a link tree under the
 temporary directory, as benchmarks/plan_bench.py does) unless ANSIBLE_COLLECTIONS_PATH is set.
@@ -45,9 +53,9 @@ import time
 from datetime import datetime
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(REPO / "tests" / "fakes"))
+sys.path.insert(0, str(REPO / "tests"))  # first: ``import conftest`` is tests/conftest.py
 
 
 def _collections_path():
@@ -114,6 +122,73 @@ def split(result_json, wall):
     return shares
 
 
+def strategy_env(strategy):
+    """The environment that makes ansible-playbook run with ``strategy``: linear (Ansible's own)
+    or mitogen_linear (Mitogen's strategy plugin, from the installed ``ansible_mitogen``), the
+    way docs/performance.md tells users to switch it on."""
+    if strategy == "linear":
+        return {}
+    import ansible_mitogen  # pylint: disable=import-outside-toplevel
+    return {"ANSIBLE_STRATEGY_PLUGINS": os.path.join(os.path.dirname(ansible_mitogen.__file__), "plugins", "strategy"),
+            "ANSIBLE_STRATEGY": strategy}
+
+
+def _play(playbook, extra_vars, json_output=True, strategy="linear"):
+    """Run one of the collection's playbooks on this machine; returns (proc, wall seconds)."""
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", **strategy_env(strategy))
+    if json_output:
+        env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.json"
+    started = time.monotonic()
+    proc = subprocess.run(["ansible-playbook", str(REPO / "playbooks" / playbook), "-e", json.dumps(extra_vars)],
+                          env=env, capture_output=True, text=True, timeout=3000, check=False)
+    return proc, time.monotonic() - started
+
+
+def one_embedded(tmp, strategies, reruns):
+    """Build, re-run and tear down the embedded default (the slow tier's settings). The no-change
+    re-run is repeated ``reruns`` times per strategy, the strategies interleaved round by round."""
+    from _services import free_port  # pylint: disable=import-outside-toplevel
+    extra = {
+        "codestack_output": str(tmp / "stack"),
+        "llamacpp_server_port": free_port(), "llamacpp_server_dir": str(tmp / "llama"),
+        "llamacpp_server_name": "llama-bench",
+        "litellm_gateway_port": free_port(), "litellm_gateway_dir": str(tmp / "litellm"),
+        "code_server_kilocode_port": free_port(), "code_server_kilocode_user": "codestack-bench",
+        "code_server_kilocode_service_name": "code-server-bench",
+        "blueprint": str(REPO / "blueprints" / "small-cli.yml"),
+    }
+    out = {"re-runs": {s: [] for s in strategies}}
+    try:
+        runs = [("build", strategies[0])] + [("re-run", s) for _round in range(reruns) for s in strategies]
+        for index, (label, strategy) in enumerate(runs):
+            proc, wall = _play("site.yml", extra, strategy=strategy)
+            (tmp / ("%d-%s-%s.log" % (index, label, strategy))).write_text(proc.stdout + proc.stderr)
+            if proc.returncode != 0:
+                raise SystemExit("site.yml failed (%s, %s):\n%s" % (label, strategy, proc.stdout[-4000:]))
+            doc = json.loads(proc.stdout)
+            figures = split(doc, wall)
+            figures["changed"] = doc["stats"]["localhost"]["changed"]
+            figures["strategy"] = strategy
+            if label == "build":
+                out["build"] = figures
+            else:
+                out["re-runs"][strategy].append(figures)
+            print("%s (%s): %.1f s, %d task runs, changed=%d" % (
+                label, strategy, wall, figures["task runs"], figures["changed"]), flush=True)
+    finally:
+        down, wall = _play("teardown.yml", {"codestack_output": extra["codestack_output"]}, json_output=False)
+        (tmp / "teardown.log").write_text(down.stdout + down.stderr)
+        if down.returncode != 0:
+            raise SystemExit("teardown failed:\n" + down.stdout[-4000:])
+    out["teardown"] = {"wall": wall}
+    # The re-run of the first strategy is the one the summary reports next to the build.
+    first = out["re-runs"][strategies[0]]
+    out["re-run"] = sorted(first, key=lambda r: r["wall"])[len(first) // 2]
+    out["bare"] = bare(tmp, out["re-run"]["task runs"])
+    out["bare by strategy"] = {s: bare(tmp, out["re-run"]["task runs"], strategy=s) for s in strategies}
+    return out
+
+
 def one(tmp, plan_file, backend):
     stack = CloudStack(tmp, backend.url.rsplit("/v1", 1)[0],
                        runpod_config={"created_delay": 0.0, "running_delay": 0.0},
@@ -138,7 +213,7 @@ def one(tmp, plan_file, backend):
         stack.close()
 
 
-def bare(tmp, tasks):
+def bare(tmp, tasks, strategy="linear"):
     """Wall time of ansible-playbook running ``tasks`` no-op debug tasks (one play, no facts)."""
     playbook = tmp / "bare.yml"
     playbook.write_text(json.dumps([{"name": "No-op tasks", "hosts": "localhost", "connection": "local",
@@ -147,7 +222,7 @@ def bare(tmp, tasks):
                                                for i in range(tasks)]}]))
     started = time.monotonic()
     proc = subprocess.run(["ansible-playbook", str(playbook)], capture_output=True, text=True, check=False,
-                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+                          env=dict(os.environ, ANSIBLE_NOCOLOR="1", **strategy_env(strategy)))
     wall = time.monotonic() - started
     if proc.returncode != 0:
         raise SystemExit("bare playbook failed:\n" + proc.stdout[-2000:])
@@ -156,23 +231,38 @@ def bare(tmp, tasks):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", choices=("embedded", "cloud"), default="embedded",
+                        help="embedded: the embedded default (the issue's figure); cloud: rented GPUs at fakes")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--strategies", default="linear",
+                        help="embedded: comma-separated strategies the re-run is measured with, interleaved "
+                             "(linear, mitogen_linear)")
+    parser.add_argument("--reruns", type=int, default=3, help="embedded: no-change re-runs per strategy")
     args = parser.parse_args()
+    strategies = [s for s in args.strategies.split(",") if s]
     sys.path.insert(0, str(REPO / "benchmarks"))
     from _benchlib import Recorder  # pylint: disable=import-outside-toplevel
-    recorder = Recorder("site", args)
+    recorder = Recorder("site" if args.stack == "cloud" else "site-embedded", args)
     base = pathlib.Path(tempfile.mkdtemp(prefix="site-bench-"))
     try:
-        plan_file = base / "plan.json"
-        plan_file.write_text(json.dumps(split_plan(plan_blueprint(base))))
         results = []
-        with FakeOpenAIBackend("bench") as backend:
+        if args.stack == "embedded":
             for index in range(args.runs):
                 tmp = base / ("run%d" % index)
                 tmp.mkdir()
                 started = time.monotonic()
-                results.append(one(tmp, plan_file, backend))
+                results.append(one_embedded(tmp, strategies, args.reruns))
                 print("run %d: %.1f s" % (index + 1, time.monotonic() - started), flush=True)
+        else:
+            plan_file = base / "plan.json"
+            plan_file.write_text(json.dumps(split_plan(plan_blueprint(base))))
+            with FakeOpenAIBackend("bench") as backend:
+                for index in range(args.runs):
+                    tmp = base / ("run%d" % index)
+                    tmp.mkdir()
+                    started = time.monotonic()
+                    results.append(one(tmp, plan_file, backend))
+                    print("run %d: %.1f s" % (index + 1, time.monotonic() - started), flush=True)
         for label in ("build", "re-run"):
             rows = [r[label] for r in results]
             wall = statistics.median(r["wall"] for r in rows)
@@ -192,6 +282,12 @@ def main():
             statistics.median(r["bare"]["tasks"] for r in results),
             statistics.median(r["bare"]["wall"] for r in results)))
         print("re-run / build wall: %.2f" % statistics.median(r["re-run"]["wall"] / r["build"]["wall"] for r in results))
+        for result in results:
+            for strategy, rows in result.get("re-runs", {}).items():
+                walls = [r["wall"] for r in rows]
+                print("re-run with strategy %s: median %.1f s of %s (changed %s); bare no-op floor %.1f s" % (
+                    strategy, statistics.median(walls), ", ".join("%.1f" % w for w in walls),
+                    sorted(set(r["changed"] for r in rows)), result["bare by strategy"][strategy]["wall"]))
         print("written: " + recorder.write({"runs": results}))
     finally:
         shutil.rmtree(base, ignore_errors=True)
