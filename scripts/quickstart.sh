@@ -65,10 +65,10 @@ export ANSIBLE_COLLECTIONS_PATH="$COLLS${ANSIBLE_COLLECTIONS_PATH:+:$ANSIBLE_COL
 # re-runs: Mitogen cannot run the apt module where it installs packages (the first build).
 case "${CODESTACK_STRATEGY:-linear}" in
   linear) ;;
-  mitogen_linear|mitogen_free)
+  mitogen_linear)
     ANSIBLE_STRATEGY_PLUGINS="$("$VENV/bin/python" -c 'import ansible_mitogen, os; print(os.path.join(os.path.dirname(ansible_mitogen.__file__), "plugins", "strategy"))')"
     export ANSIBLE_STRATEGY_PLUGINS ANSIBLE_STRATEGY="$CODESTACK_STRATEGY" ;;
-  *) echo "CODESTACK_STRATEGY must be linear, mitogen_linear or mitogen_free, not '$CODESTACK_STRATEGY'" >&2; exit 2 ;;
+  *) echo "CODESTACK_STRATEGY must be linear or mitogen_linear, not '$CODESTACK_STRATEGY'" >&2; exit 2 ;;
 esac
 
 read -r -a extra <<< "${EXTRA:-}"
