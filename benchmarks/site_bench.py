@@ -82,6 +82,7 @@ _collections_path()
 import conftest  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
 from _cloudstack import CloudStack, plan_blueprint, split_plan  # noqa: E402  pylint: disable=wrong-import-position
 from openai_backend_fake import FakeOpenAIBackend  # noqa: E402  pylint: disable=wrong-import-position
+from _services import free_port, strategy_env  # noqa: E402  pylint: disable=wrong-import-position
 
 CONTROLLER = {"ansible.builtin.set_fact", "ansible.builtin.assert", "ansible.builtin.debug",
               "ansible.builtin.include_tasks", "ansible.builtin.import_tasks", "ansible.builtin.include_role",
@@ -122,17 +123,6 @@ def split(result_json, wall):
     return shares
 
 
-def strategy_env(strategy):
-    """The environment that makes ansible-playbook run with ``strategy``: linear (Ansible's own)
-    or mitogen_linear (Mitogen's strategy plugin, from the installed ``ansible_mitogen``), the
-    way docs/performance.md tells users to switch it on."""
-    if strategy == "linear":
-        return {}
-    import ansible_mitogen  # pylint: disable=import-outside-toplevel
-    return {"ANSIBLE_STRATEGY_PLUGINS": os.path.join(os.path.dirname(ansible_mitogen.__file__), "plugins", "strategy"),
-            "ANSIBLE_STRATEGY": strategy}
-
-
 def _play(playbook, extra_vars, json_output=True, strategy="linear"):
     """Run one of the collection's playbooks on this machine; returns (proc, wall seconds)."""
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", **strategy_env(strategy))
@@ -147,7 +137,6 @@ def _play(playbook, extra_vars, json_output=True, strategy="linear"):
 def one_embedded(tmp, strategies, reruns):
     """Build, re-run and tear down the embedded default (the slow tier's settings). The no-change
     re-run is repeated ``reruns`` times per strategy, the strategies interleaved round by round."""
-    from _services import free_port  # pylint: disable=import-outside-toplevel
     extra = {
         "codestack_output": str(tmp / "stack"),
         "llamacpp_server_port": free_port(), "llamacpp_server_dir": str(tmp / "llama"),
@@ -184,8 +173,8 @@ def one_embedded(tmp, strategies, reruns):
     # The re-run of the first strategy is the one the summary reports next to the build.
     first = out["re-runs"][strategies[0]]
     out["re-run"] = sorted(first, key=lambda r: r["wall"])[len(first) // 2]
-    out["bare"] = bare(tmp, out["re-run"]["task runs"])
     out["bare by strategy"] = {s: bare(tmp, out["re-run"]["task runs"], strategy=s) for s in strategies}
+    out["bare"] = out["bare by strategy"][strategies[0]]
     return out
 
 

@@ -30,6 +30,17 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def strategy_env(strategy):
+    """The environment that makes ansible-playbook run with ``strategy``: ``linear`` (Ansible's
+    own: nothing to set) or ``mitogen_linear`` (Mitogen's strategy plugin from the installed
+    ``ansible_mitogen``), set the way docs/performance.md tells users to switch it on."""
+    if strategy == "linear":
+        return {}
+    import ansible_mitogen  # pylint: disable=import-outside-toplevel
+    return {"ANSIBLE_STRATEGY_PLUGINS": os.path.join(os.path.dirname(ansible_mitogen.__file__), "plugins", "strategy"),
+            "ANSIBLE_STRATEGY": strategy}
+
+
 def wait_http(url, timeout=60.0, headers=None, expect=(200,), proc=None, log_path=None,
               interval=0.3):
     """Poll ``url`` until it answers with a status in ``expect``; raise with the log tail if not."""

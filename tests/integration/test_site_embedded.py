@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from _services import free_port
+from _services import free_port, strategy_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -198,9 +198,8 @@ def test_a_rerun_with_mitogens_strategy_changes_nothing(stack):
     """The accelerated re-run docs/performance.md offers (Mitogen's strategy plugin, switched on
     as it says) runs every task of the no-change path, the package checks and our action
     plugins included, and still changes nothing."""
-    import ansible_mitogen  # pylint: disable=import-outside-toplevel
-    strategies = os.path.join(os.path.dirname(ansible_mitogen.__file__), "plugins", "strategy")
-    env = {"ANSIBLE_STRATEGY_PLUGINS": strategies, "ANSIBLE_STRATEGY": "mitogen_linear"}
+    env = strategy_env("mitogen_linear")
+    assert env["ANSIBLE_STRATEGY"] == "mitogen_linear" and os.path.isdir(env["ANSIBLE_STRATEGY_PLUGINS"])
     third = _play(stack["extra"], stack["out"], env=env, log="site-mitogen.log")
     assert _stats(third)["changed"] == 0 and _stats(third)["failures"] == 0
     assert _stats(third)["ok"] > 50, _stats(third)
