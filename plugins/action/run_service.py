@@ -35,19 +35,10 @@ def build_args(args, read_src):
             files.append(dict(dest="%s/%s.service" % (UNIT_DIR, svc["name"]), content=_service.systemd_unit(svc), owned=False))
     except ValueError as exc:
         raise AnsibleActionFail("run_service: %s" % exc)
-    plain, secret = [], []
-    for entry in files + list(args.get("files") or []):
-        entry = dict(entry)
-        if not entry.get("dest"):
-            raise AnsibleActionFail("run_service: every file needs a dest")
-        if entry.get("src") is not None:
-            if entry.get("content") is not None:
-                raise AnsibleActionFail("run_service: %s has both src and content" % entry["dest"])
-            entry["content"] = read_src(entry.pop("src"))
-        elif entry.get("content") is None:
-            raise AnsibleActionFail("run_service: %s needs src or content" % entry["dest"])
-        entry["content"] = to_text(entry["content"])
-        (secret if entry.get("secret") else plain).append(entry)
+    try:
+        plain, secret = _service.split_files(files + list(args.get("files") or []), read_src)
+    except ValueError as exc:
+        raise AnsibleActionFail("run_service: %s" % exc)
     args["files"] = plain
     args["secret_files"] = secret
     return args

@@ -295,41 +295,15 @@ class RunService:
                                   **self.result())
         return rc
 
-    def directories(self):
-        wanted = [dict(path=self.params["dir"], mode="0750")] + list(self.params["directories"])
-        for entry in wanted:
-            path, mode = entry["path"], int(entry["mode"], 8)
-            if os.path.isdir(path):
-                info = os.stat(path)
-                if info.st_mode & 0o7777 == mode and (self.uid is None or info.st_uid == self.uid):
-                    continue
-            self.written.append(path + "/")
-            if not self.module.check_mode:
-                if not os.path.isdir(path):
-                    os.makedirs(path, mode)
-                os.chmod(path, mode)
-                if self.uid is not None:
-                    os.chown(path, self.uid, -1)
-
-    def files(self):
-        entries = list(self.params["files"]) + list(self.params["secret_files"])
-        for entry in entries:
-            dest, content, mode = entry["dest"], entry["content"] or "", int(entry["mode"], 8)
-            uid = self.uid if entry["owned"] else None
-            old, old_mode, old_uid = _service.file_state(dest)
-            owner_ok = uid is None or old_uid == uid
-            if old == content and old_mode == mode and owner_ok:
-                continue
-            self.written.append(dest)
-            if old != content and entry["restart"]:
-                self.restart = True
-            if old != content and not entry["secret"] and self.module._diff:
-                self.diff.append(dict(before_header=dest, after_header=dest, before=old or "", after=content))
-            if not self.module.check_mode:
-                parent = os.path.dirname(dest)
-                if not os.path.isdir(parent):
-                    os.makedirs(parent, 0o755)
-                _service.write_file(dest, content, mode, uid)
+    def put_files(self):
+        """The service's directory, the other directories and the files, each changed only
+        where it differs (llmops.codestack's FileSet, as host_files does)."""
+        files = _service.FileSet(check_mode=self.module.check_mode, want_diff=self.module._diff, uid=self.uid)
+        files.directories([dict(path=self.params["dir"], mode="0750")] + list(self.params["directories"]))
+        files.files(list(self.params["files"]) + list(self.params["secret_files"]))
+        self.written.extend(files.written)
+        self.diff.extend(files.diff)
+        self.restart = self.restart or files.restart
 
     def stop_argv(self):
         if self.params["manager"] == "systemd":
@@ -393,8 +367,7 @@ class RunService:
 def main():
     module = define_module()
     service = RunService(module)
-    service.directories()
-    service.files()
+    service.put_files()
     service.service()
     ready = service.wait()
     module.exit_json(**service.result(ready))
