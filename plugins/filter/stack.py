@@ -12,6 +12,8 @@ this one.
 
 from __future__ import annotations
 
+import json
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.llmops.codestack.plugins.module_utils import _stack, _statefile
@@ -213,6 +215,19 @@ def packages_missing(probe, packages):
     return missing
 
 
+def package_version(found):
+    """The ``version`` of a package.json that ``host_probe`` read (its ``files.<name>`` entry),
+    or '' when the file is missing, too large or not a JSON object with a version."""
+    if not isinstance(found, dict) or not found.get("exists") or found.get("too_large"):
+        return ""
+    try:
+        document = json.loads(found.get("content") or "")
+    except ValueError:
+        return ""
+    version = document.get("version") if isinstance(document, dict) else None
+    return str(version) if isinstance(version, (str, int, float)) else ""
+
+
 def node_links(targets, prefix, link_dir, system_bin=""):
     """The links ``host_files`` makes in ``link_dir`` for node, npm and npx, from ``targets``
     (name to what it runs): a path inside ``prefix`` becomes relative to ``link_dir`` (a direct
@@ -252,4 +267,4 @@ class FilterModule(object):
                 "stack_created_servers": stack_created_servers,
                 "plan_storage": plan_storage, "plan_clusters": plan_clusters,
                 "stack_rendered_only": stack_rendered_only, "packages_missing": packages_missing,
-                "node_links": node_links}
+                "node_links": node_links, "package_version": package_version}

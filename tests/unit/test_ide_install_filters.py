@@ -1,4 +1,4 @@
-"""node_links: the links to node, npm and npx the IDE role makes, relative inside the prefix."""
+"""node_links and package_version: the IDE role's install decisions, from what host_probe found."""
 
 import os
 
@@ -41,3 +41,14 @@ def test_a_bare_name_without_a_system_directory_is_refused():
         node_links({"node": "node"}, PREFIX, PREFIX + "/node-bin", "")
     with pytest.raises(AnsibleFilterError, match="mapping"):
         node_links(["node"], PREFIX, PREFIX + "/node-bin")
+
+
+def test_package_version_of_a_probed_package_json():
+    from ansible_collections.llmops.codestack.plugins.filter.stack import package_version
+
+    assert package_version({"exists": True, "content": '{"name": "code-server", "version": "4.139.1"}'}) == "4.139.1"
+    assert package_version({"exists": False, "content": ""}) == ""
+    assert package_version({"exists": True, "content": "", "too_large": True}) == ""
+    assert package_version({"exists": True, "content": "{broken"}) == ""
+    assert package_version({"exists": True, "content": "[1, 2]"}) == ""
+    assert package_version(None) == ""

@@ -1,0 +1,146 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: llmops.codestack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: host_probe
+short_description: Look at what a host has, in one module run
+version_added: 0.5.0
+description:
+  - Reads small text files, looks for paths and runs read-only commands on the host, and
+    returns what it found, in one module run instead of a C(slurp), C(stat) or C(command) task
+    each. A role's re-run that only needs to learn that everything is in place then costs one
+    module run.
+  - Never changes anything; the commands run in check mode too, so they must only read (a
+    C(--version), a C(dpkg-query)).
+  - Not for secrets, which would land in the registered result; read those with
+    M(ansible.builtin.slurp) and C(no_log).
+author:
+  - llmops.codestack maintainers (@llmops)
+options:
+  files:
+    description:
+      - Name to path of text files to read (UTF-8, at most O(max_bytes) each).
+    type: dict
+    default: {}
+  paths:
+    description:
+      - Name to path of paths to look for.
+    type: dict
+    default: {}
+  commands:
+    description:
+      - Name to command line (a list, run without a shell). A missing program gives C(rc) 127,
+        as a shell would, instead of failing the task.
+    type: dict
+    default: {}
+  max_bytes:
+    description:
+      - Files larger than this are not read (RV(probe.files) says C(too_large)).
+    type: int
+    default: 1048576
+attributes:
+  check_mode:
+    support: full
+    description: Reads and runs the same in check mode; it never changes anything.
+  diff_mode:
+    support: none
+    description: Nothing changes.
+"""
+
+EXAMPLES = r"""
+- name: Look at what is installed
+  llmops.codestack.host_probe:
+    files:
+      code_server: /opt/code-server/lib/node_modules/code-server/package.json
+    paths:
+      extensions: /home/dev/.local/share/code-server/extensions
+    commands:
+      node: [node, --version]
+  register: probe
+
+- name: Install code-server when another version is there
+  ansible.builtin.debug:
+    msg: "installed: {{ (probe.probe.files.code_server.content | from_json).version if probe.probe.files.code_server.exists else 'nothing' }}"
+"""
+
+RETURN = r"""
+probe:
+  description: What was found, under the names given.
+  returned: always
+  type: dict
+  contains:
+    files:
+      description:
+        - Per name, C(exists) (a regular file was read), C(content) (its text, empty when
+          it does not exist) and C(too_large).
+      type: dict
+      sample: {"code_server": {"exists": true, "content": "{\"version\": \"4.139.1\"}", "too_large": false}}
+    paths:
+      description: Per name, C(exists), C(isdir), C(islink).
+      type: dict
+      sample: {"extensions": {"exists": true, "isdir": true, "islink": false}}
+    commands:
+      description: Per name, C(rc), C(stdout), C(stderr) and C(stdout_lines), as M(ansible.builtin.command) returns them.
+      type: dict
+      sample: {"node": {"rc": 0, "stdout": "v24.13.0", "stderr": "", "stdout_lines": ["v24.13.0"]}}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_text
+
+
+def read_file(path, max_bytes):
+    if not os.path.isfile(path):
+        return dict(exists=False, content="", too_large=False)
+    if os.path.getsize(path) > max_bytes:
+        return dict(exists=True, content="", too_large=True)
+    with open(path, "rb") as handle:
+        return dict(exists=True, content=to_text(handle.read(), errors="surrogate_or_replace"), too_large=False)
+
+
+def look(path):
+    return dict(exists=os.path.lexists(path), isdir=os.path.isdir(path), islink=os.path.islink(path))
+
+
+def run(module, argv):
+    if not isinstance(argv, list) or not argv or not all(isinstance(arg, (str, int, float)) for arg in argv):
+        module.fail_json(msg="host_probe: a command must be a non-empty list of strings, not %r" % (argv,))
+    argv = [to_text(arg) for arg in argv]
+    program = argv[0]
+    runnable = os.access(program, os.X_OK) if "/" in program else module.get_bin_path(program) is not None
+    if not runnable:
+        return dict(rc=127, stdout="", stderr="%s: not found" % program, stdout_lines=[])
+    rc, out, err = module.run_command(argv)
+    out, err = out.rstrip("\n"), err.rstrip("\n")
+    return dict(rc=rc, stdout=out, stderr=err, stdout_lines=out.splitlines())
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            files=dict(type="dict", default={}),
+            paths=dict(type="dict", default={}),
+            commands=dict(type="dict", default={}),
+            max_bytes=dict(type="int", default=1048576),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    found = dict(
+        files=dict((name, read_file(to_text(path), params["max_bytes"])) for name, path in params["files"].items()),
+        paths=dict((name, look(to_text(path))) for name, path in params["paths"].items()),
+        commands=dict((name, run(module, argv)) for name, argv in params["commands"].items()),
+    )
+    module.exit_json(changed=False, probe=found)
+
+
+if __name__ == "__main__":
+    main()
