@@ -18,8 +18,8 @@ description:
     module run.
   - Never changes anything; the commands run in check mode too, so they must only read (a
     C(--version), a C(dpkg-query)).
-  - Not for secrets, which would land in the registered result; read those with
-    M(ansible.builtin.slurp) and C(no_log).
+  - A secret it reads lands in the registered result like M(ansible.builtin.slurp)'s content:
+    set C(no_log) on a task whose O(files) name one.
 author:
   - llmops.codestack maintainers (@llmops)
 options:
@@ -77,8 +77,9 @@ probe:
   contains:
     files:
       description:
-        - Per name, C(exists) (a regular file was read), C(content) (its text, empty when
-          it does not exist) and C(too_large).
+        - Per name, C(exists) (a regular file is there), C(content) (its text, empty when
+          it does not exist or cannot be read), C(too_large), and C(error) when it could not be
+          read.
       type: dict
       sample: {"code_server": {"exists": true, "content": "{\"version\": \"4.139.1\"}", "too_large": false}}
     paths:
@@ -102,8 +103,12 @@ def read_file(path, max_bytes):
         return dict(exists=False, content="", too_large=False)
     if os.path.getsize(path) > max_bytes:
         return dict(exists=True, content="", too_large=True)
-    with open(path, "rb") as handle:
-        return dict(exists=True, content=to_text(handle.read(), errors="surrogate_or_replace"), too_large=False)
+    try:
+        with open(path, "rb") as handle:
+            return dict(exists=True, content=to_text(handle.read(), errors="surrogate_or_replace"), too_large=False)
+    except OSError as error:
+        # Unreadable to the connecting user: there, but its content unknown.
+        return dict(exists=True, content="", too_large=False, error=to_text(error.strerror or error))
 
 
 def look(path):

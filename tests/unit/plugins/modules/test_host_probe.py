@@ -54,3 +54,19 @@ def test_check_mode_runs_the_same(probe):
 def test_a_command_must_be_a_list(probe):
     result = probe(commands={"bad": "echo hi"})
     assert result["failed"] is True and "non-empty list" in result["msg"]
+
+
+def test_an_unreadable_file_is_there_without_content(probe, tmp_path, monkeypatch):
+    # Root reads every file here, so the refusal a non-root user would get is raised by open().
+    secret = tmp_path / "api_key"
+    secret.write_text("sk-x")
+    real_open = open
+
+    def refuse(path, *args, **kwargs):
+        if str(path) == str(secret):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", refuse)
+    found = probe(files={"key": str(secret)})["probe"]["files"]["key"]
+    assert found == {"exists": True, "content": "", "too_large": False, "error": "Permission denied"}
