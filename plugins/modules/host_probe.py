@@ -18,8 +18,8 @@ description:
     module run.
   - Never changes anything; the commands run in check mode too, so they must only read (a
     C(--version), a C(dpkg-query)).
-  - A secret it reads lands in the registered result like M(ansible.builtin.slurp)'s content:
-    set C(no_log) on a task whose O(files) name one.
+  - A secret it reads lands in the registered result, as M(ansible.builtin.slurp)'s content
+    does, so set C(no_log) on a task whose O(files) name one.
 author:
   - llmops.codestack maintainers (@llmops)
 options:
