@@ -228,6 +228,33 @@ def package_version(found):
     return str(version) if isinstance(version, (str, int, float)) else ""
 
 
+def vscode_extensions(found):
+    """The extensions an extensions directory's ``extensions.json`` records, as ``id@version``
+    strings in lower case (what ``code-server --list-extensions --show-versions`` prints, also
+    lower-cased), from the ``files.<name>`` entry ``host_probe`` returned for that file. A missing,
+    too large or unreadable manifest, or one that is not a JSON list, records nothing."""
+    if not isinstance(found, dict) or not found.get("exists") or found.get("too_large"):
+        return []
+    try:
+        document = json.loads(found.get("content") or "")
+    except ValueError:
+        return []
+    if not isinstance(document, list):
+        return []
+    refs = []
+    for entry in document:
+        if not isinstance(entry, dict):
+            continue
+        identifier = entry.get("identifier")
+        ident = identifier.get("id") if isinstance(identifier, dict) else None
+        version = entry.get("version")
+        if isinstance(ident, str) and ident and isinstance(version, str) and version:
+            ref = ("%s@%s" % (ident, version)).lower()
+            if ref not in refs:
+                refs.append(ref)
+    return refs
+
+
 def node_links(targets, prefix, link_dir, system_bin=""):
     """The links ``host_files`` makes in ``link_dir`` for node, npm and npx, from ``targets``
     (name to what it runs): a path inside ``prefix`` becomes relative to ``link_dir`` (a direct
@@ -267,4 +294,5 @@ class FilterModule(object):
                 "stack_created_servers": stack_created_servers,
                 "plan_storage": plan_storage, "plan_clusters": plan_clusters,
                 "stack_rendered_only": stack_rendered_only, "packages_missing": packages_missing,
-                "node_links": node_links, "package_version": package_version}
+                "node_links": node_links, "package_version": package_version,
+                "vscode_extensions": vscode_extensions}

@@ -1,5 +1,6 @@
-"""node_links and package_version: the IDE role's install decisions, from what host_probe found."""
+"""node_links, package_version and vscode_extensions: the IDE role's install decisions, from what host_probe found."""
 
+import json
 import os
 
 import pytest
@@ -52,3 +53,24 @@ def test_package_version_of_a_probed_package_json():
     assert package_version({"exists": True, "content": "{broken"}) == ""
     assert package_version({"exists": True, "content": "[1, 2]"}) == ""
     assert package_version(None) == ""
+
+
+def test_vscode_extensions_from_a_probed_manifest():
+    from ansible_collections.llmops.codestack.plugins.filter.stack import vscode_extensions
+
+    # What code-server 4.139.1 wrote after 'code-server --install-extension standin.vsix'.
+    manifest = json.dumps([{
+        "identifier": {"id": "codestack-tests.kilocode-standin"}, "version": "0.1.0",
+        "location": {"$mid": 1, "fsPath": "/x/codestack-tests.kilocode-standin-0.1.0", "scheme": "file"},
+        "relativeLocation": "codestack-tests.kilocode-standin-0.1.0",
+        "metadata": {"installedTimestamp": 1796289179665, "pinned": True, "source": "vsix"}},
+        {"identifier": {"id": "KiloCode.Kilo-Code", "uuid": "u"}, "version": "4.96.1"},
+        {"identifier": {"id": "kilocode.kilo-code"}, "version": "4.96.1"},
+        {"identifier": {}, "version": "1.0.0"}, "junk", {"identifier": {"id": "a.b"}}])
+    assert vscode_extensions({"exists": True, "content": manifest}) == [
+        "codestack-tests.kilocode-standin@0.1.0", "kilocode.kilo-code@4.96.1"]
+    assert vscode_extensions({"exists": False, "content": ""}) == []
+    assert vscode_extensions({"exists": True, "content": "", "too_large": True}) == []
+    assert vscode_extensions({"exists": True, "content": "{broken"}) == []
+    assert vscode_extensions({"exists": True, "content": "{}"}) == []
+    assert vscode_extensions(None) == []
