@@ -87,7 +87,11 @@ from _services import free_port, strategy_env  # noqa: E402  pylint: disable=wro
 CONTROLLER = {"ansible.builtin.set_fact", "ansible.builtin.assert", "ansible.builtin.debug",
               "ansible.builtin.include_tasks", "ansible.builtin.import_tasks", "ansible.builtin.include_role",
               "ansible.builtin.meta", "ansible.builtin.fail", "set_fact", "assert", "debug", "include_tasks",
-              "include_role", "meta", "fail"}
+              "include_role", "meta", "fail", "ansible.builtin.validate_argument_spec", "validate_argument_spec",
+              "ansible.builtin.add_host", "add_host", "ansible.builtin.include_vars", "include_vars"}
+# This collection's action plugins that never send a module to the host.
+CONTROLLER_OURS = {"llmops.codestack.warn", "llmops.codestack.intent_estimate", "llmops.codestack.spend_report",
+                   "llmops.codestack.stack_context", "llmops.codestack.catalog_refresh"}
 
 
 def _seconds(stamp):
@@ -97,7 +101,7 @@ def _seconds(stamp):
 def split(result_json, wall):
     """Seconds per category from the json callback's output."""
     shares = {"our modules": 0.0, "builtin modules": 0.0, "controller-only tasks": 0.0}
-    calls = executed = 0
+    calls = executed = module_runs = 0
     per_task = {}
     for play in result_json["plays"]:
         for task in play["tasks"]:
@@ -105,9 +109,13 @@ def split(result_json, wall):
             if not duration.get("start") or not duration.get("end"):
                 continue
             seconds = _seconds(duration["end"]) - _seconds(duration["start"])
-            action = next(iter(task["hosts"].values()), {}).get("action", "")
+            host_result = next(iter(task["hosts"].values()), {})
+            action = host_result.get("action", "")
             executed += 1
             per_task[task["task"]["name"]] = per_task.get(task["task"]["name"], 0.0) + seconds
+            on_host = not (action in CONTROLLER or not action or action in CONTROLLER_OURS)
+            if on_host and not host_result.get("skipped"):
+                module_runs += 1
             if action.startswith("llmops.codestack."):
                 shares["our modules"] += seconds
                 calls += 1
@@ -119,6 +127,9 @@ def split(result_json, wall):
     shares["wall"] = wall
     shares["our module tasks"] = calls
     shares["task runs"] = executed
+    # Tasks that ran a module on the host (not skipped, not a controller-only action): the
+    # count that does not depend on how busy the machine is.
+    shares["module runs"] = module_runs
     shares["tasks"] = per_task
     return shares
 
@@ -263,6 +274,7 @@ def main():
                 print("  %-22s %6.1f s  %4.0f %%" % (key, value, share * 100))
             print("  %-22s %6d" % ("our module tasks", statistics.median(r["our module tasks"] for r in rows)))
             print("  %-22s %6d" % ("task runs", statistics.median(r["task runs"] for r in rows)))
+            print("  %-22s %6d" % ("module runs on the host", statistics.median(r["module runs"] for r in rows)))
             names = set().union(*(r["tasks"] for r in rows))
             slowest = sorted(((statistics.median(r["tasks"].get(n, 0.0) for r in rows), n) for n in names), reverse=True)
             print("  slowest tasks: " + "; ".join("%s %.1f s" % (n, v) for v, n in slowest[:6]))
