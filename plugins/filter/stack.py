@@ -215,15 +215,21 @@ def packages_missing(probe, packages):
     return missing
 
 
+def _probed_json(found):
+    """The JSON document of a file ``host_probe`` read (its ``files.<name>`` entry), or None when
+    the file is missing, too large or not JSON."""
+    if not isinstance(found, dict) or not found.get("exists") or found.get("too_large"):
+        return None
+    try:
+        return json.loads(found.get("content") or "")
+    except ValueError:
+        return None
+
+
 def package_version(found):
     """The ``version`` of a package.json that ``host_probe`` read (its ``files.<name>`` entry),
     or '' when the file is missing, too large or not a JSON object with a version."""
-    if not isinstance(found, dict) or not found.get("exists") or found.get("too_large"):
-        return ""
-    try:
-        document = json.loads(found.get("content") or "")
-    except ValueError:
-        return ""
+    document = _probed_json(found)
     version = document.get("version") if isinstance(document, dict) else None
     return str(version) if isinstance(version, (str, int, float)) else ""
 
@@ -233,12 +239,7 @@ def vscode_extensions(found):
     strings in lower case (what ``code-server --list-extensions --show-versions`` prints, also
     lower-cased), from the ``files.<name>`` entry ``host_probe`` returned for that file. A missing,
     too large or unreadable manifest, or one that is not a JSON list, records nothing."""
-    if not isinstance(found, dict) or not found.get("exists") or found.get("too_large"):
-        return []
-    try:
-        document = json.loads(found.get("content") or "")
-    except ValueError:
-        return []
+    document = _probed_json(found)
     if not isinstance(document, list):
         return []
     refs = []
