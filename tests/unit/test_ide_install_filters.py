@@ -74,3 +74,28 @@ def test_vscode_extensions_from_a_probed_manifest():
     assert vscode_extensions({"exists": True, "content": "{broken"}) == []
     assert vscode_extensions({"exists": True, "content": "{}"}) == []
     assert vscode_extensions(None) == []
+
+
+def test_links_in_place_against_what_host_probe_found(tmp_path):
+    from ansible_collections.llmops.codestack.plugins.modules.host_probe import look
+    from ansible_collections.llmops.codestack.plugins.filter.stack import links_in_place
+
+    links = node_links({"node": str(tmp_path / "bin" / "node"), "npm": "npm"}, str(tmp_path), str(tmp_path / "node-bin"),
+                       "/usr/bin")
+    (tmp_path / "node-bin").mkdir()
+    probed = dict((name, look(str(tmp_path / "node-bin" / name))) for name in ("node", "npm", "npx"))
+    assert links_in_place(links, probed) is False  # nothing there yet
+    os.symlink(links[0]["src"], links[0]["dest"])
+    os.symlink("/usr/local/bin/npm", links[1]["dest"])  # a link elsewhere
+    probed = dict((name, look(str(tmp_path / "node-bin" / name))) for name in ("node", "npm", "npx"))
+    assert links_in_place(links, probed) is False
+    os.unlink(links[1]["dest"])
+    os.symlink(links[1]["src"], links[1]["dest"])
+    probed = dict((name, look(str(tmp_path / "node-bin" / name))) for name in ("node", "npm", "npx"))
+    assert links_in_place(links, probed) is True
+    # A link the probe did not look at is missing; so is every link when nothing was probed.
+    assert links_in_place(links, {"node": probed["node"]}) is False
+    assert links_in_place(links, None) is False
+    assert links_in_place([], {}) is True
+    with pytest.raises(AnsibleFilterError, match="links_in_place"):
+        links_in_place([{"dest": "/x"}], probed)

@@ -34,13 +34,16 @@ def test_files_paths_and_commands(probe, tmp_path):
                    max_bytes=50)
     assert result["changed"] is False
     found = result["probe"]
-    assert found["files"]["pkg"] == {"exists": True, "content": '{"version": "4.139.1"}', "too_large": False}
-    assert found["files"]["none"] == {"exists": False, "content": "", "too_large": False}
-    assert found["files"]["big"] == {"exists": True, "content": "", "too_large": True}
+    pkg, none = str(tmp_path / "package.json"), str(tmp_path / "nope")
+    assert found["files"]["pkg"] == {"path": pkg, "exists": True, "content": '{"version": "4.139.1"}', "too_large": False}
+    assert found["files"]["none"] == {"path": none, "exists": False, "content": "", "too_large": False}
+    assert found["files"]["big"] == {"path": str(tmp_path / "big"), "exists": True, "content": "", "too_large": True}
     assert found["files"]["dir"]["exists"] is False  # a directory is not a file to read
-    assert found["paths"]["dir"] == {"exists": True, "isdir": True, "islink": False}
-    assert found["paths"]["link"] == {"exists": True, "isdir": False, "islink": True}
-    assert found["paths"]["none"] == {"exists": False, "isdir": False, "islink": False}
+    assert found["paths"]["dir"] == {"path": str(tmp_path / "dir"), "exists": True, "isdir": True, "islink": False}
+    # A dangling link is there, and its target is what it points to.
+    assert found["paths"]["link"] == {"path": str(tmp_path / "link"), "exists": True, "isdir": False, "islink": True,
+                                      "target": str(tmp_path / "missing")}
+    assert found["paths"]["none"] == {"path": none, "exists": False, "isdir": False, "islink": False}
     assert found["commands"]["py"] == {"rc": 3, "stdout": "v1\ntwo", "stderr": "", "stdout_lines": ["v1", "two"]}
     assert found["commands"]["missing"]["rc"] == 127 and "not found" in found["commands"]["missing"]["stderr"]
     assert found["commands"]["missing_path"]["rc"] == 127
@@ -69,4 +72,4 @@ def test_an_unreadable_file_is_there_without_content(probe, tmp_path, monkeypatc
 
     monkeypatch.setattr("builtins.open", refuse)
     found = probe(files={"key": str(secret)})["probe"]["files"]["key"]
-    assert found == {"exists": True, "content": "", "too_large": False, "error": "Permission denied"}
+    assert found == {"path": str(secret), "exists": True, "content": "", "too_large": False, "error": "Permission denied"}
