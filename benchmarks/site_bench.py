@@ -103,6 +103,7 @@ def split(result_json, wall):
     shares = {"our modules": 0.0, "builtin modules": 0.0, "controller-only tasks": 0.0}
     calls = executed = module_runs = 0
     per_task = {}
+    module_run_tasks = []
     for play in result_json["plays"]:
         for task in play["tasks"]:
             duration = task["task"].get("duration") or {}
@@ -116,6 +117,7 @@ def split(result_json, wall):
             on_host = not (action in CONTROLLER or not action or action in CONTROLLER_OURS)
             if on_host and not host_result.get("skipped"):
                 module_runs += 1
+                module_run_tasks.append([task["task"]["name"], action, round(seconds, 3)])
             if action.startswith("llmops.codestack."):
                 shares["our modules"] += seconds
                 calls += 1
@@ -130,6 +132,7 @@ def split(result_json, wall):
     # Tasks that ran a module on the host (not skipped, not a controller-only action): the
     # count that does not depend on how busy the machine is.
     shares["module runs"] = module_runs
+    shares["module run tasks"] = module_run_tasks
     shares["tasks"] = per_task
     return shares
 
