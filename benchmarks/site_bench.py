@@ -89,9 +89,13 @@ CONTROLLER = {"ansible.builtin.set_fact", "ansible.builtin.assert", "ansible.bui
               "ansible.builtin.meta", "ansible.builtin.fail", "set_fact", "assert", "debug", "include_tasks",
               "include_role", "meta", "fail", "ansible.builtin.validate_argument_spec", "validate_argument_spec",
               "ansible.builtin.add_host", "add_host", "ansible.builtin.include_vars", "include_vars"}
-# This collection's action plugins that never send a module to the host.
+# This collection's action plugins that never send a module to the host, and those that do
+# their module's work in the worker process on the local connection without become
+# (plugin_utils/_inprocess.py), which is how both stacks of this benchmark reach their host.
 CONTROLLER_OURS = {"llmops.codestack.warn", "llmops.codestack.intent_estimate", "llmops.codestack.spend_report",
-                   "llmops.codestack.stack_context", "llmops.codestack.catalog_refresh"}
+                   "llmops.codestack.stack_context", "llmops.codestack.catalog_refresh",
+                   "llmops.codestack.stack_state", "llmops.codestack.host_probe", "llmops.codestack.host_files",
+                   "llmops.codestack.alias_check"}
 
 
 def _seconds(stamp):

@@ -17,6 +17,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.llmops.codestack.plugins.module_utils import _statefile
+from ansible_collections.llmops.codestack.plugins.plugin_utils._inprocess import runs_here
 
 ARGUMENT_SPEC = _statefile.ARGUMENT_SPEC
 
@@ -25,13 +26,10 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
 
-    def _here(self):
-        return getattr(self._connection, "transport", None) == "local" and not self._play_context.become
-
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
-        if not self._here():
+        if not runs_here(self):
             result.update(self._execute_module(module_name="llmops.codestack.stack_state",
                                                module_args=self._task.args, task_vars=task_vars))
             return result

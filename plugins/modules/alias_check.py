@@ -16,6 +16,8 @@ description:
     HTTP status and, for a failure, the error message of each; the route stage's check that
     every role alias answers through the gateway, in one call instead of a request task per
     alias.
+  - On the local connection without become its action plugin asks from Ansible's worker
+    process, with the same code, instead of starting a Python for the module.
   - Read-only (C(changed) is always false); it does not fail when an alias fails, so that the
     caller can name every failed alias at once.
 author:
@@ -86,59 +88,14 @@ alias_check:
       elements: dict
 """
 
-import threading
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.llmops.codestack.plugins.module_utils._http import ApiError, HttpClient
-
-
-def ask(client, alias, max_tokens):
-    """{alias, status, message} of one chat completion through the gateway."""
-    try:
-        client.request("POST", "chat/completions", body={
-            "model": alias, "max_tokens": max_tokens, "messages": [{"role": "user", "content": "Say hello."}]})
-        return {"alias": alias, "status": 200, "message": ""}
-    except ApiError as exc:
-        return {"alias": alias, "status": exc.status or None, "message": str(exc)[:300]}
-
-
-def ask_all(api_base, api_key, aliases, max_tokens=8, timeout=120):
-    """Every alias at once (one thread each): the results in the order asked."""
-    results = [None] * len(aliases)
-
-    def one(index, alias):
-        # No retries: a check that an alias answers, not a client that must get through.
-        results[index] = ask(HttpClient(api_base, token=api_key, timeout=timeout, retries=0), alias, max_tokens)
-
-    threads = [threading.Thread(target=one, args=(i, a)) for i, a in enumerate(aliases)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
-def define_module():
-    return AnsibleModule(
-        argument_spec=dict(
-            api_base=dict(type="str", required=True),
-            api_key=dict(type="str", required=True, no_log=True),
-            aliases=dict(type="list", elements="str", required=True),
-            max_tokens=dict(type="int", default=8, no_log=False),
-            timeout=dict(type="int", default=120),
-        ),
-        supports_check_mode=True,
-    )
+from ansible_collections.llmops.codestack.plugins.module_utils import _aliascheck
 
 
 def main():
-    module = define_module()
-    p = module.params
-    results = [] if module.check_mode else ask_all(
-        p["api_base"], p["api_key"], p["aliases"], p["max_tokens"], p["timeout"])
-    module.exit_json(changed=False, alias_check={"results": results,
-                                                 "failed": [r for r in results if r["status"] != 200]})
+    module = AnsibleModule(argument_spec=_aliascheck.ARGUMENT_SPEC, supports_check_mode=True)
+    module.exit_json(**_aliascheck.check(module.params, module.check_mode))
 
 
 if __name__ == "__main__":

@@ -223,84 +223,17 @@ host_files:
       type: bool
 """
 
-import grp
-import pwd
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.llmops.codestack.plugins.module_utils import _service
-
-DIRECTORY_OPTIONS = dict(
-    path=dict(type="path", required=True),
-    mode=dict(type="str", default="0750"),
-    owned=dict(type="bool", default=True),
-    enabled=dict(type="bool", default=True),
-)
-LINK_OPTIONS = dict(
-    dest=dict(type="path", required=True),
-    src=dict(type="str", required=True),
-    enabled=dict(type="bool", default=True),
-)
-FILE_OPTIONS = dict(
-    dest=dict(type="path", required=True),
-    content=dict(type="str"),
-    src=dict(type="str"),
-    mode=dict(type="str", default="0644"),
-    owned=dict(type="bool", default=True),
-    secret=dict(type="bool", default=False),
-    restart=dict(type="bool", default=True),
-    json_merge=dict(type="bool", default=False),
-    enabled=dict(type="bool", default=True),
-)
-
-
-def define_module():
-    secret_options = dict(FILE_OPTIONS, content=dict(type="str", no_log=True))
-    return AnsibleModule(
-        argument_spec=dict(
-            owner=dict(type="str", default=""),
-            group=dict(type="str", default=""),
-            directories=dict(type="list", elements="dict", default=[], options=DIRECTORY_OPTIONS),
-            links=dict(type="list", elements="dict", default=[], options=LINK_OPTIONS),
-            files=dict(type="list", elements="dict", default=[], options=FILE_OPTIONS),
-            # Filled by the action plugin from files[] marked secret.
-            secret_files=dict(type="list", elements="dict", default=[], options=secret_options, no_log=False),
-        ),
-        supports_check_mode=True,
-    )
-
-
-def _ids(module):
-    """(uid, gid) of owner and group, None where not given. An unknown one fails, naming it,
-    except in check mode, where the user may be one this run would create first (everything of
-    theirs is then reported as to be created anyway)."""
-    ids = []
-    for kind, name, lookup in (("user", module.params["owner"], lambda n: pwd.getpwnam(n).pw_uid),
-                               ("group", module.params["group"], lambda n: grp.getgrnam(n).gr_gid)):
-        try:
-            ids.append(lookup(name) if name else None)
-        except KeyError:
-            if not module.check_mode:
-                module.fail_json(msg="host_files: no such %s on the host: %s" % (kind, name))
-            ids.append(None)
-    return ids[0], ids[1]
+from ansible_collections.llmops.codestack.plugins.module_utils import _hostfiles
 
 
 def main():
-    module = define_module()
-    uid, gid = _ids(module)
-    files = _service.FileSet(check_mode=module.check_mode, want_diff=module._diff, uid=uid, gid=gid,
-                             own_parents=True)
-    try:
-        files.directories(module.params["directories"])
-        files.links(module.params["links"])
-        files.files(list(module.params["files"]) + list(module.params["secret_files"]))
-    except (OSError, IOError, ValueError) as exc:
-        module.fail_json(msg="host_files: %s" % to_native(exc),
-                         host_files=dict(written=files.written, restart=files.restart))
-    module.exit_json(changed=bool(files.written), diff=files.diff,
-                     host_files=dict(written=files.written, restart=files.restart))
+    module = AnsibleModule(argument_spec=_hostfiles.ARGUMENT_SPEC, supports_check_mode=True)
+    result = _hostfiles.apply(module.params, module.check_mode, module._diff)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ description:
     module run.
   - Never changes anything; the commands run in check mode too, so they must only read (a
     C(--version), a C(dpkg-query)).
+  - On the local connection without become (the embedded default, where the host is the
+    controller), its action plugin does the same work in Ansible's worker process, with the same
+    code, instead of starting a Python for the module; elsewhere the module runs on the host.
   - A secret it reads lands in the registered result, as M(ansible.builtin.slurp)'s content
     does, so set C(no_log) on a task whose O(files) name one.
 author:
@@ -81,6 +84,9 @@ probe:
           run already read the file it needs), C(exists) (a regular file is there), C(content)
           (its text, empty when it does not exist or cannot be read), C(too_large), and C(error)
           when it could not be read.
+        - For a file that exists, also C(mode) (octal, as V(0640)), C(owner) and C(group) (names,
+          or numeric ids without a name), so that a caller can tell that a file it would write
+          is in place already.
       type: dict
       sample: {"code_server": {"path": "/opt/code-server/lib/node_modules/code-server/package.json", "exists": true,
                                "content": "{\"version\": \"4.139.1\"}", "too_large": false}}
@@ -97,65 +103,17 @@ probe:
       sample: {"node": {"rc": 0, "stdout": "v24.13.0", "stderr": "", "stdout_lines": ["v24.13.0"]}}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_text
 
-
-def read_file(path, max_bytes):
-    if not os.path.isfile(path):
-        return dict(path=path, exists=False, content="", too_large=False)
-    if os.path.getsize(path) > max_bytes:
-        return dict(path=path, exists=True, content="", too_large=True)
-    try:
-        with open(path, "rb") as handle:
-            return dict(path=path, exists=True, content=to_text(handle.read(), errors="surrogate_or_replace"),
-                        too_large=False)
-    except OSError as error:
-        # Unreadable to the connecting user: there, but its content unknown.
-        return dict(path=path, exists=True, content="", too_large=False, error=to_text(error.strerror or error))
-
-
-def look(path):
-    found = dict(path=path, exists=os.path.lexists(path), isdir=os.path.isdir(path), islink=os.path.islink(path))
-    if found["islink"]:
-        try:
-            found["target"] = to_text(os.readlink(path), errors="surrogate_or_replace")
-        except OSError:
-            found["target"] = ""
-    return found
-
-
-def run(module, argv):
-    if not isinstance(argv, list) or not argv or not all(isinstance(arg, (str, int, float)) for arg in argv):
-        module.fail_json(msg="host_probe: a command must be a non-empty list of strings, not %r" % (argv,))
-    argv = [to_text(arg) for arg in argv]
-    program = argv[0]
-    runnable = os.access(program, os.X_OK) if "/" in program else module.get_bin_path(program) is not None
-    if not runnable:
-        return dict(rc=127, stdout="", stderr="%s: not found" % program, stdout_lines=[])
-    rc, out, err = module.run_command(argv)
-    out, err = out.rstrip("\n"), err.rstrip("\n")
-    return dict(rc=rc, stdout=out, stderr=err, stdout_lines=out.splitlines())
+from ansible_collections.llmops.codestack.plugins.module_utils import _probe
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            files=dict(type="dict", default={}),
-            paths=dict(type="dict", default={}),
-            commands=dict(type="dict", default={}),
-            max_bytes=dict(type="int", default=1048576),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    found = dict(
-        files=dict((name, read_file(to_text(path), params["max_bytes"])) for name, path in params["files"].items()),
-        paths=dict((name, look(to_text(path))) for name, path in params["paths"].items()),
-        commands=dict((name, run(module, argv)) for name, argv in params["commands"].items()),
-    )
+    module = AnsibleModule(argument_spec=_probe.ARGUMENT_SPEC, supports_check_mode=True)
+    try:
+        found = _probe.probe(module.params, module.run_command)
+    except _probe.ProbeError as exc:
+        module.fail_json(msg=str(exc))
     module.exit_json(changed=False, probe=found)
 
 

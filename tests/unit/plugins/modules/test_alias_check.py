@@ -51,3 +51,30 @@ def test_check_mode_asks_nothing(capsys):
         result = run(capsys, api_base=backend.url, api_key="k", aliases=["coder"], _ansible_check_mode=True)
         assert backend.requests == 0
     assert result["alias_check"] == {"results": [], "failed": []}
+
+
+def test_in_process_on_the_local_connection_answers_the_same_without_the_key(capsys):
+    from unittest.mock import MagicMock
+
+    from ansible.playbook.task import Task
+    from ansible.template import Templar
+
+    from ansible_collections.llmops.codestack.plugins.action.alias_check import ActionModule
+
+    def plugin(args, transport):
+        task = MagicMock(Task)
+        task.args, task.async_val, task.check_mode, task.diff, task.environment = args, 0, False, False, None
+        connection, play_context, loader = MagicMock(), MagicMock(), MagicMock()
+        connection.transport, play_context.become = transport, False
+        action = ActionModule(task, connection, play_context, loader=loader, templar=Templar(loader=loader),
+                              shared_loader_obj=None)
+        action._execute_module = MagicMock(return_value={"changed": False, "alias_check": "module"})
+        return action
+
+    with FakeOpenAIBackend("gw", api_key="sk-good") as backend:
+        args = dict(api_base=backend.url, api_key="sk-good", aliases=["coder", "nope"])
+        here = plugin(dict(args), "local").run(task_vars={})
+        assert here["alias_check"] == run(capsys, **args)["alias_check"]
+        assert "sk-good" not in json.dumps(here)
+        # Over SSH the gateway's loopback is the host's: the module runs there.
+        assert plugin(dict(args), "ssh").run(task_vars={})["alias_check"] == "module"

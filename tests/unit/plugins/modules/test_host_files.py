@@ -5,11 +5,14 @@ import json
 import os
 import pwd
 import stat
+from unittest.mock import MagicMock
 
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.llmops.codestack.plugins.action.host_files import build_args
+from ansible.playbook.task import Task
+from ansible.template import Templar
+from ansible_collections.llmops.codestack.plugins.action.host_files import ActionModule, build_args
 from ansible_collections.llmops.codestack.plugins.modules import host_files
 from ansible.errors import AnsibleActionFail
 
@@ -20,11 +23,35 @@ def _mode(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
-@pytest.fixture
-def call(tmp_path, capsys):
+def _in_process(task, check, diff):
+    """The action on the local connection: the module's work done in the worker process."""
+    plugin_task = MagicMock(Task)
+    plugin_task.args = task
+    plugin_task.async_val = 0
+    plugin_task.check_mode = check
+    plugin_task.diff = diff
+    plugin_task.environment = None
+    connection = MagicMock()
+    connection.transport = "local"
+    play_context = MagicMock()
+    play_context.become = False
+    loader = MagicMock()
+    plugin = ActionModule(plugin_task, connection, play_context, loader=loader, templar=Templar(loader=loader),
+                          shared_loader_obj=None)
+    plugin._read_src = lambda src: "from files/" + src
+    plugin._execute_module = MagicMock(side_effect=AssertionError("no module run on the local connection"))
+    # What reaches the user goes through JSON, as the module's answer does.
+    return json.loads(json.dumps(plugin.run(task_vars={})))
+
+
+# Every test runs twice: the module on the host, and the action doing its work in-process.
+@pytest.fixture(params=["module", "in-process"])
+def call(request, tmp_path, capsys):
     home = tmp_path / "home"
 
     def _call(check=False, diff=False, **task):
+        if request.param == "in-process":
+            return _in_process(task, check, diff)
         args = build_args(task, read_src=lambda src: "from files/" + src)
         args.update(_ansible_check_mode=check, _ansible_diff=diff)
         with patch_module_args(args):
@@ -143,3 +170,14 @@ def test_an_unknown_owner_is_named(call):
 def test_bad_entries_fail_on_the_controller(entry, message):
     with pytest.raises(AnsibleActionFail, match=message):
         build_args({"files": [entry]}, read_src=lambda src: "")
+
+
+def test_in_process_masks_a_secret_in_an_error(tmp_path, monkeypatch):
+    from ansible_collections.llmops.codestack.plugins.module_utils import _hostfiles
+
+    def fails(params, check_mode, want_diff):
+        return dict(failed=True, msg="host_files: cannot write " + params["secret_files"][0]["content"])
+
+    monkeypatch.setattr(_hostfiles, "apply", fails)
+    result = _in_process({"files": [{"dest": str(tmp_path / "key"), "content": SECRET, "secret": True}]}, False, False)
+    assert result["failed"] is True and SECRET not in json.dumps(result) and "********" in result["msg"]

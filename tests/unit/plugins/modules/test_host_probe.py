@@ -1,6 +1,9 @@
 """llmops.codestack.host_probe on this machine: files, paths and commands in one call."""
 
+import grp
 import json
+import os
+import pwd
 import sys
 
 import pytest
@@ -35,9 +38,16 @@ def test_files_paths_and_commands(probe, tmp_path):
     assert result["changed"] is False
     found = result["probe"]
     pkg, none = str(tmp_path / "package.json"), str(tmp_path / "nope")
-    assert found["files"]["pkg"] == {"path": pkg, "exists": True, "content": '{"version": "4.139.1"}', "too_large": False}
+    (tmp_path / "package.json").chmod(0o640)
+    mine = dict(owner=pwd.getpwuid(os.getuid()).pw_name, group=grp.getgrgid(os.getgid()).gr_name)
+    assert found["files"]["pkg"] == dict(path=pkg, exists=True, content='{"version": "4.139.1"}', too_large=False,
+                                         mode=found["files"]["pkg"]["mode"], **mine)
     assert found["files"]["none"] == {"path": none, "exists": False, "content": "", "too_large": False}
-    assert found["files"]["big"] == {"path": str(tmp_path / "big"), "exists": True, "content": "", "too_large": True}
+    assert found["files"]["big"] == dict(path=str(tmp_path / "big"), exists=True, content="", too_large=True,
+                                         mode=found["files"]["big"]["mode"], **mine)
+    # The mode as octal digits, the way host_files takes it.
+    again = probe(files={"pkg": pkg})["probe"]["files"]["pkg"]
+    assert again["mode"] == "0640"
     assert found["files"]["dir"]["exists"] is False  # a directory is not a file to read
     assert found["paths"]["dir"] == {"path": str(tmp_path / "dir"), "exists": True, "isdir": True, "islink": False}
     # A dangling link is there, and its target is what it points to.
@@ -72,4 +82,5 @@ def test_an_unreadable_file_is_there_without_content(probe, tmp_path, monkeypatc
 
     monkeypatch.setattr("builtins.open", refuse)
     found = probe(files={"key": str(secret)})["probe"]["files"]["key"]
-    assert found == {"path": str(secret), "exists": True, "content": "", "too_large": False, "error": "Permission denied"}
+    assert found == {"path": str(secret), "exists": True, "content": "", "too_large": False, "error": "Permission denied",
+                     "mode": found["mode"], "owner": found["owner"], "group": found["group"]}

@@ -1,0 +1,66 @@
+"""llmops.codestack.host_probe's action: on the local connection without become it probes
+in-process and answers what the module answers; elsewhere it runs the module."""
+
+import json
+import sys
+from unittest.mock import MagicMock
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+from ansible.playbook.task import Task
+from ansible.template import Templar
+
+from ansible_collections.llmops.codestack.plugins.action.host_probe import ActionModule
+from ansible_collections.llmops.codestack.plugins.modules import host_probe
+
+
+def action(args, transport="local", become=False, environment=None):
+    task = MagicMock(Task)
+    task.args = args
+    task.async_val = 0
+    task.check_mode = False
+    task.diff = False
+    task.environment = environment
+    connection = MagicMock()
+    connection.transport = transport
+    play_context = MagicMock()
+    play_context.become = become
+    loader = MagicMock()
+    return ActionModule(task, connection, play_context, loader=loader, templar=Templar(loader=loader),
+                        shared_loader_obj=None)
+
+
+def module_result(capsys, args):
+    with patch_module_args(dict(args)):
+        with pytest.raises(SystemExit):
+            host_probe.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_in_process_answers_what_the_module_answers(capsys, tmp_path):
+    (tmp_path / "api_key").write_text("sk-1\n")
+    (tmp_path / "link").symlink_to("api_key")
+    args = {"files": {"key": str(tmp_path / "api_key"), "none": str(tmp_path / "nope")},
+            "paths": {"link": str(tmp_path / "link")},
+            "commands": {"py": [sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(2)"],
+                         "missing": ["codestack-no-such-program"]}}
+    plugin = action(args)
+    plugin._execute_module = MagicMock(side_effect=AssertionError("no module run on the local connection"))
+    here = plugin.run(task_vars={})
+    assert here["changed"] is False
+    assert here["probe"] == module_result(capsys, args)["probe"]
+    assert here["probe"]["commands"]["py"] == {"rc": 2, "stdout": "out", "stderr": "err", "stdout_lines": ["out"]}
+
+
+def test_a_bad_command_fails_in_process_too():
+    result = action({"commands": {"bad": "echo hi"}}).run(task_vars={})
+    assert result["failed"] is True and "non-empty list" in result["msg"]
+
+
+def test_remote_become_or_an_environment_runs_the_module():
+    for plugin in (action({}, transport="ssh"), action({}, become=True),
+                   action({}, environment=[{"PATH": "/opt/bin"}])):
+        plugin._execute_module = MagicMock(return_value={"changed": False, "probe": {}})
+        assert plugin.run(task_vars={})["probe"] == {}
+        assert plugin._execute_module.call_args.kwargs["module_name"] == "llmops.codestack.host_probe"
