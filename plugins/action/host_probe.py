@@ -13,7 +13,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.llmops.codestack.plugins.module_utils import _probe
-from ansible_collections.llmops.codestack.plugins.plugin_utils._inprocess import runs_here
+from ansible_collections.llmops.codestack.plugins.plugin_utils._inprocess import run_here, runs_here
 
 
 class ActionModule(ActionBase):
@@ -31,7 +31,7 @@ class ActionModule(ActionBase):
         validation, params = self.validate_argument_spec(argument_spec=_probe.ARGUMENT_SPEC)
         del validation
         try:
-            result.update(changed=False, probe=_probe.probe(params, _probe.run_here))
+            result.update(changed=False, probe=_probe.probe(params, run_here))
         except _probe.ProbeError as exc:
             result.update(failed=True, msg=to_text(exc))
         return result

@@ -3,7 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller side of llmops.codestack.run_service: renders the service's control script and
 unit, reads files[].src from the role's files/, keeps secret contents out of the logged
-arguments, then runs the module on the host once."""
+arguments, then runs the module on the host once, or, on the local connection without become
+(plugin_utils/_inprocess.py), does the module's work itself in the worker process with the
+module's own code (module_utils/_runservice.py)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -12,10 +14,13 @@ __metaclass__ = type
 import copy
 
 from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.llmops.codestack.plugins.module_utils import _service
+from ansible_collections.llmops.codestack.plugins.module_utils import _runservice, _service
+from ansible_collections.llmops.codestack.plugins.plugin_utils._inprocess import Failed, HostHere, runs_here
 
 UNIT_DIR = "/etc/systemd/system"
 
@@ -65,8 +70,24 @@ class ActionModule(ActionBase):
         except AnsibleActionFail as exc:
             result.update(failed=True, msg=to_text(exc))
             return result
+        if runs_here(self):
+            result.update(self._run_here(module_args))
+            return result
         result.update(self._execute_module(module_name="llmops.codestack.run_service",
                                            module_args=module_args, task_vars=task_vars))
         # The module's arguments hold every file's content: never echo them back.
         result.pop("invocation", None)
         return result
+
+    def _run_here(self, module_args):
+        """The module's answer, from its own code run in this process."""
+        validation = ArgumentSpecValidator(_runservice.ARGUMENT_SPEC).validate(module_args)
+        if validation.error_messages:
+            return dict(failed=True, msg="run_service: %s" % "; ".join(validation.error_messages))
+        host = HostHere(validation.validated_parameters, bool(self._task.check_mode), bool(self._task.diff))
+        try:
+            done = _runservice.run(host)
+        except Failed as failure:
+            done = failure.result
+        # As AnsibleModule does with its answer: no secret (file content, key) anywhere in it.
+        return remove_values(done, validation._no_log_values)

@@ -11,7 +11,6 @@ __metaclass__ = type
 import grp
 import os
 import pwd
-import subprocess
 
 from ansible.module_utils.common.process import get_bin_path
 from ansible.module_utils.common.text.converters import to_text
@@ -74,14 +73,6 @@ def runnable(program):
     return True
 
 
-def run_here(argv):
-    """(rc, stdout, stderr) of ``argv``, without a shell, as AnsibleModule.run_command returns them."""
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          check=False, close_fds=True)
-    return (proc.returncode, to_text(proc.stdout, errors="surrogate_or_replace"),
-            to_text(proc.stderr, errors="surrogate_or_replace"))
-
-
 def run(argv, run_command):
     if not isinstance(argv, list) or not argv or not all(isinstance(arg, (str, int, float)) for arg in argv):
         raise ProbeError("host_probe: a command must be a non-empty list of strings, not %r" % (argv,))
@@ -95,7 +86,8 @@ def run(argv, run_command):
 
 def probe(params, run_command):
     """The module's ``probe`` result for validated ``params``; ``run_command(argv)`` runs a
-    command (AnsibleModule.run_command on the host, run_here in the worker process)."""
+    command (AnsibleModule.run_command on the host, plugin_utils/_inprocess.py's run_here in the
+    worker process)."""
     return dict(
         files=dict((name, read_file(to_text(path), params["max_bytes"])) for name, path in params["files"].items()),
         paths=dict((name, look(to_text(path))) for name, path in params["paths"].items()),

@@ -6,8 +6,9 @@
 On the local connection without become, a module runs on this machine, as this user, with
 this process's environment: the same place the worker process already is. Shipping it there
 costs an AnsiballZ payload and a fresh Python importing ``ansible.module_utils.basic`` (0.4 to
-1 s a call on 2 busy cores). The actions of ``host_probe``, ``host_files`` and ``stack_state``
-then call the same code the module runs (their ``module_utils``) directly. Any other
+1 s a call on 2 busy cores). The actions of ``host_probe``, ``host_files``, ``alias_check``,
+``run_service`` and ``stack_state`` then call the same code the module runs (their
+``module_utils``) directly. Any other
 connection, become, or a task ``environment`` (which only the module's process would get)
 keeps the module run.
 """
@@ -15,6 +16,10 @@ keeps the module run.
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import subprocess
+
+from ansible.module_utils.common.text.converters import to_text
 
 
 def runs_here(action):
@@ -25,3 +30,37 @@ def runs_here(action):
         return False
     environment = getattr(action._task, "environment", None)
     return not environment or all(not entry for entry in environment)
+
+
+def run_here(argv):
+    """(rc, stdout, stderr) of ``argv``, without a shell, as AnsibleModule.run_command returns
+    them. No file descriptor of the worker process but a null stdin and the two pipes reaches
+    the command, so a service it starts in the background holds none of Ansible's."""
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          check=False, close_fds=True)
+    return (proc.returncode, to_text(proc.stdout, errors="surrogate_or_replace"),
+            to_text(proc.stderr, errors="surrogate_or_replace"))
+
+
+class Failed(Exception):
+    """HostHere.fail_json: the module's failure, with its result."""
+
+    def __init__(self, result):
+        super(Failed, self).__init__(result.get("msg", ""))
+        self.result = result
+
+
+class HostHere(object):
+    """What module_utils code asks of an AnsibleModule, answered in the worker process."""
+
+    def __init__(self, params, check_mode, diff):
+        self.params = params
+        self.check_mode = check_mode
+        self._diff = diff
+
+    def run_command(self, argv):
+        return run_here([to_text(arg) for arg in argv])
+
+    def fail_json(self, **result):
+        result["failed"] = True
+        raise Failed(result)

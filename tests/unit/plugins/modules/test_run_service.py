@@ -7,11 +7,14 @@ import socket
 import stat
 import subprocess
 import sys
+from unittest.mock import MagicMock
 
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.llmops.codestack.plugins.action.run_service import build_args
+from ansible.playbook.task import Task
+from ansible.template import Templar
+from ansible_collections.llmops.codestack.plugins.action.run_service import ActionModule, build_args
 from ansible_collections.llmops.codestack.plugins.modules import run_service
 
 
@@ -21,8 +24,24 @@ def free_port():
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def call(tmp_path, capsys):
+def _in_process(task, check, diff):
+    """The action on the local connection: the module's work done in the worker process."""
+    plugin_task = MagicMock(Task)
+    plugin_task.args, plugin_task.async_val, plugin_task.environment = task, 0, None
+    plugin_task.check_mode, plugin_task.diff = check, diff
+    connection, play_context, loader = MagicMock(), MagicMock(), MagicMock()
+    connection.transport, play_context.become = "local", False
+    plugin = ActionModule(plugin_task, connection, play_context, loader=loader, templar=Templar(loader=loader),
+                          shared_loader_obj=None)
+    plugin._read_src = lambda src: "from " + src
+    plugin._execute_module = MagicMock(side_effect=AssertionError("no module run on the local connection"))
+    return json.loads(json.dumps(plugin.run(task_vars={})))
+
+
+# Every test runs twice: the module on the host, and the action doing its work in-process
+# (whose service must not hold the worker's pipes: the tests' commands would hang).
+@pytest.fixture(params=["module", "in-process"])
+def call(request, tmp_path, capsys):
     port = free_port()
     directory = str(tmp_path / "svc")
     task = {"name": "codestack-test", "dir": directory, "log": directory + "/svc.log",
@@ -34,6 +53,8 @@ def call(tmp_path, capsys):
             "wait_url": "http://127.0.0.1:%d/index.html" % port, "wait_timeout": 20}
 
     def _call(check=False, diff=False, **overrides):
+        if request.param == "in-process":
+            return _in_process(dict(task, **overrides), check, diff)
         args = build_args(dict(task, **overrides), read_src=lambda src: "from " + src)
         args.update(_ansible_check_mode=check, _ansible_diff=diff)
         with patch_module_args(args):
