@@ -65,7 +65,7 @@ class RunService:
         rc, out, err = self.host.run_command(argv)
         if check and rc != 0:
             self.host.fail_json(msg="%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out)[-2000:]),
-                                  **self.result())
+                                **self.result())
         return rc
 
     def put_files(self):
