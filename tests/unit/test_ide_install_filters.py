@@ -77,7 +77,7 @@ def test_vscode_extensions_from_a_probed_manifest():
 
 
 def test_links_in_place_against_what_host_probe_found(tmp_path):
-    from ansible_collections.llmops.codestack.plugins.modules.host_probe import look
+    from ansible_collections.llmops.codestack.plugins.module_utils._probe import look
     from ansible_collections.llmops.codestack.plugins.filter.stack import links_in_place
 
     links = node_links({"node": str(tmp_path / "bin" / "node"), "npm": "npm"}, str(tmp_path), str(tmp_path / "node-bin"),
