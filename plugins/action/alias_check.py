@@ -10,11 +10,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.llmops.codestack.plugins.module_utils import _aliascheck
-from ansible_collections.llmops.codestack.plugins.plugin_utils._inprocess import runs_here
+from ansible_collections.llmops.codestack.plugins.plugin_utils._inprocess import module_or_here
 
 
 class ActionModule(ActionBase):
@@ -25,11 +24,6 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
-        if not runs_here(self):
-            result.update(self._execute_module(module_name="llmops.codestack.alias_check",
-                                               module_args=self._task.args, task_vars=task_vars))
-            return result
-        validation, params = self.validate_argument_spec(argument_spec=_aliascheck.ARGUMENT_SPEC)
-        # As AnsibleModule does with its answer: the key nowhere in it.
-        result.update(remove_values(_aliascheck.check(params, bool(self._task.check_mode)), validation._no_log_values))
+        result.update(module_or_here(self, task_vars, "llmops.codestack.alias_check", _aliascheck.ARGUMENT_SPEC,
+                                     lambda params, check_mode, diff: _aliascheck.check(params, check_mode)))
         return result

@@ -11,13 +11,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleActionFail, AnsibleError
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.llmops.codestack.plugins.module_utils import _hostfiles, _service
-from ansible_collections.llmops.codestack.plugins.plugin_utils._inprocess import runs_here
+from ansible_collections.llmops.codestack.plugins.plugin_utils._inprocess import module_or_here
 
 
 def build_args(args, read_src):
@@ -53,18 +51,8 @@ class ActionModule(ActionBase):
         except AnsibleActionFail as exc:
             result.update(failed=True, msg=to_text(exc))
             return result
-        if runs_here(self):
-            # The arguments after build_args, validated as the module would validate them.
-            validation = ArgumentSpecValidator(_hostfiles.ARGUMENT_SPEC).validate(module_args)
-            if validation.error_messages:
-                result.update(failed=True, msg="host_files: %s" % "; ".join(validation.error_messages))
-                return result
-            done = _hostfiles.apply(validation.validated_parameters, bool(self._task.check_mode), bool(self._task.diff))
-            # As AnsibleModule does with its answer: no secret content anywhere in it.
-            result.update(remove_values(done, validation._no_log_values))
-            return result
-        result.update(self._execute_module(module_name="llmops.codestack.host_files",
-                                           module_args=module_args, task_vars=task_vars))
+        result.update(module_or_here(self, task_vars, "llmops.codestack.host_files", _hostfiles.ARGUMENT_SPEC,
+                                     _hostfiles.apply, module_args=module_args))
         # The module's arguments hold every file's content: never echo them back.
         result.pop("invocation", None)
         return result

@@ -13,7 +13,15 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.llmops.codestack.plugins.module_utils import _probe
-from ansible_collections.llmops.codestack.plugins.plugin_utils._inprocess import run_here, runs_here
+from ansible_collections.llmops.codestack.plugins.plugin_utils._inprocess import module_or_here, run_here
+
+
+def _look(params, check_mode, diff):
+    del check_mode, diff  # it only reads, the same in check mode
+    try:
+        return dict(changed=False, probe=_probe.probe(params, run_here))
+    except _probe.ProbeError as exc:
+        return dict(failed=True, msg=to_text(exc))
 
 
 class ActionModule(ActionBase):
@@ -24,14 +32,5 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
-        if not runs_here(self):
-            result.update(self._execute_module(module_name="llmops.codestack.host_probe",
-                                               module_args=self._task.args, task_vars=task_vars))
-            return result
-        validation, params = self.validate_argument_spec(argument_spec=_probe.ARGUMENT_SPEC)
-        del validation
-        try:
-            result.update(changed=False, probe=_probe.probe(params, run_here))
-        except _probe.ProbeError as exc:
-            result.update(failed=True, msg=to_text(exc))
+        result.update(module_or_here(self, task_vars, "llmops.codestack.host_probe", _probe.ARGUMENT_SPEC, _look))
         return result

@@ -14,13 +14,11 @@ __metaclass__ = type
 import copy
 
 from ansible.errors import AnsibleActionFail, AnsibleError
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.llmops.codestack.plugins.module_utils import _runservice, _service
-from ansible_collections.llmops.codestack.plugins.plugin_utils._inprocess import Failed, HostHere, runs_here
+from ansible_collections.llmops.codestack.plugins.plugin_utils._inprocess import Failed, HostHere, module_or_here
 
 UNIT_DIR = "/etc/systemd/system"
 
@@ -49,6 +47,14 @@ def build_args(args, read_src):
     return args
 
 
+def _run_here(params, check_mode, diff):
+    """The module's answer, from its own code run in this process."""
+    try:
+        return _runservice.run(HostHere(params, check_mode, diff))
+    except Failed as failure:
+        return failure.result
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = True
     _supports_check_mode = True
@@ -70,24 +76,8 @@ class ActionModule(ActionBase):
         except AnsibleActionFail as exc:
             result.update(failed=True, msg=to_text(exc))
             return result
-        if runs_here(self):
-            result.update(self._run_here(module_args))
-            return result
-        result.update(self._execute_module(module_name="llmops.codestack.run_service",
-                                           module_args=module_args, task_vars=task_vars))
+        result.update(module_or_here(self, task_vars, "llmops.codestack.run_service", _runservice.ARGUMENT_SPEC,
+                                     _run_here, module_args=module_args))
         # The module's arguments hold every file's content: never echo them back.
         result.pop("invocation", None)
         return result
-
-    def _run_here(self, module_args):
-        """The module's answer, from its own code run in this process."""
-        validation = ArgumentSpecValidator(_runservice.ARGUMENT_SPEC).validate(module_args)
-        if validation.error_messages:
-            return dict(failed=True, msg="run_service: %s" % "; ".join(validation.error_messages))
-        host = HostHere(validation.validated_parameters, bool(self._task.check_mode), bool(self._task.diff))
-        try:
-            done = _runservice.run(host)
-        except Failed as failure:
-            done = failure.result
-        # As AnsibleModule does with its answer: no secret (file content, key) anywhere in it.
-        return remove_values(done, validation._no_log_values)

@@ -17,9 +17,16 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.llmops.codestack.plugins.module_utils import _statefile
-from ansible_collections.llmops.codestack.plugins.plugin_utils._inprocess import runs_here
+from ansible_collections.llmops.codestack.plugins.plugin_utils._inprocess import module_or_here
 
 ARGUMENT_SPEC = _statefile.ARGUMENT_SPEC
+
+
+def _record(params, check_mode, diff):
+    try:
+        return _statefile.record(params, check_mode, diff)
+    except _statefile.StateFileError as exc:
+        return dict(failed=True, msg=to_text(exc))
 
 
 class ActionModule(ActionBase):
@@ -29,14 +36,5 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
-        if not runs_here(self):
-            result.update(self._execute_module(module_name="llmops.codestack.stack_state",
-                                               module_args=self._task.args, task_vars=task_vars))
-            return result
-        validation, params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        del validation
-        try:
-            result.update(_statefile.record(params, bool(self._task.check_mode), bool(self._task.diff)))
-        except _statefile.StateFileError as exc:
-            result.update(failed=True, msg=to_text(exc))
+        result.update(module_or_here(self, task_vars, "llmops.codestack.stack_state", ARGUMENT_SPEC, _record))
         return result

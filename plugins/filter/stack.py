@@ -299,6 +299,19 @@ def links_in_place(links, probed):
     return True
 
 
+def file_in_place(probed, path, content, mode, owner, group):
+    """Whether ``host_probe`` found the file ``host_files`` would write at ``path`` already
+    there as it would write it: ``probed`` is the probe's entry for that path (a ``files``
+    entry), which must name ``path``, exist, and have this ``content``, ``mode`` (octal
+    string), ``owner`` and ``group``. Anything else, a probe of another path or none, counts as
+    not in place, so the caller writes it."""
+    if not isinstance(probed, dict):
+        return False
+    return (probed.get("path") == str(path) and bool(probed.get("exists")) and not probed.get("too_large")
+            and probed.get("content") == str(content)
+            and [probed.get("mode"), probed.get("owner"), probed.get("group")] == [str(mode), str(owner), str(group)])
+
+
 class FilterModule(object):
     def filters(self):
         return {"usable_alternatives": usable_alternatives, "gateway_endpoints": gateway_endpoints,
@@ -313,6 +326,6 @@ class FilterModule(object):
                 "stack_created_servers": stack_created_servers,
                 "plan_storage": plan_storage, "plan_clusters": plan_clusters,
                 "stack_rendered_only": stack_rendered_only, "packages_missing": packages_missing,
-                "node_links": node_links, "links_in_place": links_in_place,
+                "node_links": node_links, "links_in_place": links_in_place, "file_in_place": file_in_place,
                 "package_version": package_version,
                 "vscode_extensions": vscode_extensions}

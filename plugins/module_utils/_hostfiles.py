@@ -37,6 +37,13 @@ FILE_OPTIONS = dict(
     json_merge=dict(type="bool", default=False),
     enabled=dict(type="bool", default=True),
 )
+
+
+def secret_options(file_options):
+    """The options of ``secret_files`` entries: ``file_options`` with the content ``no_log``."""
+    return dict(file_options, content=dict(type="str", no_log=True))
+
+
 ARGUMENT_SPEC = dict(
     owner=dict(type="str", default=""),
     group=dict(type="str", default=""),
@@ -45,7 +52,7 @@ ARGUMENT_SPEC = dict(
     files=dict(type="list", elements="dict", default=[], options=FILE_OPTIONS),
     # Filled by the action plugin from files[] marked secret.
     secret_files=dict(type="list", elements="dict", default=[], no_log=False,
-                      options=dict(FILE_OPTIONS, content=dict(type="str", no_log=True))),
+                      options=secret_options(FILE_OPTIONS)),
 )
 
 

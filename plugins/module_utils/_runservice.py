@@ -16,18 +16,10 @@ import time
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.llmops.codestack.plugins.module_utils import _service
+from ansible_collections.llmops.codestack.plugins.module_utils import _hostfiles, _service
 
-FILE_OPTIONS = dict(
-    dest=dict(type="path", required=True),
-    content=dict(type="str"),
-    src=dict(type="str"),
-    mode=dict(type="str", default="0644"),
-    secret=dict(type="bool", default=False),
-    restart=dict(type="bool", default=True),
-    owned=dict(type="bool", default=True),
-)
-
+# host_files' file options, less what only host_files does (merging JSON, disabled entries).
+FILE_OPTIONS = dict((key, value) for key, value in _hostfiles.FILE_OPTIONS.items() if key not in ("json_merge", "enabled"))
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -43,7 +35,7 @@ ARGUMENT_SPEC = dict(
         path=dict(type="path", required=True), mode=dict(type="str", default="0750"))),
     files=dict(type="list", elements="dict", default=[], options=FILE_OPTIONS),
     secret_files=dict(type="list", elements="dict", default=[], no_log=False,
-                      options=dict(FILE_OPTIONS, content=dict(type="str", no_log=True))),
+                      options=_hostfiles.secret_options(FILE_OPTIONS)),
     restart=dict(type="bool", default=False),
     wait_url=dict(type="str", default=""),
     wait_timeout=dict(type="int", default=120),

@@ -19,6 +19,8 @@ __metaclass__ = type
 
 import subprocess
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.common.text.converters import to_text
 
 
@@ -30,6 +32,22 @@ def runs_here(action):
         return False
     environment = getattr(action._task, "environment", None)
     return not environment or all(not entry for entry in environment)
+
+
+def module_or_here(action, task_vars, module_name, argument_spec, work, module_args=None):
+    """The answer of ``module_name`` for ``module_args`` (the task's arguments unless given):
+    the module run on the host, or, where ``runs_here``, ``work(params, check_mode, diff)``
+    with the arguments validated as the module validates them (a failure naming every bad one,
+    before anything is done) and its ``no_log`` values masked in the answer, as AnsibleModule
+    masks its own."""
+    module_args = action._task.args if module_args is None else module_args
+    if not runs_here(action):
+        return action._execute_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
+    validation = ArgumentSpecValidator(argument_spec).validate(module_args)
+    if validation.error_messages:
+        return dict(failed=True, msg="%s: %s" % (module_name.rsplit(".", 1)[-1], "; ".join(validation.error_messages)))
+    done = work(validation.validated_parameters, bool(action._task.check_mode), bool(action._task.diff))
+    return remove_values(done, validation._no_log_values)
 
 
 def run_here(argv):

@@ -99,3 +99,24 @@ def test_links_in_place_against_what_host_probe_found(tmp_path):
     assert links_in_place([], {}) is True
     with pytest.raises(AnsibleFilterError, match="links_in_place"):
         links_in_place([{"dest": "/x"}], probed)
+
+
+def test_file_in_place_against_what_host_probe_found(tmp_path):
+    import grp
+    import pwd
+
+    from ansible_collections.llmops.codestack.plugins.filter.stack import file_in_place
+    from ansible_collections.llmops.codestack.plugins.module_utils._probe import read_file
+
+    path = tmp_path / "supervise.sh"
+    me, mine = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    assert file_in_place(read_file(str(path), 1024), str(path), "#!/bin/bash\n", "0750", me, mine) is False  # missing
+    path.write_text("#!/bin/bash\n")
+    path.chmod(0o750)
+    found = read_file(str(path), 1024)
+    assert file_in_place(found, str(path), "#!/bin/bash\n", "0750", me, mine) is True
+    assert file_in_place(found, str(path), "#!/bin/sh\n", "0750", me, mine) is False  # other content
+    assert file_in_place(found, str(path), "#!/bin/bash\n", "0755", me, mine) is False  # other mode
+    assert file_in_place(found, str(path), "#!/bin/bash\n", "0750", "codestack-nobody", mine) is False  # other owner
+    assert file_in_place(found, str(tmp_path / "other"), "#!/bin/bash\n", "0750", me, mine) is False  # another path
+    assert file_in_place({}, str(path), "#!/bin/bash\n", "0750", me, mine) is False  # not probed

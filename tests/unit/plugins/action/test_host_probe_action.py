@@ -8,27 +8,14 @@ from unittest.mock import MagicMock
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
-from ansible.playbook.task import Task
-from ansible.template import Templar
 
 from ansible_collections.llmops.codestack.plugins.action.host_probe import ActionModule
+from ansible_collections.llmops.codestack.tests.unit.plugins.action._plugin import make_action
 from ansible_collections.llmops.codestack.plugins.modules import host_probe
 
 
 def action(args, transport="local", become=False, environment=None):
-    task = MagicMock(Task)
-    task.args = args
-    task.async_val = 0
-    task.check_mode = False
-    task.diff = False
-    task.environment = environment
-    connection = MagicMock()
-    connection.transport = transport
-    play_context = MagicMock()
-    play_context.become = become
-    loader = MagicMock()
-    return ActionModule(task, connection, play_context, loader=loader, templar=Templar(loader=loader),
-                        shared_loader_obj=None)
+    return make_action(ActionModule, args, transport=transport, become=become, environment=environment)
 
 
 def module_result(capsys, args):
@@ -64,3 +51,9 @@ def test_remote_become_or_an_environment_runs_the_module():
         plugin._execute_module = MagicMock(return_value={"changed": False, "probe": {}})
         assert plugin.run(task_vars={})["probe"] == {}
         assert plugin._execute_module.call_args.kwargs["module_name"] == "llmops.codestack.host_probe"
+
+
+def test_bad_arguments_fail_in_process_naming_them():
+    result = action({"max_bytes": "lots", "bogus": 1}).run(task_vars={})
+    assert result["failed"] is True
+    assert result["msg"].startswith("host_probe: ") and "max_bytes" in result["msg"] and "bogus" in result["msg"]

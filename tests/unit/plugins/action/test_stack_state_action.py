@@ -5,25 +5,12 @@ import json
 import os
 from unittest.mock import MagicMock
 
-from ansible.playbook.task import Task
-from ansible.template import Templar
-
 from ansible_collections.llmops.codestack.plugins.action.stack_state import ActionModule
+from ansible_collections.llmops.codestack.tests.unit.plugins.action._plugin import make_action
 
 
 def action(args, transport="local", check=False, diff=False, become=False):
-    task = MagicMock(Task)
-    task.args = args
-    task.async_val = 0
-    task.check_mode = check
-    task.diff = diff
-    connection = MagicMock()
-    connection.transport = transport
-    play_context = MagicMock()
-    play_context.become = become
-    loader = MagicMock()
-    return ActionModule(task, connection, play_context, loader=loader, templar=Templar(loader=loader),
-                        shared_loader_obj=None)
+    return make_action(ActionModule, args, transport=transport, check=check, diff=diff, become=become)
 
 
 def args(path, **extra):

@@ -56,18 +56,11 @@ def test_check_mode_asks_nothing(capsys):
 def test_in_process_on_the_local_connection_answers_the_same_without_the_key(capsys):
     from unittest.mock import MagicMock
 
-    from ansible.playbook.task import Task
-    from ansible.template import Templar
-
     from ansible_collections.llmops.codestack.plugins.action.alias_check import ActionModule
+    from ansible_collections.llmops.codestack.tests.unit.plugins.action._plugin import make_action
 
     def plugin(args, transport):
-        task = MagicMock(Task)
-        task.args, task.async_val, task.check_mode, task.diff, task.environment = args, 0, False, False, None
-        connection, play_context, loader = MagicMock(), MagicMock(), MagicMock()
-        connection.transport, play_context.become = transport, False
-        action = ActionModule(task, connection, play_context, loader=loader, templar=Templar(loader=loader),
-                              shared_loader_obj=None)
+        action = make_action(ActionModule, args, transport=transport)
         action._execute_module = MagicMock(return_value={"changed": False, "alias_check": "module"})
         return action
 

@@ -10,10 +10,9 @@ from unittest.mock import MagicMock
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
-from ansible.playbook.task import Task
-from ansible.template import Templar
 from ansible_collections.llmops.codestack.plugins.action.host_files import ActionModule, build_args
 from ansible_collections.llmops.codestack.plugins.modules import host_files
+from ansible_collections.llmops.codestack.tests.unit.plugins.action._plugin import make_action
 from ansible.errors import AnsibleActionFail
 
 SECRET = "sk-s3cret-value"
@@ -25,19 +24,7 @@ def _mode(path):
 
 def _in_process(task, check, diff):
     """The action on the local connection: the module's work done in the worker process."""
-    plugin_task = MagicMock(Task)
-    plugin_task.args = task
-    plugin_task.async_val = 0
-    plugin_task.check_mode = check
-    plugin_task.diff = diff
-    plugin_task.environment = None
-    connection = MagicMock()
-    connection.transport = "local"
-    play_context = MagicMock()
-    play_context.become = False
-    loader = MagicMock()
-    plugin = ActionModule(plugin_task, connection, play_context, loader=loader, templar=Templar(loader=loader),
-                          shared_loader_obj=None)
+    plugin = make_action(ActionModule, task, check=check, diff=diff)
     plugin._read_src = lambda src: "from files/" + src
     plugin._execute_module = MagicMock(side_effect=AssertionError("no module run on the local connection"))
     # What reaches the user goes through JSON, as the module's answer does.

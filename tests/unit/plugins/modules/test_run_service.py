@@ -12,10 +12,9 @@ from unittest.mock import MagicMock
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
-from ansible.playbook.task import Task
-from ansible.template import Templar
 from ansible_collections.llmops.codestack.plugins.action.run_service import ActionModule, build_args
 from ansible_collections.llmops.codestack.plugins.modules import run_service
+from ansible_collections.llmops.codestack.tests.unit.plugins.action._plugin import make_action
 
 
 def free_port():
@@ -26,13 +25,7 @@ def free_port():
 
 def _in_process(task, check, diff):
     """The action on the local connection: the module's work done in the worker process."""
-    plugin_task = MagicMock(Task)
-    plugin_task.args, plugin_task.async_val, plugin_task.environment = task, 0, None
-    plugin_task.check_mode, plugin_task.diff = check, diff
-    connection, play_context, loader = MagicMock(), MagicMock(), MagicMock()
-    connection.transport, play_context.become = "local", False
-    plugin = ActionModule(plugin_task, connection, play_context, loader=loader, templar=Templar(loader=loader),
-                          shared_loader_obj=None)
+    plugin = make_action(ActionModule, task, check=check, diff=diff)
     plugin._read_src = lambda src: "from " + src
     plugin._execute_module = MagicMock(side_effect=AssertionError("no module run on the local connection"))
     return json.loads(json.dumps(plugin.run(task_vars={})))
