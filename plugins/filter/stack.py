@@ -256,6 +256,14 @@ def vscode_extensions(found):
     return refs
 
 
+def agent_model_limits(plan, aliases, overrides=None, output_share=0.25, output_max=16384):
+    """{alias: {context, output}} the coding agents' configurations declare per gateway model."""
+    try:
+        return _stack.agent_model_limits(plan or {}, aliases, overrides, output_share, output_max)
+    except _stack.StackError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
 def node_links(targets, prefix, link_dir, system_bin=""):
     """The links ``host_files`` makes in ``link_dir`` for node, npm and npx, from ``targets``
     (name to what it runs): a path inside ``prefix`` becomes relative to ``link_dir`` (a direct
@@ -328,4 +336,4 @@ class FilterModule(object):
                 "stack_rendered_only": stack_rendered_only, "packages_missing": packages_missing,
                 "node_links": node_links, "links_in_place": links_in_place, "file_in_place": file_in_place,
                 "package_version": package_version,
-                "vscode_extensions": vscode_extensions}
+                "vscode_extensions": vscode_extensions, "agent_model_limits": agent_model_limits}

@@ -141,6 +141,72 @@ def split_deployments(plan):
     return local, rented
 
 
+def _context_of(dep):
+    """The context window a deployment serves: what its engine is started with
+    (``serving.max_model_len``), else the model's, else a per-token API's; None if unknown."""
+    for value in ((dep.get("serving") or {}).get("max_model_len"),
+                  (dep.get("model") or {}).get("max_model_len"),
+                  (dep.get("api") or {}).get("context")):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def agent_model_limits(plan, aliases, overrides=None, output_share=0.25, output_max=16384):
+    """{alias: {context, output}} for the coding agents' configurations.
+
+    Without a limit, the Kilo CLI and KiloCode 7.x ask every request for 32000 output tokens:
+    vLLM refuses a request whose prompt plus ``max_tokens`` exceeds ``--max-model-len``, and
+    llama.cpp generates until its context is full when the model does not stop. ``context`` is
+    the smallest window among the deployment a role's alias routes to and its capacity
+    fallbacks; ``output`` is ``output_share`` of it, at most ``output_max``. ``overrides``
+    ({alias: {context, output}}) wins per field; an alias whose context is unknown is left out.
+    """
+    if not isinstance(aliases, dict):
+        raise StackError("agent_model_limits: expected {role: alias}, not %r" % (aliases,))
+    overrides = overrides or {}
+    if not isinstance(overrides, dict):
+        raise StackError("agent_model_limits: the overrides must be {alias: {context, output}}")
+    share = float(output_share)
+    if not 0 < share < 1:
+        raise StackError("agent_model_limits: output_share must be between 0 and 1, not %r" % (output_share,))
+    unknown = sorted(set(overrides) - set(aliases.values()))
+    if unknown:
+        raise StackError("agent_model_limits: no role routes to %s (the aliases are %s)"
+                         % (", ".join(map(str, unknown)), ", ".join(sorted(set(aliases.values())))))
+    deployments = {d.get("name"): d for d in (plan or {}).get("deployments") or [] if isinstance(d, dict)}
+    contexts = {}
+    for role, entry in ((plan or {}).get("roles") or {}).items():
+        if not isinstance(entry, dict) or aliases.get(role) is None:
+            continue
+        dep = deployments.get(entry.get("deployment"))
+        if dep is None:
+            continue
+        windows = [c for c in [_context_of(dep)] + [_context_of(a) for a in dep.get("alternatives") or []
+                                                     if isinstance(a, dict)] if c]
+        if windows:
+            alias = aliases[role]
+            contexts[alias] = min(windows + ([contexts[alias]] if alias in contexts else []))
+    out = {}
+    for alias in dict.fromkeys(aliases.values()):
+        given = overrides.get(alias) or {}
+        if not isinstance(given, dict):
+            raise StackError("agent_model_limits: the limits of %s must be {context, output}, not %r" % (alias, given))
+        context = given.get("context", contexts.get(alias))
+        if context is None:
+            continue
+        output = given.get("output", min(int(output_max), int(int(context) * share)))
+        for field, value in (("context", context), ("output", output)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise StackError("agent_model_limits: %s of %s must be a positive integer, not %r"
+                                 % (field, alias, value))
+        if output >= context:
+            raise StackError("agent_model_limits: the output of %s (%d) must be smaller than its context (%d)"
+                             % (alias, output, context))
+        out[alias] = {"context": context, "output": output}
+    return out
+
+
 def kubernetes_deployments(plan):
     """The deployments on a cluster the user brings (provider ``kubernetes``)."""
     return [d for d in plan.get("deployments") or []

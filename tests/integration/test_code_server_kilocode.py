@@ -25,7 +25,9 @@ def _plan():
         blueprint = yaml.safe_load(handle)
     return {"schema_version": 1, "blueprint": blueprint,
             "roles": {role: {"alias": alias, "deployment": "local"}
-                      for role, alias in PLAN_ALIASES.items()}}
+                      for role, alias in PLAN_ALIASES.items()},
+            # The window the local engine is started with: each alias declares it.
+            "deployments": [{"name": "local", "provider": "local", "serving": {"max_model_len": 8192}}]}
 
 
 def test_kilo7_check_mode_then_apply_then_nothing_to_do(tmp_path):
@@ -34,7 +36,8 @@ def test_kilo7_check_mode_then_apply_then_nothing_to_do(tmp_path):
     variables = base_vars(home, code_server_kilocode_extension_version="7.7.7",
                           code_server_kilocode_plan=_plan(),
                           code_server_kilocode_blueprint_file="",
-                          code_server_kilocode_gateway_url="http://gw.internal:4000/")
+                          code_server_kilocode_gateway_url="http://gw.internal:4000/",
+                          code_server_kilocode_model_limits={"plan-review": {"output": 1000}})
     kilo = home / ".config" / "kilo" / "kilo.jsonc"
 
     rc, out, login = apply_role(tmp_path, variables, tags="configure", check=True, name="check")
@@ -60,6 +63,11 @@ def test_kilo7_check_mode_then_apply_then_nothing_to_do(tmp_path):
     assert provider["npm"] == "@ai-sdk/openai-compatible"
     assert provider["options"]["baseURL"] == "http://gw.internal:4000/v1"
     assert set(provider["models"]) == set(PLAN_ALIASES.values())  # plan-coder once
+    # Each model declares the window its deployment serves and an output cap (a quarter of it,
+    # or what code_server_kilocode_model_limits says): Kilo then asks for that, not 32000.
+    assert {alias: model["limit"] for alias, model in provider["models"].items()} == {
+        "plan-arch": {"context": 8192, "output": 2048}, "plan-coder": {"context": 8192, "output": 2048},
+        "plan-review": {"context": 8192, "output": 1000}}
     for role, alias in PLAN_ALIASES.items():
         assert config["agent"][role]["model"] == "litellm/" + alias
         assert "CODESTACK-PROMPT-%s" % role.upper() in config["agent"][role]["prompt"]
@@ -81,6 +89,8 @@ def test_kilo7_check_mode_then_apply_then_nothing_to_do(tmp_path):
     for model in cont["models"]:
         assert model["provider"] == "openai" and model["apiBase"] == "http://gw.internal:4000/v1"
         assert model["apiKey"] == "sk-test-gateway-key" and "chat" in model["roles"]
+        assert model["defaultCompletionOptions"] == {
+            "contextLength": 8192, "maxTokens": 1000 if model["model"] == "plan-review" else 2048}
     assert "CODESTACK-PROMPT-REVIEWER" in cont["models"][3]["chatOptions"]["baseSystemMessage"]
     assert _mode(continue_file) == 0o600 and _mode(home / ".continue") == 0o700
     openhands_file = home / ".openhands" / "codestack-llm.env"
@@ -109,7 +119,11 @@ def test_legacy_format_chosen_by_extension_version(tmp_path):
     settings = home / ".local" / "share" / "code-server" / "User" / "settings.json"
     settings.parent.mkdir(parents=True)
     settings.write_text('{"editor.fontSize": 15}')
-    variables = base_vars(home, code_server_kilocode_extension_version="4.98.0")
+    # Without a plan, the limits come from code_server_kilocode_model_limits alone.
+    variables = base_vars(home, code_server_kilocode_extension_version="4.98.0",
+                          code_server_kilocode_model_limits={
+                              alias: {"context": 16384, "output": 512} if role == "reviewer" else {"context": 16384}
+                              for role, alias in ALIASES.items()})
 
     rc, out, login = apply_role(tmp_path, variables, tags="configure")
     assert rc == 0, out[-3000:]
@@ -130,6 +144,8 @@ def test_legacy_format_chosen_by_extension_version(tmp_path):
         assert api["openAiBaseUrl"] == "http://127.0.0.1:4000/v1"
         assert api["openAiModelId"] == alias
         assert api["openAiApiKey"] == "sk-test-gateway-key"
+        assert api["openAiCustomModelInfo"]["contextWindow"] == 16384
+        assert api["openAiCustomModelInfo"]["maxTokens"] == (512 if role == "reviewer" else 4096)
         assert profiles["modeApiConfigs"][role] == "codestack-" + role
 
     modes = yaml.safe_load((home / "workspace" / ".kilocodemodes").read_text())["customModes"]
@@ -150,6 +166,8 @@ def test_legacy_format_chosen_by_extension_version(tmp_path):
     ({"code_server_kilocode_tls": "cert"}, "tls=cert needs code_server_kilocode_tls_cert"),
     ({"code_server_kilocode_gateway_api_key": ""}, "code_server_kilocode_gateway_api_key is empty"),
     ({"code_server_kilocode_prompts_dir": "/nonexistent"}, "missing system prompt(s) /nonexistent/architect.md"),
+    ({"code_server_kilocode_model_limits": {"coder-alias": {"context": 1000, "output": 1000}}},
+     "the output of coder-alias (1000) must be smaller than its context (1000)"),
 ])
 def test_bad_input_fails_before_anything_is_written(tmp_path, overrides, message):
     home = tmp_path / "home"

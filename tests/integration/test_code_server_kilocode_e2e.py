@@ -112,6 +112,8 @@ def stack(tmp_path_factory):
             code_server_kilocode_config_format="kilo7",
             code_server_kilocode_gateway_url=litellm.url,
             code_server_kilocode_gateway_api_key=MASTER_KEY,
+            # The window llama.cpp was started with (--n_ctx above), as a plan would give it.
+            code_server_kilocode_model_limits={alias: {"context": 8192} for alias in ALIASES.values()},
         )
         rc, output, login = apply_role(work, variables)
         assert rc == 0, output[-4000:]
@@ -193,6 +195,9 @@ def test_kilo_cli_reaches_gateway_as_role(stack, role):
     for other in ALIASES:
         if other != role:
             assert "CODESTACK-PROMPT-%s" % other.upper() not in system
+    # The output cap kilo.jsonc declares (a quarter of the 8192-token window), not Kilo's 32000:
+    # without it a small model that does not stop generates until llama.cpp's context is full.
+    assert {r["body"].get("max_tokens") for r in chats} == {2048}
     # The brief the role wrote into the workspace reaches the agent as an instruction file.
     assert "Project brief: todo-api" in system
     # The CLI got a model answer back through the whole chain.

@@ -17,6 +17,7 @@ import urllib.request
 
 import pytest
 
+from _ide import read_jsonc
 from _services import free_port, strategy_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -110,6 +111,14 @@ def test_ide_serves_login_and_knows_the_gateway(stack):
     for alias in ("architect", "coder", "debugger", "reviewer"):
         assert alias in text
     assert oct(os.stat(kilo).st_mode & 0o777) == "0o600"
+    # Each model declares the window the plan serves it with, so Kilo asks for a quarter of it
+    # as output instead of its own 32000.
+    plan = json.loads((stack["out"] / "stack" / "plan.json").read_text())
+    served = {d["serving"]["max_model_len"] for d in plan["deployments"]}
+    assert len(served) == 1
+    models = read_jsonc(kilo)["provider"]["litellm"]["models"]
+    assert {alias: model["limit"] for alias, model in models.items()} == {
+        alias: {"context": min(served), "output": min(served) // 4} for alias in models}
 
 
 def test_ide_has_its_scoped_key_never_the_master_key(stack):
