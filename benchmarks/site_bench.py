@@ -95,7 +95,7 @@ CONTROLLER = {"ansible.builtin.set_fact", "ansible.builtin.assert", "ansible.bui
 CONTROLLER_OURS = {"llmops.codestack.warn", "llmops.codestack.intent_estimate", "llmops.codestack.spend_report",
                    "llmops.codestack.stack_context", "llmops.codestack.catalog_refresh",
                    "llmops.codestack.stack_state", "llmops.codestack.host_probe", "llmops.codestack.host_files",
-                   "llmops.codestack.alias_check", "llmops.codestack.run_service"}
+                   "llmops.codestack.alias_check", "llmops.codestack.run_service", "llmops.codestack.host_facts"}
 
 
 def _seconds(stamp):

@@ -13,6 +13,7 @@ this one.
 from __future__ import annotations
 
 import json
+import time
 
 from ansible.errors import AnsibleFilterError
 
@@ -264,6 +265,28 @@ def agent_model_limits(plan, aliases, overrides=None, output_share=0.25, output_
         raise AnsibleFilterError(str(exc))
 
 
+def extension_retry_wait(found, ref, retry_after, now=None):
+    """Seconds until the extension gallery is tried again for ``ref`` (0: try now), from the
+    ``files.<name>`` entry host_probe returned for the role's deferral record (JSON ``{ref, at}``,
+    written when the gallery was unreachable). No record, another extension, a record that
+    cannot be read or ``retry_after`` 0 give 0."""
+    try:
+        retry_after = int(retry_after)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError("extension_retry_wait: retry_after must be a number of seconds, not %r" % (retry_after,))
+    record = _probed_json(found)
+    if retry_after <= 0 or not isinstance(record, dict) or str(record.get("ref", "")).lower() != str(ref).lower():
+        return 0
+    try:
+        at = float(record.get("at"))
+    except (TypeError, ValueError):
+        return 0
+    now = time.time() if now is None else float(now)
+    if at > now:  # a clock set back: try now
+        return 0
+    return max(0, int(round(at + retry_after - now)))
+
+
 def node_links(targets, prefix, link_dir, system_bin=""):
     """The links ``host_files`` makes in ``link_dir`` for node, npm and npx, from ``targets``
     (name to what it runs): a path inside ``prefix`` becomes relative to ``link_dir`` (a direct
@@ -336,4 +359,5 @@ class FilterModule(object):
                 "stack_rendered_only": stack_rendered_only, "packages_missing": packages_missing,
                 "node_links": node_links, "links_in_place": links_in_place, "file_in_place": file_in_place,
                 "package_version": package_version,
-                "vscode_extensions": vscode_extensions, "agent_model_limits": agent_model_limits}
+                "vscode_extensions": vscode_extensions, "agent_model_limits": agent_model_limits,
+                "extension_retry_wait": extension_retry_wait}

@@ -14,11 +14,16 @@ import pwd
 
 from ansible.module_utils.common.process import get_bin_path
 from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.six.moves.urllib.error import HTTPError
+from ansible.module_utils.urls import open_url
 
 ARGUMENT_SPEC = dict(
     files=dict(type="dict", default={}),
     paths=dict(type="dict", default={}),
     commands=dict(type="dict", default={}),
+    urls=dict(type="dict", default={}),
+    url_timeout=dict(type="int", default=5),
+    validate_certs=dict(type="bool", default=True),
     max_bytes=dict(type="int", default=1048576),
 )
 
@@ -84,6 +89,22 @@ def run(argv, run_command):
     return dict(rc=rc, stdout=out, stderr=err, stdout_lines=out.splitlines())
 
 
+def fetch(url, timeout, validate_certs):
+    """GET ``url`` once: its status (0 when nothing answered) and, when it is not 200, why."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ProbeError("host_probe: a URL must start with http:// or https://, not %r" % (url,))
+    try:
+        response = open_url(url, method="GET", timeout=timeout, validate_certs=validate_certs,
+                            follow_redirects="none")
+        status = response.getcode()
+        response.read()
+    except HTTPError as exc:
+        return dict(url=url, status=exc.code, error="HTTP %s" % exc.code)
+    except Exception as exc:  # pylint: disable=broad-except  # refused, reset, timed out, TLS: not ready
+        return dict(url=url, status=0, error=to_text(getattr(exc, "reason", None) or exc))
+    return dict(url=url, status=status, error="" if status == 200 else "HTTP %s" % status)
+
+
 def probe(params, run_command):
     """The module's ``probe`` result for validated ``params``; ``run_command(argv)`` runs a
     command (AnsibleModule.run_command on the host, plugin_utils/_inprocess.py's run_here in the
@@ -92,4 +113,6 @@ def probe(params, run_command):
         files=dict((name, read_file(to_text(path), params["max_bytes"])) for name, path in params["files"].items()),
         paths=dict((name, look(to_text(path))) for name, path in params["paths"].items()),
         commands=dict((name, run(argv, run_command)) for name, argv in params["commands"].items()),
+        urls=dict((name, fetch(url, params["url_timeout"], params["validate_certs"]))
+                  for name, url in params["urls"].items()),
     )

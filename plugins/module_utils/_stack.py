@@ -182,8 +182,8 @@ def agent_model_limits(plan, aliases, overrides=None, output_share=0.25, output_
         dep = deployments.get(entry.get("deployment"))
         if dep is None:
             continue
-        windows = [c for c in [_context_of(dep)] + [_context_of(a) for a in dep.get("alternatives") or []
-                                                     if isinstance(a, dict)] if c]
+        routes = [dep] + [a for a in dep.get("alternatives") or [] if isinstance(a, dict)]
+        windows = [c for c in (_context_of(route) for route in routes) if c]
         if windows:
             alias = aliases[role]
             contexts[alias] = min(windows + ([contexts[alias]] if alias in contexts else []))

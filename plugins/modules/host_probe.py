@@ -12,7 +12,7 @@ module: host_probe
 short_description: Look at what a host has, in one module run
 version_added: 0.5.0
 description:
-  - Reads small text files, looks for paths and runs read-only commands on the host, and
+  - Reads small text files, looks for paths, runs read-only commands and GETs URLs on the host, and
     returns what it found, in one module run instead of a C(slurp), C(stat) or C(command) task
     each. A role's re-run that only needs to learn that everything is in place then costs one
     module run.
@@ -42,6 +42,23 @@ options:
         as a shell would, instead of failing the task.
     type: dict
     default: {}
+  urls:
+    description:
+      - Name to URL (C(http://) or C(https://)) to GET once each, as a health check that costs no
+        module run of its own (M(ansible.builtin.uri) with C(until) does, at every retry). Redirects are
+        not followed; RV(probe.urls) gives the status, 0 when nothing answered.
+    type: dict
+    default: {}
+  url_timeout:
+    description: Seconds each URL may take.
+    type: int
+    default: 5
+  validate_certs:
+    description:
+      - Whether an C(https://) URL's certificate must be valid; V(false) for a loopback health check
+        of a service with a self-signed certificate.
+    type: bool
+    default: true
   max_bytes:
     description:
       - Files larger than this are not read (RV(probe.files) says C(too_large)).
@@ -101,6 +118,10 @@ probe:
       description: Per name, C(rc), C(stdout), C(stderr) and C(stdout_lines), as M(ansible.builtin.command) returns them.
       type: dict
       sample: {"node": {"rc": 0, "stdout": "v24.13.0", "stderr": "", "stdout_lines": ["v24.13.0"]}}
+    urls:
+      description: Per name, C(url), C(status) (the HTTP status, 0 when nothing answered) and C(error) (empty for 200).
+      type: dict
+      sample: {"healthz": {"url": "http://127.0.0.1:8080/healthz", "status": 200, "error": ""}}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -201,6 +201,14 @@ def test_kilo_cli_in_the_ide_answers_through_the_stack(stack):
 def test_second_run_changes_nothing(stack):
     second = _play(stack["extra"], stack["out"])
     assert _stats(second)["changed"] == 0 and _stats(second)["failures"] == 0
+    # Within code_server_kilocode_extension_retry_after of the unreachable gallery, the re-run
+    # does not start code-server to try again: it says when the next try is.
+    warnings = [w for w in _warnings(second) if "KiloCode extension" in w]
+    assert len(warnings) == 1 and "min tries again" in warnings[0], _warnings(second)
+    installs = [host for play in second["plays"] for task in play["tasks"]
+                if task["task"]["name"].startswith("llmops.codestack.code_server_kilocode : Install the extension")
+                for host in task["hosts"].values()]
+    assert installs and all(host.get("skipped") for host in installs), installs
 
 
 def test_a_rerun_with_mitogens_strategy_changes_nothing(stack):

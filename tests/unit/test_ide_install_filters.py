@@ -120,3 +120,23 @@ def test_file_in_place_against_what_host_probe_found(tmp_path):
     assert file_in_place(found, str(path), "#!/bin/bash\n", "0750", "codestack-nobody", mine) is False  # other owner
     assert file_in_place(found, str(tmp_path / "other"), "#!/bin/bash\n", "0750", me, mine) is False  # another path
     assert file_in_place({}, str(path), "#!/bin/bash\n", "0750", me, mine) is False  # not probed
+
+
+def test_extension_retry_wait_after_an_unreachable_gallery():
+    from ansible_collections.llmops.codestack.plugins.filter.stack import extension_retry_wait
+
+    def record(content, exists=True):
+        return {"exists": exists, "content": content, "too_large": False}
+
+    ref = "kilocode.kilo-code@7.7.7"
+    tried = record(json.dumps({"ref": "KiloCode.Kilo-Code@7.7.7", "at": 1000}))
+    assert extension_retry_wait(tried, ref, 3600, now=1600) == 3000
+    assert extension_retry_wait(tried, ref, 3600, now=4600) == 0      # the hour is over
+    assert extension_retry_wait(tried, ref, 0, now=1600) == 0         # retry at every run
+    assert extension_retry_wait(tried, "kilocode.kilo-code@7.8.0", 3600, now=1600) == 0  # another pin
+    assert extension_retry_wait(tried, ref, 3600, now=900) == 0       # the clock went back
+    for other in (record("", exists=False), record("not json"), record(json.dumps({"ref": ref, "at": "x"})),
+                  record(json.dumps([ref])), None):
+        assert extension_retry_wait(other, ref, 3600, now=1600) == 0
+    with pytest.raises(AnsibleFilterError, match="retry_after must be a number of seconds"):
+        extension_retry_wait(tried, ref, "soon")

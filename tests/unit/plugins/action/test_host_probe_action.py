@@ -57,3 +57,45 @@ def test_bad_arguments_fail_in_process_naming_them():
     result = action({"max_bytes": "lots", "bogus": 1}).run(task_vars={})
     assert result["failed"] is True
     assert result["msg"].startswith("host_probe: ") and "max_bytes" in result["msg"] and "bogus" in result["msg"]
+
+
+def test_urls_give_their_status_in_process_as_in_the_module(capsys):
+    import http.server
+    import socket
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            code = 200 if self.path == "/healthz" else 503
+            self.send_response(code)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead = closed.getsockname()[1]
+    closed.close()  # nothing listens there
+    base = "http://127.0.0.1:%d" % server.server_address[1]
+    args = {"urls": {"up": base + "/healthz", "starting": base + "/other", "down": "http://127.0.0.1:%d/" % dead},
+            "url_timeout": 2}
+    try:
+        plugin = action(args)
+        plugin._execute_module = MagicMock(side_effect=AssertionError("no module run on the local connection"))
+        here = plugin.run(task_vars={})["probe"]["urls"]
+        assert here == module_result(capsys, args)["probe"]["urls"]
+    finally:
+        server.shutdown()
+    assert here["up"] == {"url": base + "/healthz", "status": 200, "error": ""}
+    assert here["starting"]["status"] == 503 and here["starting"]["error"] == "HTTP 503"
+    assert here["down"]["status"] == 0 and "refused" in here["down"]["error"].lower()
+
+
+def test_a_url_that_is_not_http_is_refused():
+    result = action({"urls": {"x": "file:///etc/passwd"}}).run(task_vars={})
+    assert result["failed"] is True and "must start with http:// or https://" in result["msg"]
