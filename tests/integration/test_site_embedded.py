@@ -119,6 +119,9 @@ def test_ide_serves_login_and_knows_the_gateway(stack):
     models = read_jsonc(kilo)["provider"]["litellm"]["models"]
     assert {alias: model["limit"] for alias, model in models.items()} == {
         alias: {"context": min(served), "output": min(served) // 4} for alias in models}
+    # ... which is the window llama.cpp runs with.
+    engine = json.loads(open("/var/lib/codestack/%s/llamacpp/config.json" % plan["stack_id"]).read())
+    assert {model["n_ctx"] for model in engine["models"]} == served
 
 
 def test_ide_has_its_scoped_key_never_the_master_key(stack):
