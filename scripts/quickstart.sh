@@ -6,6 +6,7 @@
 #
 #   bash scripts/quickstart.sh                                   # plan + serve + route + IDE
 #   QUICKSTART=plan bash scripts/quickstart.sh                   # only the priced plan
+#   QUICKSTART=teardown bash scripts/quickstart.sh               # remove what it built (out/stack)
 #   BLUEPRINT=blueprints/medium-webapp.yml QUICKSTART=plan OUT=/tmp/plan bash scripts/quickstart.sh
 #   CODESTACK_STRATEGY=mitogen_linear bash scripts/quickstart.sh # a re-run through Mitogen's strategy
 #
@@ -84,10 +85,18 @@ else
   OUT="${OUT:-$PWD/out/stack}"
   become=()
   if [ ${#SUDO[@]} -gt 0 ]; then
-    need_root "building the stack"
+    need_root "building or removing the stack"
     become=(--become)
     sudo -n true 2>/dev/null || become+=(--ask-become-pass)
   fi
+  if [ "$MODE" = teardown ]; then
+    say "removing the stack of $OUT"
+    ansible-playbook "$REPO/playbooks/teardown.yml" -e "codestack_output=$OUT" \
+      ${become[@]+"${become[@]}"} ${extra[@]+"${extra[@]}"}
+    say "done: what was removed is listed just above (and in $OUT/teardown.json)"
+    exit 0
+  fi
+  [ "$MODE" = site ] || { echo "QUICKSTART must be site, plan or teardown, not '$MODE'" >&2; exit 2; }
   say "building the stack of $BLUEPRINT on this machine (first run compiles llama.cpp, ~10 min)"
   ansible-playbook "$REPO/playbooks/site.yml" -e "blueprint=$BLUEPRINT" -e "codestack_output=$OUT" \
     ${become[@]+"${become[@]}"} ${extra[@]+"${extra[@]}"}

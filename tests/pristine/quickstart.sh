@@ -86,3 +86,22 @@ print("pristine: state.json lists", sorted(r["id"] for r in state["resources"]))
 PY
 grep -q "KiloCode extension kilocode.kilo-code@7.7.7 not installed" "$log"
 echo "pristine: one warning about the unreachable gallery, the run went on"
+
+# The same script removes what it built, with the same venv (no collection but this one).
+start=$SECONDS
+if ! in_box env QUICKSTART=teardown bash scripts/quickstart.sh </dev/null >>"$log" 2>&1; then
+  tail -n 60 "$log" >&2
+  echo "pristine: the quickstart's teardown failed after $((SECONDS - start)) s" >&2
+  exit 1
+fi
+in_box python3 - <<'PY'
+import json, socket
+
+state = json.load(open("out/stack/state.json"))
+assert state["resources"] == [], state["resources"]
+for port in (4000, 8001, 8080):
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "port %d still answers" % port
+print("pristine: teardown removed", sorted(r["id"] for r in state.get("removed", [])))
+PY
+echo "pristine: the quickstart's teardown took $((SECONDS - start)) s"
