@@ -81,6 +81,7 @@ class ActionModule(ActionBase):
             "codestack_state": state,
             "codestack_budget_usd": _stack.budget_usd(plan),
             "codestack_local_deployments": local,
+            "codestack_local_context": max([_stack.served_context(d) or 0 for d in local] or [0]),
             "codestack_rented_deployments": rented,
             "codestack_kubernetes_deployments": _stack.kubernetes_deployments(plan),
             "codestack_api_deployments": _stack.api_deployments(plan),

@@ -89,13 +89,14 @@ def run(argv, run_command):
     return dict(rc=rc, stdout=out, stderr=err, stdout_lines=out.splitlines())
 
 
-def fetch(url, timeout, validate_certs):
-    """GET ``url`` once: its status (0 when nothing answered) and, when it is not 200, why."""
+def fetch(url, timeout, validate_certs, headers=None):
+    """GET ``url`` once: its status (0 when nothing answered) and, when it is not 200, why. The
+    health check of host_probe's ``urls`` and of run_service's wait."""
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ProbeError("host_probe: a URL must start with http:// or https://, not %r" % (url,))
     try:
         response = open_url(url, method="GET", timeout=timeout, validate_certs=validate_certs,
-                            follow_redirects="none")
+                            headers=headers or {}, follow_redirects="none")
         status = response.getcode()
         response.read()
     except HTTPError as exc:

@@ -14,9 +14,8 @@ import os
 import pwd
 import time
 
-from ansible.module_utils.urls import open_url
 
-from ansible_collections.llmops.codestack.plugins.module_utils import _hostfiles, _service
+from ansible_collections.llmops.codestack.plugins.module_utils import _hostfiles, _probe, _service
 
 # host_files' file options, less what only host_files does (merging JSON, disabled entries).
 FILE_OPTIONS = dict((key, value) for key, value in _hostfiles.FILE_OPTIONS.items() if key not in ("json_merge", "enabled"))
@@ -103,16 +102,16 @@ class RunService:
         if not url or self.host.check_mode:
             return False
         deadline = time.monotonic() + timeout
-        last = "no answer"
+        headers = {"Authorization": "Bearer " + self.params["wait_api_key"]} if self.params["wait_api_key"] else {}
         while True:
             try:
-                headers = {"Authorization": "Bearer " + self.params["wait_api_key"]} if self.params["wait_api_key"] else {}
-                response = open_url(url, timeout=10, headers=headers)
-                if response.getcode() == 200:
-                    return True
-                last = "HTTP %s" % response.getcode()
-            except Exception as exc:  # pylint: disable=broad-except  # refused, reset, 503: not ready yet
-                last = str(exc)
+                answer = _probe.fetch(url, 10, True, headers)
+            except _probe.ProbeError as exc:
+                self.host.fail_json(msg="%s: wait_url %s" % (self.params["name"], exc), **self.result())
+                return False
+            if answer["status"] == 200:
+                return True
+            last = answer["error"]  # refused, reset, 503: not ready yet
             if time.monotonic() >= deadline:
                 break
             time.sleep(1)

@@ -141,7 +141,7 @@ def split_deployments(plan):
     return local, rented
 
 
-def _context_of(dep):
+def served_context(dep):
     """The context window a deployment serves: what its engine is started with
     (``serving.max_model_len``), else the model's, else a per-token API's; None if unknown."""
     for value in ((dep.get("serving") or {}).get("max_model_len"),
@@ -183,7 +183,7 @@ def agent_model_limits(plan, aliases, overrides=None, output_share=0.25, output_
         if dep is None:
             continue
         routes = [dep] + [a for a in dep.get("alternatives") or [] if isinstance(a, dict)]
-        windows = [c for c in (_context_of(route) for route in routes) if c]
+        windows = [c for c in (served_context(route) for route in routes) if c]
         if windows:
             alias = aliases[role]
             contexts[alias] = min(windows + ([contexts[alias]] if alias in contexts else []))

@@ -108,6 +108,12 @@ ansible_facts:
       type: list
       elements: dict
       returned: success
+    codestack_local_context:
+      description:
+        - The largest context window of those deployments (C(serving.max_model_len), else the
+          model's), what llama.cpp is started with; 0 when there is none.
+      type: int
+      returned: success
     codestack_rented_deployments:
       description: The plan's rented deployments (not the API-served ones nor those on a user's cluster).
       type: list

@@ -12,7 +12,7 @@ from ansible_collections.llmops.codestack.plugins.action.stack_context import Ac
 
 PLAN = {"stack_id": "cs-1", "roles": {}, "checks": {"budget": {"limit": 3, "currency": "USD"}},
         "deployments": [{"name": "gpu", "provider": "runpod", "alternatives": [{"provider": "vast"}]},
-                        {"name": "cpu", "provider": "local"}]}
+                        {"name": "cpu", "provider": "local", "model": {"max_model_len": 4096}}]}
 
 
 def run(args, monkeypatch, env=None):
@@ -46,6 +46,8 @@ def test_facts_of_a_stack_without_state(stack, monkeypatch):
     assert facts["codestack_budget_usd"] == 3.0
     assert [d["name"] for d in facts["codestack_rented_deployments"]] == ["gpu"]
     assert facts["codestack_paid"] is True and result["changed"] is False
+    # The window llama.cpp is started with: the local deployment's (serving's, else the model's).
+    assert facts["codestack_local_context"] == 4096
 
 
 def test_build_names_the_missing_key_before_anything_is_created(stack, monkeypatch):
